@@ -1,0 +1,1 @@
+"""Local stand-ins for the CRMs, speaking their documented wire formats over real HTTP."""
