@@ -1,0 +1,43 @@
+"""The Flask app factory: config loaded once, one blueprint per concern."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify
+
+from bridge.masking import install_log_redaction
+from bridge.runtime import Runtime
+
+
+def create_app(test_config: dict[str, Any] | None = None, runtime: Runtime | None = None) -> Flask:
+    """Build the webhook server.
+
+    Args:
+        test_config: Flask settings to apply (``BRIDGE_CONFIG``, ``BRIDGE_JOURNAL_URL``,
+            ``REDIS_URL`` are read from it before the environment).
+        runtime: an already built runtime (the demo and tests share one with the worker).
+    """
+    app = Flask("bridge")
+    app.config.from_mapping(MAX_CONTENT_LENGTH=1024 * 1024)
+    app.config.from_prefixed_env("BRIDGE")
+    if test_config:
+        app.config.update(test_config)
+    install_log_redaction()
+    app.extensions["bridge"] = runtime or Runtime.build(
+        app.config.get("BRIDGE_CONFIG"),
+        app.config.get("BRIDGE_JOURNAL_URL"),
+        app.config.get("REDIS_URL"),
+    )
+    from bridge.ingress import bitrix24
+
+    app.register_blueprint(bitrix24.bp)
+    app.add_url_rule("/health", "health", _health)
+    return app
+
+
+def _health() -> Any:
+    from bridge.ingress import runtime
+
+    rt = runtime()
+    return jsonify(status="ok", tenants=sorted(rt.settings.tenants), redis=bool(rt.redis.ping()))

@@ -1,0 +1,133 @@
+"""The ``bridge`` command: demo, validate, serve, worker, journal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from bridge import config
+from bridge.errors import ConfigError
+
+
+@click.group()
+def cli() -> None:
+    """Run a sales department's regulations beside its CRM."""
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Play the scenario, print, and exit 0.")
+@click.option("--port", default=8080, show_default=True, help="Port of the webhook server.")
+def demo(once: bool, port: int) -> None:
+    """Run the bridge on embedded defaults against a Bitrix24 sandbox."""
+    from bridge.demo import run
+
+    sys.exit(run(once=once, port=0 if once else port))
+
+
+@cli.command()
+@click.option("--config", "path", default=None, help="Config file (default: $BRIDGE_CONFIG).")
+def validate(path: str | None) -> None:
+    """Check the config, mappings and regulation packs; errors name file:line."""
+    try:
+        settings = config.load(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        click.echo(f"{len(exc.problems)} problem(s) found", err=True)
+        sys.exit(1)
+    for name, tenant in settings.tenants.items():
+        click.echo(
+            f"{name}: {tenant.config.crm}, "
+            f"{len(tenant.rules)} rule(s) in {len(tenant.packs)} pack(s)"
+        )
+    click.echo("configuration is valid")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True)
+def serve(host: str, port: int) -> None:
+    """Serve webhooks (development server; use gunicorn 'webhooks:create_app()' in production)."""
+    from bridge.app import create_app
+
+    create_app().run(host=host, port=port, threaded=True)
+
+
+@cli.command()
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+def worker(burst: bool) -> None:
+    """Process queued events, SLA timers and retries."""
+    from bridge.runtime import Runtime
+    from bridge.worker import run_worker
+
+    run_worker(Runtime.build(), burst=burst)
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True)
+@click.option("--tenant", default=None)
+def journal(limit: int, tenant: str | None) -> None:
+    """List recent events with their decisions and actions."""
+    from bridge.journal import Journal
+
+    for entry in Journal().recent(limit, tenant):
+        click.echo(format_entry(entry))
+
+
+@cli.command()
+@click.argument("packs", nargs=-1)
+@click.option("--dir", "folder", default="config/regulations", show_default=True)
+def check(packs: tuple[str, ...], folder: str) -> None:
+    """Run the scenario files of regulation packs (no CRM, no Redis)."""
+    from pathlib import Path
+
+    from bridge.scenarios import run_pack
+
+    paths = [Path(folder) / f"{name}.yaml" for name in packs] or sorted(Path(folder).glob("*.yaml"))
+    failed = total = 0
+    for path in paths:
+        try:
+            results = run_pack(path)
+        except ConfigError as exc:
+            click.echo("\n".join(exc.problems), err=True)
+            sys.exit(1)
+        for result in results:
+            total += 1
+            failed += not result.ok
+            click.echo(f"{'ok  ' if result.ok else 'FAIL'} {path.stem}: {result.name}")
+            for problem in result.problems:
+                click.echo(f"     {problem}")
+    click.echo(f"{total - failed} passed, {failed} failed")
+    sys.exit(1 if failed or not total else 0)
+
+
+@cli.command("dry-run")
+@click.argument("event_file", type=click.File())
+def dry_run(event_file: Any) -> None:
+    """Show the plan for one event without acting (reads the CRM when no record is given)."""
+    from bridge.dryrun import dry_run as run
+
+    click.echo(run(json.load(event_file)))
+
+
+def format_entry(entry: dict) -> str:
+    """One journal entry as readable lines."""
+    e = entry["event"]
+    what = f"{e.kind} {e.record_id}" if e.record_id else (e.subject or "-")
+    lines = [
+        f"#{e.id} {e.received_at:%Y-%m-%d %H:%M:%S} {e.tenant} {e.source or e.crm} {what}: "
+        f"{e.status}{' - ' + e.reason if e.reason else ''}"
+    ]
+    lines += [f"    rule {d.rule}: {d.verdict} ({d.detail})" for d in entry["decisions"]]
+    lines += [
+        f"    action {a.kind} [{a.status}] {a.summary} {a.result or ''}" for a in entry["actions"]
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    cli.main(args=argv, prog_name="bridge")

@@ -1,0 +1,260 @@
+"""The bridge's configuration: one file lists tenants, each with its CRM, mapping and packs.
+
+Loaded once per process (``load``); every error names file:line, the key and the fix.
+Secrets are never in YAML: a tenant names the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import date, time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bridge import mappings, yamlfile
+from bridge.calendar import BusinessCalendar
+from bridge.errors import ConfigError
+from bridge.regulations.pack import Known, Pack, check, load_pack
+
+DEFAULT_CONFIG = Path("config/bridge.yaml")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SPAN = re.compile(r"^(\d\d):(\d\d)-(\d\d):(\d\d)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StaffConfig(_Strict):
+    """One person's working hours, when they differ from the tenant's."""
+
+    working_hours: dict[str, str] = Field(default_factory=lambda: {"mon-fri": "09:00-18:00"})
+    days_off: list[date] = Field(default_factory=list)
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, value: dict[str, str]) -> dict[str, str]:
+        parse_hours(value)
+        return value
+
+
+class EmailConfig(_Strict):
+    """Where template e-mail goes: an outbox folder (embedded default) or an SMTP server."""
+
+    transport: Literal["outbox", "smtp"] = "outbox"
+    templates: str = Field(default="templates/email", description="folder, relative to this file")
+    outbox: str = Field(
+        default="var/outbox", description="folder for .eml files (outbox transport)"
+    )
+    sender: str = Field(default="bridge@localhost", description="the From address")
+    smtp: dict[str, Any] = Field(
+        default_factory=dict, description="host, port, username, password_env, starttls"
+    )
+
+
+class TenantConfig(_Strict):
+    """One company: its CRM, how to reach it, and which regulations apply."""
+
+    crm: Literal["bitrix24"]
+    connection: dict[str, Any] = Field(description="the connector's settings; secrets by env name")
+    mapping: str | None = Field(default=None, description="mapping file, relative to this file")
+    regulations: list[str] = Field(description="regulation pack files, relative to this file")
+    timezone: str = "Europe/Moscow"
+    working_hours: dict[str, str] = Field(default_factory=lambda: {"mon-fri": "09:00-18:00"})
+    days_off: list[date] = Field(default_factory=list, description="extra days off")
+    working_days: list[date] = Field(default_factory=list, description="extra working days")
+    roles: dict[str, str | list[str]] = Field(
+        default_factory=dict, description="role -> user alias(es) or id(s), in order of preference"
+    )
+    staff: dict[str, StaffConfig] = Field(
+        default_factory=dict, description="user alias -> own working hours (who is at work when)"
+    )
+    email: EmailConfig | None = Field(default=None, description="template e-mail; none: no e-mail")
+    retry_intervals: list[int] = Field(
+        default_factory=lambda: [10, 60, 300, 900, 3600],
+        description="seconds between retries of a job that met a transient CRM error",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(  # noqa: B904 - pydantic shows only this message
+                f"unknown time zone {value!r}; use an IANA name such as Europe/Moscow"
+            )
+        return value
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, value: dict[str, str]) -> dict[str, str]:
+        parse_hours(value)
+        return value
+
+
+class BridgeConfig(_Strict):
+    """The top of ``bridge.yaml``."""
+
+    version: Literal[1] = 1
+    tenants: dict[str, TenantConfig]
+
+
+def parse_hours(spec: dict[str, str]) -> dict[int, tuple[time, time]]:
+    """``{"mon-fri": "09:00-18:00", "sat": "10:00-14:00"}`` -> weekday -> (open, close)."""
+    out: dict[int, tuple[time, time]] = {}
+    for days, span in spec.items():
+        match = _SPAN.match(str(span).strip())
+        if not match:
+            raise ValueError(f"hours {span!r} must look like 09:00-18:00")
+        h1, m1, h2, m2 = map(int, match.groups())
+        for day in _days(days):
+            out[day] = (time(h1, m1), time(h2, m2))
+    return out
+
+
+def _days(spec: str) -> list[int]:
+    first, _, last = spec.strip().lower().partition("-")
+    if first not in DAYS or (last and last not in DAYS):
+        raise ValueError(
+            f"days {spec!r} must be a day or a range such as mon-fri ({', '.join(DAYS)})"
+        )
+    a, b = DAYS.index(first), DAYS.index(last or first)
+    return list(range(a, b + 1))
+
+
+@dataclass
+class Tenant:
+    """A tenant ready to run: its settings, mapping, rules and calendar."""
+
+    name: str
+    config: TenantConfig
+    mapping: mappings.Mapping
+    packs: list[Pack]
+    calendar: BusinessCalendar
+    base: Path = Path(".")
+
+    @property
+    def rules(self) -> list:
+        """Every rule of every pack, in order."""
+        return [rule for pack in self.packs for rule in pack.rules]
+
+    def people(self) -> dict[str, tuple[str, ...]]:
+        """User aliases and roles -> candidate CRM user ids, in order of preference."""
+        people = {alias: (uid,) for alias, uid in self.mapping.users.items()}
+        for role, who in self.config.roles.items():
+            names = [who] if isinstance(who, str) else who
+            people[role] = tuple(self.mapping.user(name) for name in names)
+        return people
+
+    def schedules(self) -> dict[str, BusinessCalendar]:
+        """CRM user id -> that person's calendar (only for staff with their own hours)."""
+        return {self.mapping.user(alias): self._calendars[alias] for alias in self.config.staff}
+
+    def __post_init__(self) -> None:
+        tz = self.config.timezone
+        self._calendars = {
+            alias: BusinessCalendar(tz, parse_hours(s.working_hours), extra_days_off=s.days_off)
+            for alias, s in self.config.staff.items()
+        }
+
+    def secret(self, key: str) -> str:
+        """The secret a connection setting names (``<key>_env``), from env or the secrets file."""
+        return read_secret(self.config.connection[f"{key}_env"])
+
+
+@dataclass
+class Settings:
+    """Everything loaded from the config file."""
+
+    path: Path
+    tenants: dict[str, Tenant]
+
+
+def load(path: str | Path | None = None) -> Settings:
+    """Load and check the whole configuration (tenants, mappings, packs).
+
+    Raises:
+        ConfigError: every problem found, each with file:line.
+    """
+    path = Path(path or os.environ.get("BRIDGE_CONFIG") or DEFAULT_CONFIG)
+    doc = yamlfile.load(path)
+    top = yamlfile.validate(BridgeConfig, doc)
+    problems: list[str] = []
+    tenants = {}
+    for name, cfg in top.tenants.items():
+        try:
+            tenants[name] = _tenant(name, cfg, path.parent, doc)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return Settings(path=path, tenants=tenants)
+
+
+def _tenant(name: str, cfg: TenantConfig, base: Path, doc: yamlfile.YamlDoc) -> Tenant:
+    from bridge.connectors import connector_class  # late: connectors import config types
+
+    problems = connector_class(cfg.crm).check_settings(doc, ("tenants", name, "connection"))
+    mapping = mappings.load(base / cfg.mapping if cfg.mapping else None, cfg.crm)
+    packs = []
+    known = _known(mapping, cfg, base)
+    for file in cfg.regulations:
+        try:
+            pack, pack_doc = load_pack(base / file)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        problems.extend(check(pack, pack_doc, known))
+        packs.append(pack)
+    if problems:
+        raise ConfigError(problems)
+    return Tenant(name, cfg, mapping, packs, calendar(cfg), base)
+
+
+def _known(mapping: mappings.Mapping, cfg: TenantConfig, base: Path) -> Known:
+    kinds = ("deal", "lead")
+    templates = None
+    if cfg.email is not None:
+        folder = base / cfg.email.templates
+        templates = {p.stem for p in folder.glob("*.txt")} if folder.is_dir() else set()
+    return Known(
+        fields={k: mapping.canonical_fields(k) for k in kinds},
+        stages={k: mapping.canonical_stages(k) for k in kinds},
+        people=set(mapping.users) | set(cfg.roles),
+        templates=templates,
+    )
+
+
+def calendar(cfg: TenantConfig) -> BusinessCalendar:
+    """The tenant's business calendar."""
+    return BusinessCalendar(
+        timezone=cfg.timezone,
+        hours=parse_hours(cfg.working_hours),
+        extra_days_off=cfg.days_off,
+        extra_working_days=cfg.working_days,
+    )
+
+
+def read_secret(name: str) -> str:
+    """A secret by name: the environment first, then ``BRIDGE_SECRETS_FILE`` (KEY=value lines).
+
+    Raises:
+        ConfigError: when neither holds it (the message names the variable, never a value).
+    """
+    if os.environ.get(name):
+        return os.environ[name]
+    file = os.environ.get("BRIDGE_SECRETS_FILE")
+    if file and Path(file).is_file():
+        for line in Path(file).read_text(encoding="utf-8").splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep and key.strip() == name:
+                return value.strip().strip("'\"")
+    raise ConfigError(
+        [f"secret {name} is not set: export {name}=... or put it in BRIDGE_SECRETS_FILE"]
+    )

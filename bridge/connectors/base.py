@@ -1,0 +1,149 @@
+"""What every connector shares: the small interface, settings checks, record translation.
+
+A connector declares itself in class attributes (apprise-style) and implements a handful of
+methods; the pipeline never knows which CRM it talks to.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
+
+from bridge import yamlfile
+from bridge.errors import ConfigError
+from bridge.mappings import Mapping
+from bridge.models import OPEN, Action, Event, Record, RecordRef
+from bridge.regulations.engine import LookupQuery
+
+if TYPE_CHECKING:
+    from bridge.config import Tenant
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one action: ``done`` with the CRM's result, or an error."""
+
+    status: str  # done | failed | retry
+    result: Any = None
+    error: str = ""
+
+
+class Connector(ABC):
+    """One CRM behind the bridge's small interface.
+
+    Class attributes declare the connector: its ``name`` (the ``crm:`` value in YAML), the
+    page of the CRM's docs it follows, its ``settings`` model (secret settings end in
+    ``_env`` and name environment variables), and the actions it can execute.
+    """
+
+    name: ClassVar[str]
+    docs_url: ClassVar[str]
+    settings: ClassVar[type[BaseModel]]
+    capabilities: ClassVar[frozenset[str]]
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+        self.mapping: Mapping = tenant.mapping
+        self.options = self.settings.model_validate(tenant.config.connection)
+
+    @classmethod
+    def check_settings(cls, doc: yamlfile.YamlDoc, at: Sequence[Any]) -> list[str]:
+        """Problems with a tenant's ``connection`` block at key path ``at``, with file:line."""
+        node = doc.data
+        for part in at:
+            node = node[part]
+        try:
+            yamlfile.validate(cls.settings, doc, at, node)
+        except ConfigError as exc:
+            return exc.problems
+        return []
+
+    @abstractmethod
+    def fetch(self, ref: RecordRef) -> Record:
+        """Read a record and translate it with the tenant's mapping."""
+
+    @abstractmethod
+    def subject_owner(self, event: Event) -> RecordRef:
+        """The record an event is about (an activity's owner, for ``activity.created``)."""
+
+    @abstractmethod
+    def execute(self, record: Record, actions: Sequence[Action]) -> dict[str, Outcome]:
+        """Carry out actions on one record, in as few requests as the CRM allows.
+
+        Returns:
+            The outcome of each action by its key.
+
+        Raises:
+            bridge.errors.TransientError: nothing could be sent now (rate limit, outage).
+        """
+
+    @abstractmethod
+    def find_done(self, record: Record, action: Action) -> Any | None:
+        """After a crash mid-action: the CRM's trace of the action (task id...), or None."""
+
+    @abstractmethod
+    def find(self, query: LookupQuery) -> list[Record]:
+        """Records of ``query.kind`` whose canonical fields equal ``query.where``."""
+
+    @abstractmethod
+    def list_open(self, kind: str) -> Iterator[Record]:
+        """Every record of a kind that is neither won nor lost (for sweeps), paged."""
+
+    @abstractmethod
+    def contact_email(self, record: Record) -> str | None:
+        """The e-mail address of the record's client, or None."""
+
+
+def to_record(kind: str, raw: dict[str, Any], mapping: Mapping, crm: str, record_id: str) -> Record:
+    """Translate a CRM entity into the canonical record with a mapping.
+
+    The mapping's ``fields`` name the CRM codes of the standard attributes (stage, outcome,
+    responsible, title, amount) and of every canonical custom field.
+    """
+    km = mapping.kind(kind)
+    codes = km.fields
+    values = {name: _value(km.values.get(name), raw.get(code)) for name, code in codes.items()}
+    stage = values.pop("stage", None)
+    outcome = km.outcomes.get(str(values.pop("outcome", "")), OPEN)
+    return Record(
+        kind=kind,
+        id=str(record_id),
+        crm=crm,
+        stage=mapping.stage_name(kind, stage) if stage is not None else None,
+        outcome=outcome,
+        responsible=_text(values.pop("responsible", None)),
+        title=_text(values.pop("title", None)) or "",
+        amount=_number(values.pop("amount", None)),
+        fields=values,
+    )
+
+
+def to_crm_fields(kind: str, fields: dict[str, Any], mapping: Mapping) -> dict[str, Any]:
+    """Canonical field values -> the CRM's field codes (list values mapped back)."""
+    km = mapping.kind(kind)
+    out = {}
+    for name, value in fields.items():
+        reverse = {v: k for k, v in km.values.get(name, {}).items()}
+        out[mapping.field_code(kind, name)] = reverse.get(value, value)
+    return out
+
+
+def _value(values: dict[str, str] | None, raw: Any) -> Any:
+    if values and raw is not None:
+        return values.get(str(raw), raw)
+    return raw
+
+
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

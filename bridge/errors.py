@@ -1,0 +1,33 @@
+"""The bridge's exceptions: two families for work (transient, permanent) and one for config.
+
+Connectors raise, they never return False: the pipeline must tell "retry later" from "never".
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """Base of every error the bridge raises on purpose."""
+
+
+class TransientError(BridgeError):
+    """The work may succeed later: rate limit, 5xx, timeout, connection refused.
+
+    The job is retried with backoff; nothing is dropped.
+    """
+
+
+class PermanentError(BridgeError):
+    """Retrying cannot help: not found, access denied, a rejected field. Journaled, not retried."""
+
+
+class AuthError(PermanentError):
+    """The CRM refused our credentials (expired webhook, revoked token)."""
+
+
+class ConfigError(BridgeError):
+    """A configuration file is wrong; the message names file:line, the key and the fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))

@@ -1,0 +1,62 @@
+"""Keep secrets and personal data out of logs and the journal.
+
+One helper used everywhere: webhook URLs (the secret is part of the path), tokens, phone
+numbers and e-mail addresses are masked before any text is logged or journaled.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+# /rest/<user id>/<webhook code>/ : the code is the credential (reference/bitrix24.md §2.1)
+_WEBHOOK = re.compile(r"(/rest/\d+/)([^/\s?]+)")
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# +<country><number> in any grouping, or a Russian 11-digit number starting with 7 or 8;
+# bare digit runs (ids, Unix times) are left alone
+_PHONE = re.compile(
+    r"(?<![\w.])(\+\d(?:[\s\-()]{0,2}\d){9,14}|[78](?:[\s\-()]{0,2}\d){10})(?![\w.])"
+)
+_TOKEN_KEYS = re.compile(
+    r"((?:application_token|access_token|refresh_token|auth)[\]\"']?\s*[=:]\s*[\"']?)([^&\s\"',}]+)"
+)
+
+
+def mask_phone(phone: str) -> str:
+    """``+7 912 345-67-89`` -> ``+7*******89``: enough to tell numbers apart, not to call."""
+    digits = re.sub(r"\D", "", phone)
+    return f"{phone[:2]}{'*' * max(len(digits) - 3, 3)}{digits[-2:]}"
+
+
+def redact(text: Any) -> str:
+    """Mask webhook secrets, tokens, e-mail addresses and phone numbers in a text."""
+    out = str(text)
+    out = _WEBHOOK.sub(r"\1***", out)
+    out = _TOKEN_KEYS.sub(r"\1***", out)
+    out = _EMAIL.sub(r"\1***@\2", out)
+    return _PHONE.sub(lambda m: mask_phone(m.group(1)), out)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that passes every record's message through :func:`redact`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message in place; never drops a record."""
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def install_log_redaction() -> None:
+    """Attach :class:`RedactingFilter` to every handler of the root logger."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    # fast-bitrix24 logs whole requests and responses (names, phones) at INFO and DEBUG
+    logging.getLogger("fast_bitrix24").setLevel(logging.WARNING)
+    for handler in root.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())

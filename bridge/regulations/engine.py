@@ -1,0 +1,354 @@
+"""The regulations engine: event + record + previous snapshot + time + calendar -> plan.
+
+Pure: no I/O, no clock reads, no globals. Everything comes in as arguments, which is what
+makes a pack testable with scenario files and a dry run trivial. What the engine needs from
+the outside world besides the record (look-ups, e-mails sent, history, time in stage) comes
+in as :class:`Facts`, fetched beforehand by the pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bridge.calendar import BusinessCalendar, parse_deadline
+from bridge.models import Action, Decision, Event, Plan, Record, RecordRef, Timer
+from bridge.regulations.conditions import _as_datetime, is_empty
+from bridge.regulations.pack import ActionSpec, CreateTask, Rule
+from bridge.regulations.text import render
+
+NOT_MATCHED, SATISFIED, FIRED, SCHEDULED = "not_matched", "satisfied", "fired", "scheduled"
+
+
+@dataclass(frozen=True)
+class LookupQuery:
+    """Records to find for a rule: ``kind`` records whose fields equal ``where``."""
+
+    kind: str
+    where: tuple[tuple[str, str], ...]
+    open_only: bool = False
+    exclude: RecordRef | None = None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the pipeline learned besides the record itself.
+
+    Attributes:
+        stage_since: when the record entered its current stage.
+        lookups: rule id -> look-up name -> records found.
+        emails_sent: templates sent to this record during the current stay.
+        history: field -> how many times it changed (from the journal).
+    """
+
+    stage_since: datetime | None = None
+    lookups: Mapping[str, Mapping[str, tuple[Record, ...]]] = field(default_factory=dict)
+    emails_sent: frozenset[str] = frozenset()
+    history: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the engine may know besides the event and the record.
+
+    Attributes:
+        now: the event's time; deadlines count from it, so a retried job plans the same.
+        stay: an opaque token of the record's current stay in its stage; it scopes keys and
+            timers, so a rule acts once per stay and again after a re-entry.
+        people: user aliases and roles -> candidate CRM user ids, in order of preference.
+        schedules: user id -> that person's working calendar (else the tenant's).
+    """
+
+    now: datetime
+    calendar: BusinessCalendar
+    stay: str = "0"
+    people: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    schedules: Mapping[str, BusinessCalendar] = field(default_factory=dict)
+    facts: Facts = field(default_factory=Facts)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a condition may read while one rule is judged."""
+
+    record: Record
+    now: datetime
+    calendar: BusinessCalendar
+    stage_since: datetime | None
+    lookups: Mapping[str, tuple[Record, ...]]
+    emails_sent: frozenset[str]
+    history: Mapping[str, int]
+
+
+def evaluate(
+    event: Event, record: Record, previous: Record | None, rules: Iterable[Rule], ctx: Context
+) -> Plan:
+    """Evaluate rules against one event and return the plan of actions with the reasons."""
+    rules = list(rules)
+    if event.type == "timer.due":
+        return _timer_due(event, record, rules, ctx)
+    types = event_types(event, record, previous)
+    actions: list[Action] = []
+    decisions: list[Decision] = []
+    timers: list[Timer] = []
+    for rule in rules:
+        scope = _scope(rule, record, ctx)
+        verdict, detail, missing = _judge(rule, types, record, previous, scope)
+        if verdict == FIRED and rule.timed:
+            timer = _first_timer(event.tenant, rule, record, ctx)
+            verdict, detail = _scheduled(timer, rule)
+            timers.extend([timer] if timer else [])
+        elif verdict == FIRED:
+            actions.extend(_actions(event.tenant, rule, 0, record, previous, missing, ctx))
+        decisions.append(Decision(rule.id, verdict, detail))
+    return Plan(tuple(actions), tuple(decisions), tuple(timers))
+
+
+def event_types(event: Event, record: Record, previous: Record | None) -> set[str]:
+    """The event's type plus what the diff with the snapshot reveals (``stage.changed``)."""
+    types = {event.type}
+    if event.type != "sweep" and (previous is None or previous.stage != record.stage):
+        types.add("stage.changed")
+    return types
+
+
+def needed_lookups(
+    event: Event, record: Record, previous: Record | None, rules: Iterable[Rule], ctx: Context
+) -> dict[str, dict[str, LookupQuery]]:
+    """The look-ups that rules which may fire on this event need (rule id -> name -> query)."""
+    types = event_types(event, record, previous)
+    out: dict[str, dict[str, LookupQuery]] = {}
+    for rule in rules:
+        if not rule.lookup or _mismatch(rule, types, record, previous, None):
+            continue
+        context = _template_context(record, previous, [], rule, ctx)
+        out[rule.id] = {name: _query(q, record, context) for name, q in rule.lookup.items()}
+    return out
+
+
+def _query(lookup: Any, record: Record, context: dict[str, Any]) -> LookupQuery:
+    where = tuple((k, render(v, context)) for k, v in lookup.where.items())
+    return LookupQuery(
+        lookup.kind, where, lookup.open_only, record.ref if lookup.exclude_self else None
+    )
+
+
+def _scope(rule: Rule, record: Record, ctx: Context) -> Scope:
+    f = ctx.facts
+    return Scope(
+        record,
+        ctx.now,
+        ctx.calendar,
+        f.stage_since,
+        f.lookups.get(rule.id, {}),
+        f.emails_sent,
+        f.history,
+    )
+
+
+def _judge(
+    rule: Rule, types: set[str], record: Record, previous: Record | None, scope: Scope
+) -> tuple[str, str, list[str]]:
+    reason = _mismatch(rule, types, record, previous, scope)
+    if reason:
+        return NOT_MATCHED, reason, []
+    missing = [name for name in rule.require if is_empty(record.value(name))]
+    if rule.require and not missing:
+        return SATISFIED, "required fields are filled: " + ", ".join(rule.require), []
+    detail = "missing: " + ", ".join(missing) if missing else "conditions met"
+    return FIRED, detail, missing
+
+
+def _mismatch(
+    rule: Rule, types: set[str], record: Record, previous: Record | None, scope: Scope | None
+) -> str:
+    """Why the rule's ``when`` does not match ('' when it does); ``if`` only with a scope."""
+    when = rule.when
+    if when.kind and record.kind not in when.kind:
+        return f"kind is {record.kind}"
+    if when.event and not types & set(when.event):
+        return f"event is {', '.join(sorted(types))}"
+    if not when.event and "sweep" in types:
+        return "sweeps run only rules that ask for them"
+    entered = "stage.changed" in types
+    if when.stage_to and not (entered and any(record.in_stage(s) for s in when.stage_to)):
+        return f"did not enter {', '.join(when.stage_to)}"
+    if when.stage_from and not (
+        entered and previous and any(previous.in_stage(s) for s in when.stage_from)
+    ):
+        return f"did not leave {', '.join(when.stage_from)}"
+    if when.in_stage and not any(record.in_stage(s) for s in when.in_stage):
+        return f"not in {', '.join(when.in_stage)}"
+    if scope is not None and when.if_ is not None and not when.if_.holds(scope):
+        return "condition does not hold"
+    return ""
+
+
+# -- timers -------------------------------------------------------------------------------
+
+
+def _first_timer(tenant: str, rule: Rule, record: Record, ctx: Context) -> Timer | None:
+    if rule.within:
+        due = parse_deadline(rule.within).due(ctx.calendar, ctx.now)
+    else:
+        due = _as_datetime(record.value(rule.at), ctx.calendar.timezone)
+        if due is None:
+            return None
+    return make_timer(tenant, rule.id, 0, due, record, ctx.stay)
+
+
+def _scheduled(timer: Timer | None, rule: Rule) -> tuple[str, str]:
+    if timer is None:
+        return NOT_MATCHED, f"{rule.at} is empty: nothing to wait for"
+    return SCHEDULED, f"timer due {timer.due.isoformat(timespec='minutes')}"
+
+
+def make_timer(
+    tenant: str, rule: str, step: int, due: datetime, record: Record, stay: str
+) -> Timer:
+    """A timer with its deterministic id."""
+    raw = f"{tenant}|{record.crm}|{record.kind}|{record.id}|{rule}|{step}|{stay}"
+    timer_id = "timer-" + hashlib.sha256(raw.encode()).hexdigest()[:24]
+    return Timer(timer_id, rule, step, due, record.ref, stay)
+
+
+def _timer_due(event: Event, record: Record, rules: list[Rule], ctx: Context) -> Plan:
+    rule_id, step_text, stay = (event.subject or "||").split("|")
+    rule = next((r for r in rules if r.id == rule_id), None)
+    step = int(step_text or 0)
+    if rule is None or step >= len(rule.steps()):
+        return Plan(
+            decisions=(Decision(rule_id, NOT_MATCHED, "the rule is no longer in the pack"),)
+        )
+    scope = _scope(rule, record, ctx)
+    if stay != ctx.stay and not rule.keep_after_stage_change:
+        return Plan(decisions=(Decision(rule.id, NOT_MATCHED, "the record left the stage"),))
+    if rule.unless is not None and rule.unless.holds(scope):
+        return Plan(decisions=(Decision(rule.id, SATISFIED, "`unless` holds on fresh data"),))
+    moved = _moved(event.tenant, rule, step, record, ctx, stay)
+    if moved:
+        return Plan(decisions=(Decision(rule.id, SCHEDULED, "the date moved"),), timers=(moved,))
+    actions = _actions(event.tenant, rule, step, record, None, [], ctx, stay)
+    timers = _next_step(event.tenant, rule, step, record, ctx, stay)
+    detail = f"step {step} due" + (f"; next step {timers[0].due:%Y-%m-%d %H:%M}" if timers else "")
+    return Plan(tuple(actions), (Decision(rule.id, FIRED, detail),), timers)
+
+
+def _moved(
+    tenant: str, rule: Rule, step: int, record: Record, ctx: Context, stay: str
+) -> Timer | None:
+    """For an ``at`` rule whose date now lies ahead: the timer at the new date."""
+    if step or not rule.at:
+        return None
+    due = _as_datetime(record.value(rule.at), ctx.calendar.timezone)
+    return make_timer(tenant, rule.id, 0, due, record, stay) if due and due > ctx.now else None
+
+
+def _next_step(
+    tenant: str, rule: Rule, step: int, record: Record, ctx: Context, stay: str
+) -> tuple[Timer, ...]:
+    if step >= len(rule.escalate):
+        return ()
+    due = parse_deadline(rule.escalate[step].after).due(ctx.calendar, ctx.now)
+    return (make_timer(tenant, rule.id, step + 1, due, record, stay),)
+
+
+# -- actions ------------------------------------------------------------------------------
+
+
+def _actions(
+    tenant: str,
+    rule: Rule,
+    step: int,
+    record: Record,
+    previous: Record | None,
+    missing: list[str],
+    ctx: Context,
+    stay: str | None = None,
+) -> list[Action]:
+    context = _template_context(record, previous, missing, rule, ctx)
+    name = rule.id if step == 0 else f"{rule.id}#{step}"
+    out = []
+    for index, spec in enumerate(rule.steps()[step]):
+        key = action_key(tenant, record, name, index, stay or ctx.stay)
+        out.append(Action(spec.name, key, rule.id, record.ref, _params(spec, record, context, ctx)))
+    return out
+
+
+def _template_context(
+    record: Record, previous: Record | None, missing: list[str], rule: Rule, ctx: Context
+) -> dict[str, Any]:
+    return {
+        "record": record,
+        "previous": previous,
+        "missing": missing,
+        "rule": rule,
+        "lookups": ctx.facts.lookups.get(rule.id, {}),
+        "now": ctx.now,
+    }
+
+
+def _params(
+    spec: ActionSpec, record: Record, context: dict[str, Any], ctx: Context
+) -> dict[str, Any]:
+    body = spec.body
+    if isinstance(body, CreateTask):
+        return _task_params(body, record, context, ctx)
+    if spec.name == "add_comment":
+        return {"text": render(body.text, context)}
+    if spec.name == "update_fields":
+        return {"fields": {k: _render_value(v, context) for k, v in body.fields.items()}}
+    if spec.name == "send_email":
+        region = record.value(body.region) if body.region else None
+        return {"template": body.template, "to": body.to, "region": region}
+    if spec.name == "reassign":
+        chosen = _on_duty(body.to, ctx) or (_on_duty(body.fallback, ctx) if body.fallback else None)
+        return {"responsible": chosen or _first(body.fallback or body.to, ctx), "role": body.to}
+    return {"stage": body.stage}
+
+
+def _task_params(
+    body: CreateTask, record: Record, context: dict[str, Any], ctx: Context
+) -> dict[str, Any]:
+    description = render(body.description, context)
+    if body.checklist:
+        items = "\n".join(f"☐ {render(item, context)}" for item in body.checklist)
+        description = f"{description}\n\n{items}".strip()
+    deadline = parse_deadline(body.deadline).due(ctx.calendar, ctx.now) if body.deadline else None
+    return {
+        "title": render(body.title, context),
+        "description": description,
+        "responsible": _person(body.responsible, record, ctx),
+        "deadline": deadline,
+    }
+
+
+def _person(spec: str, record: Record, ctx: Context) -> str | None:
+    if spec == "responsible":
+        return record.responsible
+    return _on_duty(spec, ctx) or _first(spec, ctx)
+
+
+def _on_duty(spec: str, ctx: Context) -> str | None:
+    """The first of a role's people at work now, or None when nobody is."""
+    for user in ctx.people.get(spec, (spec,)):
+        if ctx.schedules.get(user, ctx.calendar).is_working_time(ctx.now):
+            return user
+    return None
+
+
+def _first(spec: str, ctx: Context) -> str:
+    return ctx.people.get(spec, (spec,))[0]
+
+
+def _render_value(value: Any, context: dict[str, Any]) -> Any:
+    return render(value, context) if isinstance(value, str) else value
+
+
+def action_key(tenant: str, record: Record, rule: str, index: int, stay: str) -> str:
+    """The idempotency key of one action: same inputs, same key, on every retry."""
+    raw = f"{tenant}|{record.crm}|{record.kind}|{record.id}|{rule}|{index}|{stay}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]

@@ -1,0 +1,378 @@
+"""The YAML language of a regulation pack: rules with when / require / then.
+
+A pack is validated twice: by shape when it is loaded (pydantic, file:line per error) and
+against the tenant's mapping by :func:`check` (unknown fields, stages, users are errors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bridge import yamlfile
+from bridge.calendar import parse_deadline
+from bridge.models import EVENT_TYPES, STANDARD_FIELDS
+from bridge.regulations.conditions import Condition
+
+ACTION_NAMES = (
+    "create_task",
+    "add_comment",
+    "update_fields",
+    "move_stage",
+    "send_email",
+    "reassign",
+)
+RECORD_KINDS = ("deal", "lead")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class When(_Strict):
+    """What must happen for a rule to be considered."""
+
+    event: list[str] = Field(default_factory=list, description="event types; any when empty")
+    kind: list[str] = Field(default_factory=list, description="record kinds; any when empty")
+    stage_to: list[str] = Field(default_factory=list, description="the stage was entered")
+    stage_from: list[str] = Field(default_factory=list, description="the stage was left")
+    in_stage: list[str] = Field(default_factory=list, description="the record stands in")
+    if_: Condition | None = Field(default=None, alias="if", description="a field condition")
+
+    _lists = field_validator("event", "kind", "stage_to", "stage_from", "in_stage", mode="before")(
+        _as_list
+    )
+
+    @field_validator("event")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in EVENT_TYPES:
+                hint = yamlfile.suggest(name, EVENT_TYPES)
+                raise ValueError(f"unknown event {name!r}{hint}; one of {', '.join(EVENT_TYPES)}")
+        return value
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in RECORD_KINDS:
+                raise ValueError(f"unknown record kind {name!r}; one of {', '.join(RECORD_KINDS)}")
+        return value
+
+
+def _deadline(value: str | None) -> str | None:
+    if value is not None:
+        parse_deadline(value)  # raises ValueError listing the accepted forms
+    return value
+
+
+class CreateTask(_Strict):
+    """Create a task bound to the record."""
+
+    title: str
+    description: str = ""
+    responsible: str = Field(
+        default="responsible",
+        description="'responsible' (the record's), a user alias of the mapping, or a role",
+    )
+    deadline: str | None = Field(default=None, description="a deadline expression")
+    checklist: list[str] = Field(default_factory=list)
+
+    _deadline = field_validator("deadline")(_deadline)
+
+
+class AddComment(_Strict):
+    """Add a comment to the record's timeline."""
+
+    text: str
+
+
+class UpdateFields(_Strict):
+    """Set canonical fields of the record."""
+
+    fields: dict[str, Any]
+
+
+class MoveStage(_Strict):
+    """Move the record to a canonical stage."""
+
+    stage: str
+
+
+class SendEmail(_Strict):
+    """Send a template e-mail (journaled; a rule can wait for it with ``email_sent``)."""
+
+    template: str = Field(description="template name under the tenant's templates folder")
+    to: str = Field(
+        default="client",
+        description="'client' (the record's contact), 'responsible', or a field with an address",
+    )
+    region: str | None = Field(default=None, description="field holding the client's region")
+
+
+class Reassign(_Strict):
+    """Give the record to someone else: a role's first member at work, else the fallback."""
+
+    to: str = Field(description="a role or a user alias")
+    fallback: str | None = Field(default=None, description="role or user when nobody is at work")
+
+
+class ActionSpec(_Strict):
+    """One item of ``then``: exactly one of the action keys."""
+
+    create_task: CreateTask | None = None
+    add_comment: AddComment | None = None
+    update_fields: UpdateFields | None = None
+    move_stage: MoveStage | None = None
+    send_email: SendEmail | None = None
+    reassign: Reassign | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_action(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if key not in ACTION_NAMES:
+                    hint = yamlfile.suggest(str(key), ACTION_NAMES)
+                    raise ValueError(
+                        f"unknown action {key!r}{hint}; one of {', '.join(ACTION_NAMES)}"
+                    )
+            if len(data) != 1:
+                raise ValueError(f"one action per item, got {len(data)}: {', '.join(data)}")
+        return data
+
+    @property
+    def name(self) -> str:
+        """The action's name (``create_task``...)."""
+        return next(n for n in ACTION_NAMES if getattr(self, n) is not None)
+
+    @property
+    def body(self) -> BaseModel:
+        """The action's parameters."""
+        return getattr(self, self.name)
+
+
+class Lookup(_Strict):
+    """Find other records by field values (``where`` values are templates)."""
+
+    kind: str = "deal"
+    where: dict[str, str] = Field(min_length=1)
+    open_only: bool = Field(default=False, description="only records not won or lost")
+    exclude_self: bool = True
+
+
+class Escalation(_Strict):
+    """A further step of an SLA timer: when ``after`` more has passed and ``unless`` still fails."""
+
+    after: str = Field(description="a deadline expression counted from the previous step")
+    then: list[ActionSpec] = Field(min_length=1)
+
+    _after = field_validator("after")(_deadline)
+
+
+class Rule(_Strict):
+    """One regulation rule."""
+
+    id: str
+    name: str = ""
+    source: list[str] = Field(default_factory=list, description="rule ids in REGULATIONS.md")
+    lookup: dict[str, Lookup] = Field(default_factory=dict, description="name -> look-up")
+    when: When = Field(default_factory=When)
+    require: list[str] = Field(default_factory=list, description="fields that must be filled")
+    within: str | None = Field(
+        default=None, description="SLA: act when this much has passed since the event"
+    )
+    at: str | None = Field(default=None, description="SLA: act at the time held in this field")
+    unless: Condition | None = Field(
+        default=None, description="checked again, on fresh data, when the timer fires"
+    )
+    escalate: list[Escalation] = Field(default_factory=list)
+    keep_after_stage_change: bool = Field(
+        default=False, description="a timer still acts after the record left the stage"
+    )
+    then: list[ActionSpec] = Field(min_length=1)
+
+    _source = field_validator("source", mode="before")(_as_list)
+    _within = field_validator("within")(_deadline)
+
+    @model_validator(mode="after")
+    def _timer_shape(self) -> Rule:
+        if self.within and self.at:
+            raise ValueError(
+                "a rule has either `within` (a delay) or `at` (a date field), not both"
+            )
+        if (self.unless or self.escalate) and not (self.within or self.at):
+            raise ValueError("`unless` and `escalate` need a timer: add `within` or `at`")
+        return self
+
+    @property
+    def timed(self) -> bool:
+        """Does the rule act later, through a timer?"""
+        return bool(self.within or self.at)
+
+    def steps(self) -> list[list[ActionSpec]]:
+        """The actions of each timer step: ``then``, then each escalation's."""
+        return [self.then, *(e.then for e in self.escalate)]
+
+
+class Pack(_Strict):
+    """A regulation pack: the rules of one company's regulations."""
+
+    version: Literal[1] = 1
+    pack: str
+    title: str = ""
+    sweep_every: str | None = Field(
+        default=None, description="how often `sweep` rules run over all open records"
+    )
+    rules: list[Rule]
+
+    _sweep = field_validator("sweep_every")(_deadline)
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_ids(cls, rules: list[Rule]) -> list[Rule]:
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.id in seen:
+                raise ValueError(f"rule id {rule.id!r} is used twice; ids must be unique")
+            seen.add(rule.id)
+        return rules
+
+
+def load_pack(path: str | Path) -> tuple[Pack, yamlfile.YamlDoc]:
+    """Load a pack file; returns the pack and its document (for file:line of later checks).
+
+    Raises:
+        bridge.errors.ConfigError: every shape error, with file:line.
+    """
+    doc = yamlfile.load(path)
+    return yamlfile.validate(Pack, doc), doc
+
+
+def check(pack: Pack, doc: yamlfile.YamlDoc, known: Known) -> list[str]:
+    """Check a pack against what the tenant's mapping and roles define.
+
+    Returns:
+        One ``file:line: key: problem`` line per unknown field, stage or user.
+    """
+    return [
+        f"{doc.where(loc)}: {yamlfile.dotted(loc)}: {msg}" for loc, msg in _problems(pack, known)
+    ]
+
+
+class Known(BaseModel):
+    """Names a pack may use: fields and stages by record kind, people, e-mail templates."""
+
+    fields: dict[str, set[str]]
+    stages: dict[str, set[str]]
+    people: set[str]
+    templates: set[str] | None = None  # None: the tenant sends no e-mail
+
+
+Problems = Iterator[tuple[tuple[Any, ...], str]]
+
+
+def _problems(pack: Pack, known: Known) -> Problems:
+    for i, rule in enumerate(pack.rules):
+        loc = ("rules", i)
+        kinds = rule.when.kind or list(known.fields)
+        fields = set.intersection(*(known.fields[k] for k in kinds)) | STANDARD_FIELDS
+        stages = set.intersection(*(known.stages[k] for k in kinds))
+        for key in ("stage_to", "stage_from", "in_stage"):
+            for j, name in enumerate(getattr(rule.when, key)):
+                if name not in stages:
+                    yield (*loc, "when", key, j), _unknown("stage", name, stages)
+        for key in ("if_", "unless"):
+            cond = getattr(rule.when, key) if key == "if_" else rule.unless
+            at = (*loc, "when", "if") if key == "if_" else (*loc, "unless")
+            yield from _condition_problems(cond, at, fields, set(rule.lookup))
+        for j, name in enumerate(rule.require):
+            if name not in fields:
+                yield (*loc, "require", j), _unknown("field", name, fields)
+        if rule.at and rule.at not in fields:
+            yield (*loc, "at"), _unknown("field", rule.at, fields)
+        yield from _lookup_problems(rule, loc, known)
+        for at, actions in _steps(rule, loc):
+            for j, spec in enumerate(actions):
+                where = (*at, j, spec.name)
+                yield from _action_problems(spec, where, fields, stages, known)
+
+
+def _steps(rule: Rule, loc: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], list[ActionSpec]]]:
+    out = [((*loc, "then"), rule.then)]
+    out += [((*loc, "escalate", k, "then"), e.then) for k, e in enumerate(rule.escalate)]
+    return out
+
+
+def _condition_problems(
+    cond: Any, at: tuple[Any, ...], fields: set[str], lookups: set[str]
+) -> Problems:
+    if cond is None:
+        return
+    for name in cond.fields():
+        if name not in fields:
+            yield at, _unknown("field", name, fields)
+    for name in cond.lookups():
+        if name not in lookups:
+            yield at, _unknown("look-up", name, lookups)
+
+
+def _lookup_problems(rule: Rule, loc: tuple[Any, ...], known: Known) -> Problems:
+    for name, lookup in rule.lookup.items():
+        kind_fields = known.fields.get(lookup.kind)
+        if kind_fields is None:
+            yield (
+                (*loc, "lookup", name, "kind"),
+                _unknown("record kind", lookup.kind, set(known.fields)),
+            )
+            continue
+        for field in lookup.where:
+            if field not in kind_fields | STANDARD_FIELDS:
+                yield (*loc, "lookup", name, "where", field), _unknown("field", field, kind_fields)
+
+
+def _action_problems(
+    spec: ActionSpec, at: tuple[Any, ...], fields: set[str], stages: set[str], known: Known
+) -> Problems:
+    body = spec.body
+    people = known.people | {"responsible"}
+    for key in ("responsible", "to", "fallback"):
+        who = getattr(body, key, None)
+        if isinstance(body, SendEmail) or who is None or who in people or str(who).isdigit():
+            continue
+        yield (*at, key), _unknown("user or role", who, known.people)
+    if isinstance(body, UpdateFields):
+        for name in body.fields:
+            if name not in fields:
+                yield (*at, "fields", name), _unknown("field", name, fields)
+    if isinstance(body, MoveStage) and body.stage not in stages:
+        yield (*at, "stage"), _unknown("stage", body.stage, stages)
+    if isinstance(body, SendEmail):
+        yield from _email_problems(body, at, fields, known)
+
+
+def _email_problems(
+    body: SendEmail, at: tuple[Any, ...], fields: set[str], known: Known
+) -> Problems:
+    if known.templates is None:
+        yield at, "the tenant has no `email:` settings; add them to send e-mail"
+    elif body.template not in known.templates:
+        yield (*at, "template"), _unknown("template", body.template, known.templates)
+    if body.to not in ("client", "responsible") and body.to not in fields:
+        yield (*at, "to"), _unknown("recipient", body.to, fields | {"client", "responsible"})
+    if body.region and body.region not in fields:
+        yield (*at, "region"), _unknown("field", body.region, fields)
+
+
+def _unknown(what: str, name: str, choices: set[str]) -> str:
+    hint = yamlfile.suggest(name, sorted(choices))
+    listing = ", ".join(sorted(choices)) or "none defined"
+    return f"unknown {what} {name!r}{hint}; known: {listing}"
