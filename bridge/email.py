@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2.exceptions import FilterArgumentError
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -140,12 +141,12 @@ def money(value: Any, currency: str = "₽") -> str:
     The separators are no-break spaces, so a mail client never wraps inside an amount.
 
     Raises:
-        ValueError: ``value`` is not a number.
+        FilterArgumentError: ``value`` is not a number (a template error, like the others).
     """
     try:
         amount = Decimal(str(value)).quantize(Decimal("0.01"))
     except InvalidOperation as exc:
-        raise ValueError(f"money: not a number: {value!r}") from exc
+        raise FilterArgumentError(f"money: not a number: {value!r}") from exc
     text = f"{amount:,.2f}".replace(",", "\u00a0").replace(".", ",").removesuffix(",00")
     return f"{text}\u00a0{currency}"
 
@@ -446,7 +447,7 @@ def _smtp_problems(settings: Mapping[str, Any]) -> list[str]:
             "environment variable and name that variable in password_env"
         )
     for key in settings:
-        if key not in _SMTP_KEYS and key not in ("password", "transport"):
+        if key not in _SMTP_KEYS and key != "password":
             problems.append(f"smtp.{key}: unknown key{yamlfile.suggest(str(key), _SMTP_KEYS)}")
     if not settings.get("host"):
         problems.append("smtp.host: required key is missing")
@@ -492,7 +493,8 @@ def transport_from_settings(
     """The transport a config asks for; the outbox when there is no config (nothing leaves).
 
     ``{"transport": "smtp", "host": ...}`` -> :class:`SmtpTransport` (see its
-    ``from_settings``); ``{"transport": "outbox", "folder": ...}`` or None -> the outbox.
+    ``from_settings``; a ``folder`` key is ignored); ``{"transport": "outbox", "folder": ...}``
+    or None -> the outbox (SMTP keys are ignored).
 
     Raises:
         ConfigError: an unknown transport or bad SMTP settings.
@@ -500,7 +502,9 @@ def transport_from_settings(
     settings = settings or {}
     kind = settings.get("transport", "outbox")
     if kind == "smtp":
-        return SmtpTransport.from_settings(settings)
+        # one config section may carry both transports' keys; the outbox's are not typos
+        smtp = {k: v for k, v in settings.items() if k not in ("transport", "folder")}
+        return SmtpTransport.from_settings(smtp)
     if kind == "outbox":
         return OutboxTransport(Path(settings.get("folder", outbox)))
     raise ConfigError([f"transport: unknown transport {kind!r}; use smtp or outbox"])
@@ -590,7 +594,7 @@ class Mailer:
         try:
             tmpl = self._env.get_template(name)
         except TemplateNotFound:
-            stem = name.partition(".")[0]
+            stem = name.partition("#")[0].removesuffix(".txt")
             hint = yamlfile.suggest(stem, self.templates())
             raise ConfigError([f"{self.folder}: no e-mail template {stem!r}{hint}"]) from None
         return tmpl.render(ctx)

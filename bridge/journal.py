@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 DEFAULT_URL = "sqlite:///var/journal.db"
 
@@ -36,6 +37,21 @@ DEFAULT_URL = "sqlite:///var/journal.db"
 def utcnow() -> datetime:
     """Now, aware, in UTC (the journal's clock; the engine never reads one)."""
     return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator):
+    """An aware UTC datetime on every database (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.astimezone(UTC) if value is not None and value.tzinfo else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -60,8 +76,8 @@ class EventRow(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     payload: Mapped[Any] = mapped_column(JSON, default=dict)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class DecisionRow(Base):
@@ -74,7 +90,7 @@ class DecisionRow(Base):
     rule: Mapped[str] = mapped_column(String(128))
     verdict: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(Text, default="")
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class ActionRow(Base):
@@ -96,8 +112,8 @@ class ActionRow(Base):
     result: Mapped[Any] = mapped_column(JSON, default=dict)
     error: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class ChangeRow(Base):
@@ -110,7 +126,7 @@ class ChangeRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     record_id: Mapped[str] = mapped_column(String(64))
     field: Mapped[str] = mapped_column(String(64))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     __table_args__ = (Index("ix_changes_record", "tenant", "kind", "record_id"),)
 
@@ -126,9 +142,9 @@ class SnapshotRow(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
     stay: Mapped[int] = mapped_column(Integer, default=0)
     stage: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    stage_since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    stage_since: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     data: Mapped[Any] = mapped_column(JSON, default=dict)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class Journal:

@@ -65,7 +65,7 @@ def _event(row: EventRow) -> Event:
         crm=row.crm,
         type=row.type,
         ref=RecordRef(row.kind, row.record_id),
-        received_at=row.received_at,
+        received_at=_aware(row.received_at),
         source=row.source,
         id=row.id,
         subject=row.subject,

@@ -10,10 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from jinja2 import TemplateError
 
 from bridge import config, services
 from bridge.connectors import Connector, connector_class
+from bridge.email import Mailer, SentMail, transport_from_settings
+from bridge.errors import ConfigError, PermanentError
 from bridge.journal import Journal
+from bridge.models import Action, Record
 from bridge.ratelimit import RateLimiter
 
 
@@ -25,6 +29,7 @@ class Runtime:
     journal: Journal
     redis: redis.Redis
     _connectors: dict[str, Connector] = field(default_factory=dict)
+    _mailers: dict[str, Mailer] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -55,6 +60,51 @@ class Runtime:
         options = cls.settings.model_validate(tenant.config.connection)
         key = f"{tenant.config.crm}:{getattr(options, 'member_id', None) or tenant.name}"
         return RateLimiter(self.redis, key, options.requests_per_second, options.burst)
+
+    def mailer(self, tenant: config.Tenant) -> Mailer:
+        """The tenant's mailer, built once (its ``email:`` settings, or the outbox)."""
+        if tenant.name not in self._mailers:
+            cfg = tenant.config.email or config.EmailConfig()
+            settings = {"transport": cfg.transport, "folder": tenant.base / cfg.outbox, **cfg.smtp}
+            self._mailers[tenant.name] = Mailer(
+                tenant.base / cfg.templates,
+                sender=cfg.sender,
+                transport=transport_from_settings(settings),
+            )
+        return self._mailers[tenant.name]
+
+    def send_email(self, conn: Connector, record: Record, action: Action) -> SentMail:
+        """Render and send one ``send_email`` action to its recipient.
+
+        Raises:
+            PermanentError: no address, or the template cannot render with this record.
+            TransientError: the mail server may accept it later.
+        """
+        p = action.params
+        to = _recipient(conn, record, p["to"])
+        if not to:
+            raise PermanentError(f"{record.ref} has no e-mail address for {p['to']!r}")
+        context = {
+            "to": to,
+            "record": record,
+            "client_name": record.fields.get("client_name") or record.title,
+            "manager_name": record.fields.get("manager_name") or "",
+        }
+        mailer = self.mailer(conn.tenant)
+        try:
+            message = mailer.render(p["template"], context, region=p.get("region"))
+        except (TemplateError, ConfigError) as exc:
+            raise PermanentError(f"template {p['template']!r}: {exc}") from exc
+        return mailer.send(message, idempotency_key=action.key)
+
+
+def _recipient(conn: Connector, record: Record, to: str) -> str | None:
+    if to == "client":
+        return conn.contact_email(record)
+    if to == "responsible":
+        return conn.user_email(record.responsible) if record.responsible else None
+    value = record.value(to)
+    return str(value) if value else None
 
 
 _current: Runtime | None = None

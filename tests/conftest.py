@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,19 +91,31 @@ class Bridge:
 
 
 @pytest.fixture
-def bridge(
+def make_bridge(
     redis_url: str, redis_conn: redis.Redis, journal_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Bridge]:
+) -> Iterator[Callable[..., Bridge]]:
+    """Build Remarka's portal in the sandbox, wired to a bridge on a configuration file."""
+    started: list[Bridge] = []
+
+    def build(config: Path = TEST_CONFIG, *, subscribe: bool = True) -> Bridge:
+        sandbox = Bitrix24Sandbox().start()
+        demo.seed(sandbox)
+        monkeypatch.setenv("REMARKA_B24_WEBHOOK_URL", sandbox.webhook_url)
+        monkeypatch.setenv("REMARKA_B24_APP_TOKEN", sandbox.application_token)
+        rt = Runtime.build(str(config), journal_url, redis_url)
+        env = Bridge(sandbox, rt, LoopbackServer(create_app(runtime=rt)).start())
+        for name in demo.EVENTS if subscribe else ():
+            sandbox.subscribe(name, env.hook_url)
+        started.append(env)
+        return env
+
+    yield build
+    for env in started:
+        env.server.stop()
+        env.sandbox.stop()
+
+
+@pytest.fixture
+def bridge(make_bridge: Callable[..., Bridge]) -> Bridge:
     """Remarka's portal in the sandbox, wired to a bridge on the example configuration."""
-    sandbox = Bitrix24Sandbox().start()
-    demo.seed(sandbox)
-    monkeypatch.setenv("REMARKA_B24_WEBHOOK_URL", sandbox.webhook_url)
-    monkeypatch.setenv("REMARKA_B24_APP_TOKEN", sandbox.application_token)
-    rt = Runtime.build(str(TEST_CONFIG), journal_url, redis_url)
-    server = LoopbackServer(create_app(runtime=rt)).start()
-    env = Bridge(sandbox, rt, server)
-    for name in demo.EVENTS:
-        sandbox.subscribe(name, env.hook_url)
-    yield env
-    server.stop()
-    sandbox.stop()
+    return make_bridge()

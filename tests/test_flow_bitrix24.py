@@ -7,6 +7,8 @@ worker writes tasks back through fast-bitrix24.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import requests
 
 from bridge import formdata, queue
@@ -33,9 +35,8 @@ def test_lost_deal_without_reason_gets_one_task_for_its_manager(bridge: Bridge) 
     assert task["RESPONSIBLE_ID"] == "3"
     assert task["TITLE"] == "Укажите причину отказа: Ремонт кухни"
     event = next(e["event"] for e in bridge.runtime.journal.recent() if e["actions"])
-    due = bridge.runtime.tenant("remarka").calendar.add_working(
-        event.received_at, __import__("datetime").timedelta(hours=2)
-    )
+    calendar = bridge.runtime.tenant("remarka").calendar
+    due = calendar.add_working(event.received_at, timedelta(hours=2))
     assert task["DEADLINE"] == due.isoformat(timespec="seconds")
 
 
@@ -50,7 +51,8 @@ def test_a_second_lost_stage_counts_as_lost_too(bridge: Bridge) -> None:
 def test_lost_deal_with_reason_gets_no_task(bridge: Bridge) -> None:
     deal_id = lost_deal(bridge, **{REASON: "Дорого"})
     assert bridge.sandbox.tasks_for(f"D_{deal_id}") == []
-    verdicts = {d.rule: d.verdict for e in bridge.runtime.journal.recent() for d in e["decisions"]}
+    latest = bridge.runtime.journal.recent(1)[0]
+    verdicts = {d.rule: d.verdict for d in latest["decisions"]}
     assert verdicts["refusal-needs-reason"] == "satisfied"
 
 

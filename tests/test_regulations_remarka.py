@@ -31,8 +31,14 @@ def tenant(request: pytest.FixtureRequest) -> config.Tenant:
 
 def deal(stage: str, outcome: str = "open", **fields: object) -> Record:
     return Record(
-        "deal", "42", "bitrix24", stage=stage, outcome=outcome, responsible="3",
-        title="Ремонт кухни", fields=dict(fields),
+        "deal",
+        "42",
+        "bitrix24",
+        stage=stage,
+        outcome=outcome,
+        responsible="3",
+        title="Ремонт кухни",
+        fields=dict(fields),
     )
 
 
@@ -54,7 +60,9 @@ def test_r1_r6_refusal_without_reason_makes_a_task(tenant: config.Tenant) -> Non
 
 
 def test_r1_r6_refusal_with_reason_is_satisfied(tenant: config.Tenant) -> None:
-    p = plan(tenant, deal("C1:LOSE", "lost", refusal_reason="Дорого"), deal("meeting"), FRIDAY_EVENING)
+    p = plan(
+        tenant, deal("C1:LOSE", "lost", refusal_reason="Дорого"), deal("meeting"), FRIDAY_EVENING
+    )
     assert p.actions == ()
     verdict = {d.rule: d.verdict for d in p.decisions}["refusal-needs-reason"]
     assert verdict == "satisfied"

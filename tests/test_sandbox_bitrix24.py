@@ -105,9 +105,7 @@ def test_raw_get_returns_the_documented_envelope(sandbox: Bitrix24Sandbox, b24: 
     assert deal["DATE_CREATE"][-6:] == "+03:00"
 
 
-def test_get_all_pages_through_more_than_fifty_deals(
-    sandbox: Bitrix24Sandbox, b24: Bitrix
-) -> None:
+def test_get_all_pages_through_more_than_fifty_deals(sandbox: Bitrix24Sandbox, b24: Bitrix) -> None:
     for n in range(120):
         sandbox.add_deal({"TITLE": f"Deal {n}", "STAGE_ID": "C1:NEW" if n % 2 else "NEW"})
     deals = b24.get_all("crm.deal.list", {"filter": {"CATEGORY_ID": 1}, "select": ["ID", "TITLE"]})
@@ -261,7 +259,7 @@ def test_only_subscribed_events_are_posted(sandbox: Bitrix24Sandbox, receiver: R
 
 
 def test_failed_delivery_is_recorded_and_not_retried(sandbox: Bitrix24Sandbox) -> None:
-    dead = LoopbackServer(Flask("dead"))
+    dead = LoopbackServer(Flask("dead")).start()
     url = f"{dead.url}/hook"
     dead.stop()  # nothing listens on that port any more
     sandbox.subscribe("ONCRMDEALADD", url)
@@ -295,7 +293,9 @@ def test_stage_semantics_follow_a_c1_pipeline(sandbox: Bitrix24Sandbox) -> None:
     assert rest(sandbox, "crm.deal.update", {"id": deal_id, "fields": {"STAGE_ID": "C1:APOLOGY"}})
     deal = rest(sandbox, "crm.deal.get", {"id": deal_id}).json()["result"]
     assert (deal["STAGE_ID"], deal["STAGE_SEMANTIC_ID"], deal["CLOSED"]) == ("C1:APOLOGY", "F", "Y")
-    rest(sandbox, "crm.deal.update", {"id": deal_id, "fields": {"STAGE_ID": "WON"}})  # other pipeline
+    rest(
+        sandbox, "crm.deal.update", {"id": deal_id, "fields": {"STAGE_ID": "WON"}}
+    )  # other pipeline
     assert sandbox.deals[deal_id]["STAGE_ID"] == "C1:APOLOGY"
     statuses = rest(sandbox, "crm.status.list", {"filter": {"ENTITY_ID": "DEAL_STAGE_1"}}).json()
     assert [(s["STATUS_ID"], s["SEMANTICS"]) for s in statuses["result"]] == [
@@ -370,3 +370,35 @@ def test_timeline_comment_and_user_get(sandbox: Bitrix24Sandbox) -> None:
     assert [(u["ID"], u["NAME"], u["EMAIL"]) for u in users["result"]] == [
         ("3", "Anna", "anna@example.com")
     ]
+
+
+def test_userfields_and_lead_multifields(sandbox: Bitrix24Sandbox) -> None:
+    items = sandbox.add_userfield(
+        "deal", "UF_CRM_REASON", "enumeration", "Reason", ["Price", "Time"]
+    )
+    fields = rest(sandbox, "crm.deal.fields", {}).json()["result"]
+    reason = fields["UF_CRM_REASON"]
+    assert (reason["isDynamic"], reason["title"], reason["listLabel"]) == (
+        True,
+        "UF_CRM_REASON",
+        "Reason",
+    )
+    assert reason["items"] == items and [i["VALUE"] for i in items] == ["Price", "Time"]
+    assert fields["STAGE_ID"]["statusType"] == "DEAL_STAGE"
+    deal_id = sandbox.add_deal({"TITLE": "Kitchen"})
+    rest(sandbox, "crm.deal.update", {"id": deal_id, "fields": {"UF_CRM_REASON": items[1]["ID"]}})
+    assert sandbox.deals[deal_id]["UF_CRM_REASON"] == items[1]["ID"]
+    phone = {"VALUE": "+79990001122", "VALUE_TYPE": "WORK"}
+    lead_id = rest(sandbox, "crm.lead.add", {"fields": {"TITLE": "Call", "PHONE": [phone]}}).json()
+    lead = rest(sandbox, "crm.lead.get", {"id": lead_id["result"]}).json()["result"]
+    assert lead["HAS_PHONE"] == "Y" and lead["HAS_EMAIL"] == "N"
+    assert [(p["VALUE"], p["TYPE_ID"]) for p in lead["PHONE"]] == [("+79990001122", "PHONE")]
+
+
+def test_batch_links_a_result_into_the_next_command(sandbox: Bitrix24Sandbox) -> None:
+    deal_id = sandbox.add_deal({"TITLE": "Kitchen"})
+    sandbox.add_deal({"TITLE": "Other"})
+    cmd = {"d": f"crm.deal.get?id={deal_id}"}
+    cmd["same"] = "crm.deal.list?filter[ID]=$result[d][ID]&select[]=TITLE"
+    body = rest(sandbox, "batch", {"cmd": cmd}).json()["result"]
+    assert body["result"]["same"] == [{"TITLE": "Kitchen"}]

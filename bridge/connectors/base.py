@@ -97,6 +97,10 @@ class Connector(ABC):
     def contact_email(self, record: Record) -> str | None:
         """The e-mail address of the record's client, or None."""
 
+    @abstractmethod
+    def user_email(self, user_id: str) -> str | None:
+        """The e-mail address of a CRM user (a manager), or None."""
+
 
 def to_record(kind: str, raw: dict[str, Any], mapping: Mapping, crm: str, record_id: str) -> Record:
     """Translate a CRM entity into the canonical record with a mapping.

@@ -146,6 +146,15 @@ class Bitrix24(Connector):
                 return str(item["VALUE"])
         return None
 
+    def user_email(self, user_id: str) -> str | None:
+        """A user's ``EMAIL``; ``user.get`` answers a list even for one id.
+
+        D:api-reference/user/user-get.md
+        """
+        users = self.call("user.get", {"filter": {"ID": user_id}}) or []
+        email = users[0].get("EMAIL") if users else None
+        return str(email) if email else None
+
     # -- writing ------------------------------------------------------------------------
 
     def execute(self, record: Record, actions: Sequence[Action]) -> dict[str, Outcome]:

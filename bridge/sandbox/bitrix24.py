@@ -404,6 +404,7 @@ class Bitrix24Sandbox:
 
     # --- batch -------------------------------------------------------------------------------
 
+    # D:settings/how-to-call-rest-api/batch.md
     def _batch(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Run sub-commands in order. D:settings/how-to-call-rest-api/batch.md
 

@@ -285,9 +285,10 @@ TASK_FILTER_KEYS: dict[str, str] = {
     "AUDITOR": "AUDITORS",
 }
 
-# An activity as crm.activity.get returns it (D:api-reference/crm/timeline/activities/activity-base/
-# crm-activity-get.md). Defaults describe a pending universal to-do: TYPE_ID 6 "activities managed
-# by providers" (D:api-reference/crm/data-types.md#activity-enums), PROVIDER_ID CRM_TODO
+# An activity as crm.activity.get returns it:
+# D:api-reference/crm/timeline/activities/activity-base/crm-activity-get.md
+# Defaults describe a pending universal to-do: TYPE_ID 6 "activities managed by providers"
+# (D:api-reference/crm/data-types.md#activity-enums), PROVIDER_ID CRM_TODO
 # (D:api-reference/crm/timeline/activities/todo/index.md).
 ACTIVITY_TEMPLATE: dict[str, Any] = {
     "ID": None,

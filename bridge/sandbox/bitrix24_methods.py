@@ -116,90 +116,103 @@ def _crm_add(store: PortalStore, call: Call, kind: CrmKind) -> Reply:
     return Reply(store.add_crm(kind, fields, by_user=call.user_id, trusted=False))
 
 
+# D:api-reference/crm/deals/crm-deal-get.md
 @method("crm.deal.get")
 def deal_get(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/deals/crm-deal-get.md"""
+    """crm.deal.get: One deal by id."""
     return _crm_get(store, call, DEAL)
 
 
+# D:api-reference/crm/deals/crm-deal-list.md
 @method("crm.deal.list")
 def deal_list(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/deals/crm-deal-list.md"""
+    """crm.deal.list: A page of deals: filter, select, order, start."""
     return _crm_list(store, call, DEAL)
 
 
+# D:api-reference/crm/deals/crm-deal-add.md
 @method("crm.deal.add")
 def deal_add(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/deals/crm-deal-add.md"""
+    """crm.deal.add: Create a deal; the result is its id."""
     return _crm_add(store, call, DEAL)
 
 
+# D:api-reference/crm/deals/crm-deal-update.md
 @method("crm.deal.update")
 def deal_update(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/deals/crm-deal-update.md"""
+    """crm.deal.update: Change a deal; unknown fields are ignored."""
     return _crm_update(store, call, DEAL)
 
 
+# D:api-reference/crm/deals/crm-deal-fields.md
 @method("crm.deal.fields")
 def deal_fields(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/deals/crm-deal-fields.md"""
+    """crm.deal.fields: Deal field descriptions, user fields included."""
     return Reply(store.describe_fields(DEAL))
 
 
+# D:api-reference/crm/leads/crm-lead-get.md
 @method("crm.lead.get")
 def lead_get(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/leads/crm-lead-get.md"""
+    """crm.lead.get: One lead by id."""
     return _crm_get(store, call, LEAD)
 
 
+# D:api-reference/crm/leads/crm-lead-list.md
 @method("crm.lead.list")
 def lead_list(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/leads/crm-lead-list.md"""
+    """crm.lead.list: A page of leads."""
     return _crm_list(store, call, LEAD)
 
 
+# D:api-reference/crm/leads/crm-lead-add.md
 @method("crm.lead.add")
 def lead_add(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/leads/crm-lead-add.md"""
+    """crm.lead.add: Create a lead; the result is its id."""
     return _crm_add(store, call, LEAD)
 
 
+# D:api-reference/crm/leads/crm-lead-update.md
 @method("crm.lead.update")
 def lead_update(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/leads/crm-lead-update.md"""
+    """crm.lead.update: Change a lead."""
     return _crm_update(store, call, LEAD)
 
 
+# D:api-reference/crm/leads/crm-lead-fields.md
 @method("crm.lead.fields")
 def lead_fields(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/leads/crm-lead-fields.md"""
+    """crm.lead.fields: Lead field descriptions."""
     return Reply(store.describe_fields(LEAD))
 
 
 # --- crm.status.* --------------------------------------------------------------------------------
 
 
+# D:api-reference/crm/status/crm-status-list.md
 @method("crm.status.list")
 def status_list(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/status/crm-status-list.md"""
+    """crm.status.list: Directory items (stages) with SEMANTICS and EXTRA."""
     flt, order = _mapping(call, "filter"), _mapping(call, "order")
     items = [dict(s, EXTRA=dict(s["EXTRA"])) for s in store.statuses if matches(s, flt, str)]
     items = order_records(items, order, [])
     return Reply(items, total=len(items))
 
 
+# D:api-reference/crm/status/crm-status-entity-types.md
 @method("crm.status.entity.types")
 def status_entity_types(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/status/crm-status-entity-types.md"""
+    """crm.status.entity.types: Directory types with their SEMANTIC_INFO."""
     return Reply(store.entity_types())
 
 
 # --- crm.timeline.comment.* ----------------------------------------------------------------------
 
 
+# D:api-reference/crm/timeline/comments/crm-timeline-comment-add.md
 @method("crm.timeline.comment.add")
 def comment_add(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/timeline/comments/crm-timeline-comment-add.md"""
+    """crm.timeline.comment.add: Add a timeline comment; the result is its id."""
     # "Starting from crm version 23.100.0, the method only accepts parameters with the key
     # `fields` in lowercase", so no case-insensitive lookup here.
     fields = call.params.get("fields")
@@ -219,9 +232,10 @@ def comment_add(store: PortalStore, call: Call) -> Reply:
     return Reply(comment_id)
 
 
+# D:api-reference/crm/timeline/comments/crm-timeline-comment-list.md
 @method("crm.timeline.comment.list")
 def comment_list(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/timeline/comments/crm-timeline-comment-list.md"""
+    """crm.timeline.comment.list: A page of timeline comments."""
     flt, order = _mapping(call, "filter"), _mapping(call, "order")
     records = [c for c in store.comments.values() if matches(c, flt, str)]
     page = paginate(order_records(records, order, [("ID", "ASC")]), call.get("start"))
@@ -233,9 +247,10 @@ def comment_list(store: PortalStore, call: Call) -> Reply:
 # --- tasks.task.* --------------------------------------------------------------------------------
 
 
+# D:api-reference/tasks/tasks-task-add.md
 @method("tasks.task.add")
 def task_add(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/tasks/tasks-task-add.md"""
+    """tasks.task.add: Create a task from UPPER_CASE fields; the result is the camelCase task."""
     fields = call.get("fields")
     if not isinstance(fields, dict) or not fields:
         raise RestError(400, "100", "Could not find value for parameter {fields} (internal error)")
@@ -243,9 +258,10 @@ def task_add(store: PortalStore, call: Call) -> Reply:
     return Reply({"task": store.render_task(task, [])})
 
 
+# D:api-reference/tasks/tasks-task-get.md
 @method("tasks.task.get")
 def task_get(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/tasks/tasks-task-get.md"""
+    """tasks.task.get: One task, or [] when there is none."""
     raw = call.get("taskId")
     if raw is None:
         raise RestError(
@@ -269,9 +285,10 @@ def _task_filter_key(key: str) -> tuple[str, str] | None:
     return op, TASK_FILTER_KEYS[name.upper()]
 
 
+# D:api-reference/tasks/tasks-task-list.md
 @method("tasks.task.list")
 def task_list(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/tasks/tasks-task-list.md"""
+    """tasks.task.list: A page of tasks under result.tasks."""
     flt: dict[str, Any] = {}
     for key, value in _mapping(call, "filter").items():
         parsed = _task_filter_key(str(key))
@@ -299,9 +316,10 @@ def task_list(store: PortalStore, call: Call) -> Reply:
 _USER_RESERVED = {"sort", "order", "filter", "admin_mode", "select", "image_resize", "start"}
 
 
+# D:api-reference/user/user-get.md
 @method("user.get")
 def user_get(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/user/user-get.md (a list even for one id)."""
+    """user.get: Users; a list even for one id."""
     flt = dict(_mapping(call, "filter"))
     # Older callers put filter fields at the top level (`{"ID": 61}`).
     flt |= {k: v for k, v in call.params.items() if k.lower() not in _USER_RESERVED}
@@ -319,18 +337,20 @@ def user_get(store: PortalStore, call: Call) -> Reply:
 # --- crm.activity.* ------------------------------------------------------------------------------
 
 
+# D:api-reference/crm/timeline/activities/activity-base/crm-activity-get.md
 @method("crm.activity.get")
 def activity_get(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/timeline/activities/activity-base/crm-activity-get.md"""
+    """crm.activity.get: One activity by id."""
     activity = store.activities.get(_entity_id(call))
     if activity is None:
         raise RestError(400, "", "Activity is not found")
     return Reply({k: v for k, v in activity.items() if k not in ACTIVITY_ON_REQUEST})
 
 
+# D:api-reference/crm/timeline/activities/activity-base/crm-activity-list.md
 @method("crm.activity.list")
 def activity_list(store: PortalStore, call: Call) -> Reply:
-    """D:api-reference/crm/timeline/activities/activity-base/crm-activity-list.md"""
+    """crm.activity.list: A page of activities."""
     flt, order = _mapping(call, "filter"), _mapping(call, "order")
     records = [a for a in store.activities.values() if matches(a, flt, str)]
     # "By default, it is sorted by increasing the Start Date field (START_TIME)".

@@ -289,8 +289,9 @@ class PortalStore(WorkItems):
             now = self.stamp()
             record = self._defaults(kind, new_id, now, by_user)
             values = self._accepted(kind, fields, trusted=trusted, adding=True)
+            stage = values.pop(kind.stage_field, None)  # placed below, with its semantics
             self._apply(record, values)
-            self._place(kind, record, values.get(kind.stage_field), by_user, fresh=True)
+            self._place(kind, record, stage, by_user, fresh=True)
             self._finish(kind, record, values if trusted else {})
             self.table(kind)[new_id] = record
             self._emit(kind.add_event, new_id)
@@ -313,11 +314,12 @@ class PortalStore(WorkItems):
         with self.lock:
             record = self.table(kind)[entity_id]
             values = self._accepted(kind, fields, trusted=trusted, adding=False)
+            stage = values.pop(kind.stage_field, None)  # placed below, with its semantics
             category = record.get("CATEGORY_ID")
             self._apply(record, values)
             # Only seeding can move a deal to another pipeline (REST needs crm.item.update).
             moved = record.get("CATEGORY_ID") != category
-            self._place(kind, record, values.get(kind.stage_field), by_user, fresh=moved)
+            self._place(kind, record, stage, by_user, fresh=moved)
             record["DATE_MODIFY"], record["MODIFY_BY_ID"] = self.stamp(), str(by_user)
             self._finish(kind, record, values if trusted else {})
             self._emit(kind.update_event, entity_id)

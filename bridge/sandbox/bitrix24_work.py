@@ -44,13 +44,16 @@ class WorkItems:
     _emit: Callable[[str, int], None]
 
     def stamp(self, moment: datetime | None = None) -> str:
+        """Format a datetime in portal time (provided by the store)."""
         raise NotImplementedError
 
     # --- timeline comments -----------------------------------------------------------------
 
     def add_comment(self, entity_type: str, entity_id: int, comment: str, *, by_user: int) -> int:
-        """Store a timeline comment shaped like D:api-reference/crm/timeline/comments/
-        crm-timeline-comment-list.md items and announce it."""
+        """Store a timeline comment and announce it (onCrmTimelineCommentAdd).
+
+        Shaped like the items of D:api-reference/crm/timeline/comments/crm-timeline-comment-list.md
+        """
         with self.lock:
             new_id = next(self._seq["comment"])
             self.comments[new_id] = {

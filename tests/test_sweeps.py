@@ -1,0 +1,56 @@
+"""A sweep over every open deal of a portal: finishes on 10,000 and acts only on the overdue."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from bridge import sweeps
+from bridge.demo import deal
+from tests.conftest import ROOT, Bridge
+
+CONFIG = ROOT / "tests" / "fixtures" / "timers.yaml"
+OPEN_DEALS = 10_000
+OVERDUE = 37
+
+
+@pytest.fixture
+def bridge(make_bridge) -> Bridge:
+    return make_bridge(CONFIG, subscribe=False)
+
+
+def seed(bridge: Bridge) -> set[int]:
+    now = datetime.now().astimezone()
+    overdue = set()
+    for i in range(OPEN_DEALS):
+        moved = now - timedelta(days=10 if i % 271 == 5 and len(overdue) < OVERDUE else 2)
+        stage = "C1:MEETING" if i % 3 else "C1:ESTIMATE"
+        if moved < now - timedelta(days=7):
+            stage = "C1:MEETING"
+        deal_id = bridge.sandbox.add_deal(
+            deal(f"Сделка {i}", stage, MOVED_TIME=moved.isoformat(timespec="seconds"))
+        )
+        if moved < now - timedelta(days=7):
+            overdue.add(deal_id)
+    return overdue
+
+
+def test_a_sweep_over_10000_open_deals_acts_only_on_the_overdue(bridge: Bridge) -> None:
+    overdue = seed(bridge)
+    assert len(overdue) == OVERDUE
+    summary = sweeps.sweep(bridge.runtime, "remarka")
+    assert summary == f"{OPEN_DEALS} open record(s) swept, {OVERDUE} with actions"
+    tasks = list(bridge.sandbox.tasks.values())
+    bound = {int(t["UF_CRM_TASK"][0].removeprefix("D_")) for t in tasks}
+    assert bound == overdue
+    assert len(tasks) == OVERDUE
+
+
+def test_a_second_sweep_does_not_remind_twice(bridge: Bridge) -> None:
+    now = datetime.now().astimezone()
+    old = (now - timedelta(days=9)).isoformat(timespec="seconds")
+    deal_id = bridge.sandbox.add_deal(deal("Старая сделка", "C1:MEETING", MOVED_TIME=old))
+    sweeps.sweep(bridge.runtime, "remarka")
+    sweeps.sweep(bridge.runtime, "remarka")
+    assert len(bridge.sandbox.tasks_for(f"D_{deal_id}")) == 1
