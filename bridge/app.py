@@ -18,7 +18,7 @@ def create_app(test_config: dict[str, Any] | None = None, runtime: Runtime | Non
             ``REDIS_URL`` are read from it before the environment).
         runtime: an already built runtime (the demo and tests share one with the worker).
     """
-    app = Flask("bridge")
+    app = Flask(__name__)
     app.config.from_mapping(MAX_CONTENT_LENGTH=1024 * 1024)
     app.config.from_prefixed_env("BRIDGE")
     if test_config:

@@ -174,6 +174,14 @@ class Journal:
             ).one()
             return found.id, False
 
+    def event_by_key(self, tenant: str, dedup_key: str) -> EventRow | None:
+        """The event journaled under a dedup key, if any."""
+        with self.session() as s:
+            query = select(EventRow).where(
+                EventRow.tenant == tenant, EventRow.dedup_key == dedup_key
+            )
+            return s.scalars(query).first()
+
     def event(self, event_id: int) -> EventRow | None:
         """An event row by id."""
         with self.session() as s:

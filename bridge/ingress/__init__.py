@@ -58,21 +58,35 @@ def reject(tenant: str, crm: str, error: Rejected) -> ResponseReturnValue:
 
 
 def accept(item: Incoming) -> ResponseReturnValue:
-    """Drop a duplicate, else journal and enqueue; answer 200 either way."""
+    """Journal and enqueue an event, or fold it into an identical one still waiting."""
+    event_id, status = enqueue(item)
+    return jsonify(status=status, event_id=event_id), 200
+
+
+def enqueue(item: Incoming) -> tuple[int, str]:
+    """Journal and enqueue one event; returns its id and ``queued`` or ``duplicate``.
+
+    A delivery whose key was seen is dropped only while the first one still waits in the
+    queue: that job will read the record's latest state anyway. Once the first has started,
+    the same key may stand for a later change (Bitrix24's ``ts`` has one-second resolution),
+    so it is processed again; the actions' idempotency keys make that harmless.
+    """
     rt = runtime()
     values = {k: getattr(item, k) for k in ("tenant", "crm", "source", "type", "kind", "subject")}
     values.update(record_id=item.record_id, payload=item.payload, received_at=utcnow())
+    key: str | None = item.dedup_key
     if not queue.first_delivery(rt.redis, item.tenant, item.dedup_key):
-        event_id, _ = rt.journal.record_event(**values, status="duplicate")
-        return jsonify(status="duplicate", event_id=event_id), 200
+        first = rt.journal.event_by_key(item.tenant, item.dedup_key)
+        if first is None or first.status in ("queued", "retrying"):
+            event_id, _ = rt.journal.record_event(**values, status="duplicate")
+            return event_id, "duplicate"
+        key = None  # a later change within the same second: process it again
     try:
-        event_id, created = rt.journal.record_event(
-            **values, status="queued", dedup_key=item.dedup_key
-        )
-        if created:
-            intervals = rt.settings.tenants[item.tenant].config.retry_intervals
-            queue.enqueue_event(rt.redis, item.tenant, event_id, intervals)
+        event_id, _ = rt.journal.record_event(**values, status="queued", dedup_key=key)
+        intervals = rt.settings.tenants[item.tenant].config.retry_intervals
+        queue.enqueue_event(rt.redis, item.tenant, event_id, intervals)
     except Exception:
-        queue.forget_delivery(rt.redis, item.tenant, item.dedup_key)
+        if key is not None:
+            queue.forget_delivery(rt.redis, item.tenant, item.dedup_key)
         raise
-    return jsonify(status="queued" if created else "duplicate", event_id=event_id), 200
+    return event_id, "queued"
