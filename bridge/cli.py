@@ -104,6 +104,39 @@ def check(packs: tuple[str, ...], folder: str) -> None:
     sys.exit(1 if failed or not total else 0)
 
 
+@cli.command("amocrm-auth")
+@click.argument("code")
+@click.option("--tenant", required=True, help="The amoCRM tenant of the bridge's config.")
+@click.option("--config", "path", default=None, help="Config file (default: $BRIDGE_CONFIG).")
+def amocrm_auth(code: str, tenant: str, path: str | None) -> None:
+    """Exchange an amoCRM authorization code for tokens; resume a paused tenant."""
+    from bridge.connectors.amocrm_auth import authorize
+    from bridge.errors import BridgeError
+    from bridge.runtime import Runtime
+
+    try:
+        click.echo(authorize(Runtime.build(path), tenant, code))
+    except (BridgeError, KeyError) as exc:
+        click.echo(f"amocrm-auth: {exc}", err=True)
+        sys.exit(1)
+
+
+@cli.command("coverage")
+@click.option("--dir", "folder", default="config/regulations", show_default=True)
+@click.option("--write", "target", default=None, help="Write the table to this file.")
+def coverage_cmd(folder: str, target: str | None) -> None:
+    """Print (or write) the table: regulation id -> pack rule -> scenario files."""
+    from pathlib import Path
+
+    from bridge.coverage import markdown
+
+    text = markdown(Path(folder))
+    if target:
+        Path(target).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
 @cli.command("dry-run")
 @click.argument("event_file", type=click.File())
 def dry_run(event_file: Any) -> None:

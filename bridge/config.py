@@ -52,6 +52,11 @@ class EmailConfig(_Strict):
         default="var/outbox", description="folder for .eml files (outbox transport)"
     )
     sender: str = Field(default="bridge@localhost", description="the From address")
+    signatures: str | None = Field(
+        default=None,
+        description="signatures file by region, relative to this file (default: the templates'"
+        " folder's signatures.yaml)",
+    )
     smtp: dict[str, Any] = Field(
         default_factory=dict, description="host, port, username, password_env, starttls"
     )
@@ -60,7 +65,7 @@ class EmailConfig(_Strict):
 class TenantConfig(_Strict):
     """One company: its CRM, how to reach it, and which regulations apply."""
 
-    crm: Literal["bitrix24"]
+    crm: Literal["bitrix24", "amocrm"]
     connection: dict[str, Any] = Field(description="the connector's settings; secrets by env name")
     mapping: str | None = Field(default=None, description="mapping file, relative to this file")
     regulations: list[str] = Field(description="regulation pack files, relative to this file")
@@ -212,6 +217,9 @@ def _tenant(name: str, cfg: TenantConfig, base: Path, doc: yamlfile.YamlDoc) -> 
             continue
         problems.extend(check(pack, pack_doc, known))
         packs.append(pack)
+    if cfg.email and cfg.email.signatures and not (base / cfg.email.signatures).is_file():
+        where = doc.where(("tenants", name, "email", "signatures"))
+        problems.append(f"{where}: tenants.{name}.email.signatures: no file {cfg.email.signatures}")
     if problems:
         raise ConfigError(problems)
     return Tenant(name, cfg, mapping, packs, calendar(cfg), base)

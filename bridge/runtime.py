@@ -14,7 +14,7 @@ from jinja2 import TemplateError
 
 from bridge import config, services
 from bridge.connectors import Connector, connector_class
-from bridge.email import Mailer, SentMail, transport_from_settings
+from bridge.email import Mailer, SentMail, Signatures, transport_from_settings
 from bridge.errors import ConfigError, PermanentError
 from bridge.journal import Journal
 from bridge.models import Action, Record
@@ -58,18 +58,20 @@ class Runtime:
 
     def _limiter(self, tenant: config.Tenant, cls: Any) -> RateLimiter:
         options = cls.settings.model_validate(tenant.config.connection)
-        key = f"{tenant.config.crm}:{getattr(options, 'member_id', None) or tenant.name}"
-        return RateLimiter(self.redis, key, options.requests_per_second, options.burst)
+        key = cls.limiter_key(tenant.name, options)
+        return RateLimiter(self.redis, key, cls.pace(options), options.burst)
 
     def mailer(self, tenant: config.Tenant) -> Mailer:
         """The tenant's mailer, built once (its ``email:`` settings, or the outbox)."""
         if tenant.name not in self._mailers:
             cfg = tenant.config.email or config.EmailConfig()
             settings = {"transport": cfg.transport, "folder": tenant.base / cfg.outbox, **cfg.smtp}
+            signatures = Signatures.load(tenant.base / cfg.signatures) if cfg.signatures else None
             self._mailers[tenant.name] = Mailer(
                 tenant.base / cfg.templates,
                 sender=cfg.sender,
                 transport=transport_from_settings(settings),
+                signatures=signatures,
             )
         return self._mailers[tenant.name]
 

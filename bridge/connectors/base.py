@@ -51,6 +51,19 @@ class Connector(ABC):
         self.options = self.settings.model_validate(tenant.config.connection)
 
     @classmethod
+    def limiter_key(cls, tenant_name: str, options: BaseModel) -> str:
+        """Names the shared rate-limit bucket: the CRM counts per portal / account.
+
+        Default: ``<crm>:<member_id>`` when the settings have one, else ``<crm>:<tenant>``.
+        """
+        return f"{cls.name}:{getattr(options, 'member_id', None) or tenant_name}"
+
+    @classmethod
+    def pace(cls, options: BaseModel) -> float:
+        """Requests per second the shared bucket hands out (default: the settings' rate)."""
+        return float(options.requests_per_second)  # type: ignore[attr-defined]
+
+    @classmethod
     def check_settings(cls, doc: yamlfile.YamlDoc, at: Sequence[Any]) -> list[str]:
         """Problems with a tenant's ``connection`` block at key path ``at``, with file:line."""
         node = doc.data
@@ -128,12 +141,13 @@ def to_record(kind: str, raw: dict[str, Any], mapping: Mapping, crm: str, record
 
 def to_crm_fields(kind: str, fields: dict[str, Any], mapping: Mapping) -> dict[str, Any]:
     """Canonical field values -> the CRM's field codes (list values mapped back)."""
-    km = mapping.kind(kind)
-    out = {}
-    for name, value in fields.items():
-        reverse = {v: k for k, v in km.values.get(name, {}).items()}
-        out[mapping.field_code(kind, name)] = reverse.get(value, value)
-    return out
+    return {mapping.field_code(kind, n): crm_value(kind, n, v, mapping) for n, v in fields.items()}
+
+
+def crm_value(kind: str, name: str, value: Any, mapping: Mapping) -> Any:
+    """A canonical value -> the CRM's (list items through the mapping's ``values``)."""
+    reverse = {v: k for k, v in mapping.kind(kind).values.get(name, {}).items()}
+    return reverse.get(value, value)
 
 
 def _value(values: dict[str, str] | None, raw: Any) -> Any:

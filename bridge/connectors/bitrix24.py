@@ -25,7 +25,7 @@ from fast_bitrix24 import BitrixAsync
 from pydantic import BaseModel, ConfigDict, Field
 
 from bridge import formdata
-from bridge.connectors.base import Connector, Outcome, to_crm_fields, to_record
+from bridge.connectors.base import Connector, Outcome, crm_value, to_crm_fields, to_record
 from bridge.errors import AuthError, PermanentError, TransientError
 from bridge.masking import redact
 from bridge.models import Action, Event, Record, RecordRef
@@ -35,6 +35,7 @@ from bridge.regulations.engine import LookupQuery
 ENTITY = {"lead": (1, "L"), "deal": (2, "D")}
 OWNER_KINDS = {"1": "lead", "2": "deal"}
 TRANSIENT_CODES = {"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "OVERLOAD_LIMIT"}
+PRIORITY = {"low": "0", "normal": "1", "high": "2"}  # D:api-reference/tasks/fields.md
 MARKER = "bridge:"  # prefix of XML_ID ("External identifier", D:api-reference/tasks/fields.md)
 
 
@@ -111,14 +112,34 @@ class Bitrix24(Connector):
 
     def find(self, query: LookupQuery) -> list[Record]:
         """``crm.<kind>.list`` filtered by fields (D:api-reference/crm/deals/crm-deal-list.md)."""
-        filt: dict[str, Any] = {self.mapping.field_code(query.kind, k): v for k, v in query.where}
+        kind = query.kind
+        filt: dict[str, Any] = {
+            self.mapping.field_code(kind, k): crm_value(kind, k, v, self.mapping)
+            for k, v in query.where
+        }
         if query.open_only:
-            filt[self.mapping.field_code(query.kind, "outcome")] = "P"
-        if query.exclude is not None and query.exclude.kind == query.kind:
+            filt[self.mapping.field_code(kind, "outcome")] = "P"
+        if query.in_stage:
+            filt.update(self._stage_filter(kind, query.in_stage))
+        if query.exclude is not None and query.exclude.kind == kind:
             filt["!ID"] = query.exclude.id
-        params = {"filter": filt, "select": ["*", "UF_*"], "order": {"ID": "ASC"}}
-        found = self.call(f"crm.{query.kind}.list", params) or []
-        return [to_record(query.kind, raw, self.mapping, self.name, raw["ID"]) for raw in found]
+        # every page, not only the first 50: a rule may count hundreds of open records
+        found = self.get_all(f"crm.{kind}.list", {"filter": filt, "select": ["*", "UF_*"]})
+        return [to_record(kind, raw, self.mapping, self.name, raw["ID"]) for raw in found]
+
+    def _stage_filter(self, kind: str, stages: tuple[str, ...]) -> dict[str, Any]:
+        """``@STAGE_ID`` for canonical stages; won / lost / open as stage semantics."""
+        outcomes = {v: k for k, v in self.mapping.kind(kind).outcomes.items()}
+        semantic = [outcomes[s] for s in stages if s in outcomes]
+        ids = [
+            i
+            for s in stages
+            if s not in outcomes
+            for i in self.mapping.kind(kind).stages.get(s, [s])
+        ]
+        if semantic and not ids:
+            return {f"@{self.mapping.field_code(kind, 'outcome')}": semantic}
+        return {f"@{self.mapping.field_code(kind, 'stage')}": ids}
 
     def list_open(self, kind: str) -> Iterator[Record]:
         """Every open record, through fast-bitrix24's ``get_all``: the first page, then the
@@ -209,6 +230,7 @@ class Bitrix24(Connector):
             "RESPONSIBLE_ID": p["responsible"],
             "UF_CRM_TASK": [f"{ENTITY[record.kind][1]}_{record.id}"],
             "XML_ID": MARKER + action.key,
+            "PRIORITY": PRIORITY[p.get("priority", "normal")],
         }
         if p.get("deadline"):
             fields["DEADLINE"] = _datetime(p["deadline"])

@@ -9,6 +9,8 @@ Never evaluated as code: each form is a small model with a ``holds`` method.
 - ``{lookup: same_monument, count: {gte: 1}}`` (other records found by a field)
 - ``{email_sent: no_answer}`` (a template e-mail was sent in the current stay)
 - ``{changes: offer_terms, count: {gte: 3}}`` (how often a field changed, from the journal)
+- ``{changed: client_class}`` (this event changed the field)
+- ``{today_between: ["11-15", "12-31"]}`` (a season, in the tenant's zone)
 - ``{all: [...]}``, ``{any: [...]}``, ``{not: {...}}``
 """
 
@@ -179,6 +181,48 @@ class Changes(_Strict):
         yield self.changes
 
 
+class Changed(_Strict):
+    """The field's value differs from the one in the previous snapshot (this event changed it)."""
+
+    changed: str
+
+    def holds(self, scope: Scope) -> bool:
+        """Did this event change the field?"""
+        if scope.previous is None:
+            return not is_empty(scope.record.value(self.changed))
+        return scope.previous.value(self.changed) != scope.record.value(self.changed)
+
+    def fields(self) -> Iterator[str]:
+        """The field it watches."""
+        yield self.changed
+
+
+class TodayBetween(_Strict):
+    """Today (in the tenant's zone) lies in a yearly window: ``["11-15", "12-31"]`` (MM-DD)."""
+
+    today_between: tuple[str, str]
+
+    @field_validator("today_between")
+    @classmethod
+    def _dates(cls, value: tuple[str, str]) -> tuple[str, str]:
+        for text in value:
+            month, _, day = text.partition("-")
+            if not (
+                month.isdigit() and day.isdigit() and 1 <= int(month) <= 12 and 1 <= int(day) <= 31
+            ):
+                raise ValueError(f"{text!r} must be MM-DD, e.g. 12-31")
+        return value
+
+    def holds(self, scope: Scope) -> bool:
+        """Is today within the window (a window may wrap over the New Year)?"""
+        local = scope.now.astimezone(ZoneInfo(scope.calendar.timezone))
+        today = f"{local.month:02d}-{local.day:02d}"
+        start, end = (
+            f"{int(a):02d}-{int(b):02d}" for a, b in (x.split("-") for x in self.today_between)
+        )
+        return start <= today <= end if start <= end else today >= start or today <= end
+
+
 class AllOf(_Strict):
     """Every condition holds."""
 
@@ -238,7 +282,16 @@ class Not(_Strict):
 
 
 Condition = Union[  # noqa: UP007 - a runtime alias with forward references
-    FieldCondition, StageAge, LookupCondition, EmailSent, Changes, AllOf, AnyOf, Not
+    FieldCondition,
+    StageAge,
+    LookupCondition,
+    EmailSent,
+    Changes,
+    Changed,
+    TodayBetween,
+    AllOf,
+    AnyOf,
+    Not,
 ]
 for _model in (AllOf, AnyOf, Not):
     _model.model_rebuild()
@@ -301,3 +354,8 @@ def _as_datetime(value: Any, zone: str) -> datetime | None:
         except ValueError:
             return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(zone))
+
+
+def _month_day(text: str) -> str:
+    month, _, day = text.partition("-")
+    return f"{int(month):02d}-{int(day):02d}"

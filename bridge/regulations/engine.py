@@ -17,7 +17,7 @@ from typing import Any
 from bridge.calendar import BusinessCalendar, parse_deadline
 from bridge.models import Action, Decision, Event, Plan, Record, RecordRef, Timer
 from bridge.regulations.conditions import _as_datetime, is_empty
-from bridge.regulations.pack import ActionSpec, CreateTask, Rule
+from bridge.regulations.pack import ActionSpec, CreateTask, Rule, split_field_time
 from bridge.regulations.text import render
 
 NOT_MATCHED, SATISFIED, FIRED, SCHEDULED = "not_matched", "satisfied", "fired", "scheduled"
@@ -31,6 +31,7 @@ class LookupQuery:
     where: tuple[tuple[str, str], ...]
     open_only: bool = False
     exclude: RecordRef | None = None
+    in_stage: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Scope:
     lookups: Mapping[str, tuple[Record, ...]]
     emails_sent: frozenset[str]
     history: Mapping[str, int]
+    previous: Record | None = None
 
 
 def evaluate(
@@ -95,14 +97,19 @@ def evaluate(
     decisions: list[Decision] = []
     timers: list[Timer] = []
     for rule in rules:
-        scope = _scope(rule, record, ctx)
+        scope = _scope(rule, record, ctx, previous)
         verdict, detail, missing = _judge(rule, types, record, previous, scope)
         if verdict == FIRED and rule.timed:
             timer = _first_timer(event.tenant, rule, record, ctx)
             verdict, detail = _scheduled(timer, rule)
             timers.extend([timer] if timer else [])
         elif verdict == FIRED:
-            actions.extend(_actions(event.tenant, rule, 0, record, previous, missing, ctx))
+            stay = (
+                f"event:{event.id or event.received_at.isoformat()}"
+                if rule.repeat == "per_event"
+                else None
+            )
+            actions.extend(_actions(event.tenant, rule, 0, record, previous, missing, ctx, stay))
         decisions.append(Decision(rule.id, verdict, detail))
     return Plan(tuple(actions), tuple(decisions), tuple(timers))
 
@@ -131,21 +138,15 @@ def needed_lookups(
 
 def _query(lookup: Any, record: Record, context: dict[str, Any]) -> LookupQuery:
     where = tuple((k, render(v, context)) for k, v in lookup.where.items())
-    return LookupQuery(
-        lookup.kind, where, lookup.open_only, record.ref if lookup.exclude_self else None
-    )
+    exclude = record.ref if lookup.exclude_self else None
+    return LookupQuery(lookup.kind, where, lookup.open_only, exclude, tuple(lookup.in_stage))
 
 
-def _scope(rule: Rule, record: Record, ctx: Context) -> Scope:
+def _scope(rule: Rule, record: Record, ctx: Context, previous: Record | None = None) -> Scope:
     f = ctx.facts
+    lookups = f.lookups.get(rule.id, {})
     return Scope(
-        record,
-        ctx.now,
-        ctx.calendar,
-        f.stage_since,
-        f.lookups.get(rule.id, {}),
-        f.emails_sent,
-        f.history,
+        record, ctx.now, ctx.calendar, f.stage_since, lookups, f.emails_sent, f.history, previous
     )
 
 
@@ -194,15 +195,24 @@ def _first_timer(tenant: str, rule: Rule, record: Record, ctx: Context) -> Timer
     if rule.within:
         due = parse_deadline(rule.within).due(ctx.calendar, ctx.now)
     else:
-        due = _as_datetime(record.value(rule.at), ctx.calendar.timezone)
+        due = field_time(rule.at, record, ctx.calendar)
         if due is None:
             return None
     return make_timer(tenant, rule.id, 0, due, record, ctx.stay)
 
 
+def field_time(spec: str, record: Record, calendar: BusinessCalendar) -> datetime | None:
+    """The time a ``"field"`` or ``"field + <deadline expression>"`` spec names, or None."""
+    name, offset = split_field_time(spec)
+    base = _as_datetime(record.value(name), calendar.timezone)
+    if base is None or offset is None:
+        return base
+    return parse_deadline(offset).due(calendar, base)
+
+
 def _scheduled(timer: Timer | None, rule: Rule) -> tuple[str, str]:
     if timer is None:
-        return NOT_MATCHED, f"{rule.at} is empty: nothing to wait for"
+        return NOT_MATCHED, f"{split_field_time(rule.at or '')[0]} is empty: nothing to wait for"
     return SCHEDULED, f"timer due {timer.due.isoformat(timespec='minutes')}"
 
 
@@ -243,7 +253,7 @@ def _moved(
     """For an ``at`` rule whose date now lies ahead: the timer at the new date."""
     if step or not rule.at:
         return None
-    due = _as_datetime(record.value(rule.at), ctx.calendar.timezone)
+    due = field_time(rule.at, record, ctx.calendar)
     return make_timer(tenant, rule.id, 0, due, record, stay) if due and due > ctx.now else None
 
 
@@ -305,8 +315,10 @@ def _params(
         region = record.value(body.region) if body.region else None
         return {"template": body.template, "to": body.to, "region": region}
     if spec.name == "reassign":
-        chosen = _on_duty(body.to, ctx) or (_on_duty(body.fallback, ctx) if body.fallback else None)
-        return {"responsible": chosen or _first(body.fallback or body.to, ctx), "role": body.to}
+        return {
+            "responsible": _person(body.to, record, ctx, context, body.fallback),
+            "role": body.to,
+        }
     return {"stage": body.stage}
 
 
@@ -317,19 +329,33 @@ def _task_params(
     if body.checklist:
         items = "\n".join(f"☐ {render(item, context)}" for item in body.checklist)
         description = f"{description}\n\n{items}".strip()
-    deadline = parse_deadline(body.deadline).due(ctx.calendar, ctx.now) if body.deadline else None
+    if body.deadline_at:
+        deadline = field_time(body.deadline_at, record, ctx.calendar)
+    elif body.deadline:
+        deadline = parse_deadline(body.deadline).due(ctx.calendar, ctx.now)
+    else:
+        deadline = None
     return {
         "title": render(body.title, context),
         "description": description,
-        "responsible": _person(body.responsible, record, ctx),
+        "responsible": _person(body.responsible, record, ctx, context, body.fallback),
         "deadline": deadline,
+        "priority": body.priority,
     }
 
 
-def _person(spec: str, record: Record, ctx: Context) -> str | None:
+def _person(
+    spec: str, record: Record, ctx: Context, context: dict[str, Any], fallback: str | None = None
+) -> str | None:
+    """A user id: the record's responsible, one taken from the data, or a role's member at work."""
     if spec == "responsible":
         return record.responsible
-    return _on_duty(spec, ctx) or _first(spec, ctx)
+    if "{{" in spec:
+        return render(spec, context) or (
+            _person(fallback, record, ctx, context) if fallback else None
+        )
+    found = _on_duty(spec, ctx) or (_on_duty(fallback, ctx) if fallback else None)
+    return found or _first(fallback or spec, ctx)
 
 
 def _on_duty(spec: str, ctx: Context) -> str | None:

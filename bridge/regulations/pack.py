@@ -68,6 +68,20 @@ class When(_Strict):
         return value
 
 
+def split_field_time(text: str) -> tuple[str, str | None]:
+    """``"visit_at + 70 minutes"`` -> ``("visit_at", "70 minutes")``; a bare field: no offset."""
+    field, _, offset = text.partition("+")
+    return field.strip(), offset.strip() or None
+
+
+def _field_time(value: str | None) -> str | None:
+    if value is not None:
+        _, offset = split_field_time(value)
+        if offset:
+            parse_deadline(offset)  # raises ValueError listing the accepted forms
+    return value
+
+
 def _deadline(value: str | None) -> str | None:
     if value is not None:
         parse_deadline(value)  # raises ValueError listing the accepted forms
@@ -84,9 +98,17 @@ class CreateTask(_Strict):
         description="'responsible' (the record's), a user alias of the mapping, or a role",
     )
     deadline: str | None = Field(default=None, description="a deadline expression")
+    deadline_at: str | None = Field(
+        default=None, description="instead: the time held in a field, optionally '+ <expression>'"
+    )
+    fallback: str | None = Field(
+        default=None, description="role or user when nobody of `responsible` is at work"
+    )
+    priority: Literal["low", "normal", "high"] = "normal"
     checklist: list[str] = Field(default_factory=list)
 
     _deadline = field_validator("deadline")(_deadline)
+    _deadline_at = field_validator("deadline_at")(_field_time)
 
 
 class AddComment(_Strict):
@@ -165,6 +187,9 @@ class Lookup(_Strict):
 
     kind: str = "deal"
     where: dict[str, str] = Field(min_length=1)
+    in_stage: list[str] = Field(
+        default_factory=list, description="only records standing in these stages (or won/lost)"
+    )
     open_only: bool = Field(default=False, description="only records not won or lost")
     exclude_self: bool = True
 
@@ -200,8 +225,14 @@ class Rule(_Strict):
     )
     then: list[ActionSpec] = Field(min_length=1)
 
+    repeat: Literal["per_stay", "per_event"] = Field(
+        default="per_stay",
+        description="act once per stay in the stage (default) or once per event",
+    )
+
     _source = field_validator("source", mode="before")(_as_list)
     _within = field_validator("within")(_deadline)
+    _at = field_validator("at")(lambda v: _field_time(v) and v)
 
     @model_validator(mode="after")
     def _timer_shape(self) -> Rule:
@@ -297,8 +328,8 @@ def _problems(pack: Pack, known: Known) -> Problems:
         for j, name in enumerate(rule.require):
             if name not in fields:
                 yield (*loc, "require", j), _unknown("field", name, fields)
-        if rule.at and rule.at not in fields:
-            yield (*loc, "at"), _unknown("field", rule.at, fields)
+        if rule.at and split_field_time(rule.at)[0] not in fields:
+            yield (*loc, "at"), _unknown("field", split_field_time(rule.at)[0], fields)
         yield from _lookup_problems(rule, loc, known)
         for at, actions in _steps(rule, loc):
             for j, spec in enumerate(actions):
@@ -337,6 +368,10 @@ def _lookup_problems(rule: Rule, loc: tuple[Any, ...], known: Known) -> Problems
         for field in lookup.where:
             if field not in kind_fields | STANDARD_FIELDS:
                 yield (*loc, "lookup", name, "where", field), _unknown("field", field, kind_fields)
+        stages = known.stages.get(lookup.kind, set())
+        for j, stage in enumerate(lookup.in_stage):
+            if stage not in stages:
+                yield (*loc, "lookup", name, "in_stage", j), _unknown("stage", stage, stages)
 
 
 def _action_problems(
@@ -344,10 +379,15 @@ def _action_problems(
 ) -> Problems:
     body = spec.body
     people = known.people | {"responsible"}
+    at_field = getattr(body, "deadline_at", None)
+    if at_field and split_field_time(at_field)[0] not in fields:
+        yield (*at, "deadline_at"), _unknown("field", split_field_time(at_field)[0], fields)
     for key in ("responsible", "to", "fallback"):
         who = getattr(body, key, None)
         if isinstance(body, SendEmail) or who is None or who in people or str(who).isdigit():
             continue
+        if "{{" in str(who):
+            continue  # a person taken from the data (a field, a look-up): checked when it runs
         yield (*at, key), _unknown("user or role", who, known.people)
     if isinstance(body, UpdateFields):
         for name in body.fields:
