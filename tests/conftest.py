@@ -20,7 +20,7 @@ from bridge.worker import run_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_CONFIG = ROOT / "tests" / "fixtures" / "bridge.yaml"
-TEST_DB = 9  # a Redis db of its own, flushed around each test
+TEST_DB = int(os.environ.get("BRIDGE_TEST_REDIS_DB", "9"))  # flushed around each test
 PG_ADMIN_URL = os.environ.get("BRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
