@@ -67,6 +67,15 @@ def worker(burst: bool) -> None:
 
 
 @cli.command()
+def cron() -> None:
+    """Run the sweeps on their schedule (rq's cron scheduler; workers run the jobs)."""
+    from bridge.runtime import Runtime
+    from bridge.sweeps import cron as make_cron
+
+    make_cron(Runtime.build()).start()
+
+
+@cli.command()
 @click.option("--limit", default=20, show_default=True)
 @click.option("--tenant", default=None)
 def journal(limit: int, tenant: str | None) -> None:
@@ -164,3 +173,7 @@ def format_entry(entry: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     cli.main(args=argv, prog_name="bridge")
+
+
+if __name__ == "__main__":
+    main()

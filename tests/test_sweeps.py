@@ -54,3 +54,8 @@ def test_a_second_sweep_does_not_remind_twice(bridge: Bridge) -> None:
     sweeps.sweep(bridge.runtime, "remarka")
     sweeps.sweep(bridge.runtime, "remarka")
     assert len(bridge.sandbox.tasks_for(f"D_{deal_id}")) == 1
+
+
+def test_cron_registers_one_sweep_per_tenant_at_the_packs_cadence(bridge: Bridge) -> None:
+    [job] = sweeps.cron(bridge.runtime).get_jobs()
+    assert (job.args, job.interval) == (("remarka",), 3600)
