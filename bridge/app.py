@@ -29,9 +29,10 @@ def create_app(test_config: dict[str, Any] | None = None, runtime: Runtime | Non
         app.config.get("BRIDGE_JOURNAL_URL"),
         app.config.get("REDIS_URL"),
     )
-    from bridge.ingress import bitrix24
+    from bridge.ingress import amocrm, bitrix24
 
     app.register_blueprint(bitrix24.bp)
+    app.register_blueprint(amocrm.bp)
     app.add_url_rule("/health", "health", _health)
     return app
 

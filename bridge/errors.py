@@ -31,3 +31,11 @@ class ConfigError(BridgeError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class TenantPaused(TransientError):
+    """A tenant's CRM credentials are dead (a revoked refresh token, an expired long-lived token).
+
+    Transient on purpose: the tenant's work stops, but its events stay queued and are retried
+    by rq; they go through once an admin re-authorizes (``bridge amocrm-auth``), never dropped.
+    """

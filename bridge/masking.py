@@ -12,6 +12,9 @@ from typing import Any
 
 # /rest/<user id>/<webhook code>/ : the code is the credential (reference/bitrix24.md §2.1)
 _WEBHOOK = re.compile(r"(/rest/\d+/)([^/\s?]+)")
+# /hooks/amocrm/<tenant>/<secret>: amoCRM signs nothing, the path segment is the credential
+_AMO_HOOK = re.compile(r"(/hooks/amocrm/[^/\s?]+/)([^/\s?\"]+)")
+_BEARER = re.compile(r"(Bearer\s+)([A-Za-z0-9._~+/=-]+)")
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # +<country><number> in any grouping, or a Russian 11-digit number starting with 7 or 8;
 # bare digit runs (ids, Unix times) are left alone
@@ -33,6 +36,8 @@ def redact(text: Any) -> str:
     """Mask webhook secrets, tokens, e-mail addresses and phone numbers in a text."""
     out = str(text)
     out = _WEBHOOK.sub(r"\1***", out)
+    out = _AMO_HOOK.sub(r"\1***", out)
+    out = _BEARER.sub(r"\1***", out)
     out = _TOKEN_KEYS.sub(r"\1***", out)
     out = _EMAIL.sub(r"\1***@\2", out)
     return _PHONE.sub(lambda m: mask_phone(m.group(1)), out)

@@ -85,6 +85,7 @@ class RateLimiter:
         if burst < 1:
             raise ValueError(f"burst must be at least 1, got {burst!r}")
         self.key = KEY_PREFIX + key
+        self.redis = redis  # connectors keep other shared state (amoCRM tokens) beside it
         self.rate = float(rate)
         self.burst = int(burst)
         self._clock = clock

@@ -17,6 +17,7 @@ from bridge.runtime import Runtime
 from bridge.sandbox.bitrix24 import Bitrix24Sandbox
 from bridge.sandbox.server import LoopbackServer
 from bridge.worker import run_worker
+from tests.amocrm_env import amo, make_amo_bridge  # noqa: F401 - the amoCRM fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_CONFIG = ROOT / "tests" / "fixtures" / "bridge.yaml"

@@ -5,10 +5,11 @@ Registered in an explicit dict (not a directory scan) so that what runs is what 
 
 from __future__ import annotations
 
+from bridge.connectors.amocrm import AmoCRM
 from bridge.connectors.base import Connector, Outcome
 from bridge.connectors.bitrix24 import Bitrix24
 
-CONNECTORS: dict[str, type[Connector]] = {Bitrix24.name: Bitrix24}
+CONNECTORS: dict[str, type[Connector]] = {Bitrix24.name: Bitrix24, AmoCRM.name: AmoCRM}
 
 
 def connector_class(crm: str) -> type[Connector]:

@@ -36,6 +36,11 @@ class KindMapping(BaseModel):
         default_factory=dict,
         description="canonical field -> {CRM list-item id: canonical value}",
     )
+    pipelines: list[str] = Field(
+        default_factory=list,
+        description="the CRM's pipeline ids that hold this kind (amoCRM keeps requests and "
+        "orders alike as leads, told apart by pipeline); empty: decided by the connector",
+    )
 
 
 class Mapping(BaseModel):

@@ -1,8 +1,8 @@
 """An in-memory amoCRM account served over real HTTP on loopback.
 
-It speaks the API v4 subset our connector uses (leads, tasks, notes, pipelines, loss reasons,
-users, custom fields, webhooks, events) with OAuth 2.0 tokens, the documented shapes, 204 for
-empty results and the documented error bodies, and it posts account webhooks (form-encoded,
+It speaks the API v4 subset our connector uses (leads, contacts, tasks, notes, pipelines, loss
+reasons, users, custom fields, webhooks, events) with OAuth 2.0 tokens, the documented shapes,
+204 for empty results and the documented error bodies, and it posts account webhooks (form-encoded,
 PHP bracket keys, the legacy entity shape) from a background thread, as a real account does.
 ``base_url`` stands for ``https://<subdomain>.amocrm.ru``. Sources: /work/shared/reference/
 amocrm.md and the amoCRM pages cited next to each route and shape.
@@ -156,6 +156,11 @@ class AmoCRMSandbox:
             statuses: ``(status_id, name)`` in kanban order (an unsorted stage is not added).
         """
         self.store.add_pipeline(id, name, statuses)
+
+    def add_contact(self, id: int, name: str, *, email: str = "", phone: str = "") -> None:
+        """Add a contact (``GET /api/v4/contacts/{id}``); link it to a lead with
+        ``add_lead({..., "_embedded": {"contacts": [{"id": id, "is_main": True}]}})``."""
+        self.store.add_contact(id, name, email, phone)
 
     def add_loss_reason(self, id: int, name: str) -> None:
         """Add a loss reason (``GET /api/v4/leads/loss_reasons``)."""

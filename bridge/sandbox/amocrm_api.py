@@ -65,6 +65,7 @@ class ApiRoutes(EntityRoutes):
             ("/api/v4/leads/loss_reasons/<int:reason_id>", self.loss_reason, ["GET"]),
             ("/api/v4/leads/notes", self.notes, ["GET", "POST"]),
             ("/api/v4/leads/<int:lead_id>/notes", self.notes, ["GET", "POST"]),
+            ("/api/v4/contacts/<int:contact_id>", self.contact, ["GET"]),
             ("/api/v4/tasks", self.tasks, ["GET", "POST", "PATCH"]),
             ("/api/v4/tasks/<int:task_id>", self.task, ["GET", "PATCH"]),
             ("/api/v4/users", self.users, ["GET"]),
@@ -174,6 +175,17 @@ class ApiRoutes(EntityRoutes):
         with self.store.lock:
             found = self.store.users.get(user_id)
             return hal(found) if found else Response(status=204)
+
+    def contact(self, contact_id: int) -> Response:
+        """GET /api/v4/contacts/{id}[?with=leads]; 204 when there is none."""
+        # https://www.amocrm.ru/developers/content/crm_platform/contacts-api
+        with self.store.lock:
+            found = self.store.contacts.get(contact_id)
+            return (
+                hal(self.store.render_contact(found, self._with()))
+                if found
+                else Response(status=204)
+            )
 
     def pipelines(self) -> Response:
         """GET /api/v4/leads/pipelines."""

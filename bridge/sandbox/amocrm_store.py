@@ -29,6 +29,10 @@ from bridge.sandbox.amocrm_fields import FieldBook, merge
 from bridge.sandbox.amocrm_hooks import legacy_lead
 from bridge.sandbox.amocrm_work import WorkItems
 
+# Field ids of the contacts' standard multitext fields (the contacts-api example uses 3 for
+# PHONE; the EMAIL id is the sandbox's own).
+CONTACT_PHONE_FIELD, CONTACT_EMAIL_FIELD = 3, 5
+
 # Keys a lead PATCH may carry: reference §2.2 plus name/responsible_user_id and the timestamps
 # of the read shape (assessment: anything else is refused as FieldNotExpected).
 LEAD_INT_KEYS = (
@@ -85,6 +89,7 @@ class AccountStore(WorkItems):
         self.loss_reasons: dict[int, dict[str, Any]] = {}
         self.fields = FieldBook()
         self.leads: dict[int, dict[str, Any]] = {}
+        self.contacts: dict[int, dict[str, Any]] = {}
         self.tasks: dict[int, dict[str, Any]] = {}
         self.notes: dict[int, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
@@ -150,6 +155,50 @@ class AccountStore(WorkItems):
                 **{"id": reason_id, "name": name, "sort": 100000 + 10 * len(self.loss_reasons)},
                 **{"created_at": now, "updated_at": now},
             }
+
+    def add_contact(self, contact_id: int, name: str, email: str, phone: str) -> None:
+        """A contact in the read shape of GET /api/v4/contacts/{id}.
+
+        https://www.amocrm.ru/developers/content/crm_platform/contacts-api («Получение контакта
+        по ID»): e-mail and phone are ``multitext`` fields with ``field_code`` EMAIL / PHONE
+        and values ``{value, enum_id, enum}``.
+        """
+        now = self.now()
+        fields = [
+            {
+                "field_id": fid,
+                "field_name": fname,
+                "field_code": code,
+                "field_type": "multitext",
+                "values": [{"value": value, "enum_id": eid, "enum": "WORK"}],
+            }
+            for fid, fname, code, eid, value in (
+                (CONTACT_PHONE_FIELD, "Телефон", "PHONE", 1, phone),
+                (CONTACT_EMAIL_FIELD, "Email", "EMAIL", 3, email),
+            )
+            if value
+        ]
+        with self.lock:
+            self.contacts[contact_id] = {
+                **{"id": contact_id, "name": name, "first_name": "", "last_name": ""},
+                **{"responsible_user_id": self.admin_id, "group_id": 0},
+                **{"created_by": self.admin_id, "updated_by": self.admin_id},
+                **{"created_at": now, "updated_at": now, "closest_task_at": None},
+                **{"is_deleted": False, "custom_fields_values": fields or None},
+                "account_id": self.account_id,
+                "_embedded": {"tags": [], "companies": []},
+            }
+
+    def render_contact(self, contact: Mapping[str, Any], with_: set[str]) -> dict[str, Any]:
+        """A contact as GET returns it; ``with=leads`` embeds the ids of its leads."""
+        out = copy.deepcopy(dict(contact))
+        if "leads" in with_:
+            out["_embedded"]["leads"] = [
+                {"id": lead_id}
+                for lead_id, lead in sorted(self.leads.items())
+                if any(c.get("id") == contact["id"] for c in lead["_embedded"].get("contacts", []))
+            ]
+        return out
 
     def statuses(self, pipeline_id: int) -> list[int]:
         """Status ids of a pipeline (empty for an unknown one)."""

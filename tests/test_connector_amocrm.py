@@ -1,0 +1,394 @@
+"""The amoCRM connector: wire shapes and error classification with ``responses``, then reads
+and look-ups against the sandbox over loopback.
+
+Each fixture names the amoCRM page its shape comes from (as quoted in
+shared/reference/amocrm.md); D: = https://www.amocrm.ru/developers/content/.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+import responses
+
+from bridge import config, mappings
+from bridge.connectors.amocrm import AmoCRM, marker
+from bridge.errors import PermanentError, TenantPaused, TransientError
+from bridge.masking import redact
+from bridge.models import Action, Record, RecordRef
+from bridge.regulations.engine import LookupQuery
+from tests.amocrm_env import (
+    IVANOVA,
+    MEETING,
+    ORDER_NEW,
+    ORDERS,
+    REQUEST_NEW,
+    REQUESTS,
+    SMIRNOV,
+    AmoBridge,
+    lead,
+)
+from tests.conftest import ROOT
+
+BASE = "https://example.amocrm.ru"
+
+
+@pytest.fixture
+def conn(redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> AmoCRM:
+    """Remarka's connector on a long-lived token, for ``responses`` fixtures."""
+    monkeypatch.setenv("AMO_TOKEN", "t0k3n")
+    cfg = config.TenantConfig(
+        crm="amocrm",
+        connection={
+            "base_url": BASE,
+            "account_id": 28805383,
+            "auth": "long_lived",
+            "long_lived_token_env": "AMO_TOKEN",
+            "webhook_secret_env": "AMO_HOOK",
+        },
+        regulations=[],
+    )
+    mapping = mappings.load(ROOT / "config" / "mappings" / "remarka-amocrm.yaml", "amocrm")
+    tenant = config.Tenant("remarka", cfg, mapping, [], config.calendar(cfg), Path("."))
+    connector = AmoCRM(tenant, redis=redis_conn)
+    connector.transport.sleep = lambda _s: None
+    return connector
+
+
+# D:crm_platform/leads-api, «Получение сделки по ID», example with ?with=loss_reason,contacts
+LEAD = {
+    "id": 3912171,
+    "name": "Ремонт кухни",
+    "price": 12,
+    "responsible_user_id": 5001,
+    "group_id": 0,
+    "status_id": 143,
+    "pipeline_id": 3104455,
+    "loss_reason_id": 4203748,
+    "created_by": 504141,
+    "updated_by": 504141,
+    "created_at": 1585299171,
+    "updated_at": 1590683337,
+    "closed_at": 1590683337,
+    "closest_task_at": None,
+    "is_deleted": False,
+    "custom_fields_values": [
+        # read shape of D:crm_platform/custom-fields (field_name/field_type are read-only)
+        {
+            "field_id": 294472,
+            "field_name": "Цель",
+            "field_code": None,
+            "field_type": "text",
+            "values": [{"value": "Замер"}],
+        },
+        {
+            "field_id": 294471,
+            "field_name": "Следующий контакт",
+            "field_code": None,
+            "field_type": "date_time",
+            "values": [{"value": 1700000000}],
+        },
+    ],
+    "score": None,
+    "account_id": 28805383,
+    "_embedded": {
+        "tags": [{"id": 100667, "name": "тест", "color": None}],
+        "loss_reason": [{"id": 4203748, "name": "Пропала потребность", "sort": 100000}],
+        "companies": [{"id": 10971463}],
+        "contacts": [{"id": 10971465, "is_main": True}],
+    },
+}
+
+
+@responses.activate
+def test_a_lead_is_read_by_the_mapping(conn: AmoCRM) -> None:
+    responses.get(f"{BASE}/api/v4/leads/3912171", json=LEAD)
+    record = conn.fetch(RecordRef("deal", "3912171"))
+    assert (record.kind, record.stage, record.outcome) == ("deal", "143", "lost")
+    assert (record.title, record.amount, record.responsible) == ("Ремонт кухни", 12.0, "5001")
+    assert record.fields["refusal_reason"] == "Пропала потребность"
+    assert record.fields["next_contact_goal"] == "Замер"
+    assert record.fields["next_contact_at"] == "2023-11-15T01:13:20+03:00"  # tenant's zone
+    assert record.fields["contact_id"] == "10971465"
+    assert record.fields["created_at"] == "2020-03-27T11:52:51+03:00"
+    sent = responses.calls[0].request
+    assert sent.url.endswith("?with=loss_reason%2Ccontacts")
+    assert sent.headers["Authorization"] == "Bearer t0k3n"
+
+
+@responses.activate
+def test_a_missing_lead_is_204_and_permanent(conn: AmoCRM) -> None:
+    # D:crm_platform/leads-api: 204 «Сделка с указанным ID не существует», no body
+    responses.get(f"{BASE}/api/v4/leads/1", status=204)
+    with pytest.raises(PermanentError, match=r"not found \(204\)"):
+        conn.fetch(RecordRef("deal", "1"))
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "text"),
+    [
+        # D:crm_platform/error-codes and Kommo's status-code page (reference §3.2-3.3)
+        (402, {"title": "Payment Required", "status": 402}, PermanentError, "account unpaid"),
+        (403, "<html><body>403 Forbidden</body></html>", PermanentError, "an HTML page"),
+        (503, {"title": "Service Unavailable", "status": 503}, TransientError, "HTTP 503"),
+        (
+            400,
+            {
+                "validation-errors": [
+                    {
+                        "request_id": "0",
+                        "errors": [
+                            {
+                                "code": "NotSupportedChoice",
+                                "path": "custom_fields_values.0.field_id",
+                                "detail": "The value you selected is not a valid choice.",
+                            }
+                        ],
+                    }
+                ],
+                "title": "Bad Request",
+                "type": "https://httpstatus.es/400",
+                "status": 400,
+                "detail": "Request validation failed",
+            },
+            PermanentError,
+            "custom_fields_values.0.field_id: NotSupportedChoice",
+        ),
+        (
+            400,  # amocrm/amocrm-api-php#88
+            {
+                "errors": {"11062353": "Loss reason can be specified only for lost lead"},
+                "title": "Bad Request",
+                "status": 400,
+                "detail": "Invalid request body",
+            },
+            PermanentError,
+            "11062353: Loss reason can be specified only for lost lead",
+        ),
+    ],
+)
+@responses.activate
+def test_error_answers_are_typed(
+    conn: AmoCRM, status: int, body: Any, error: type[Exception], text: str
+) -> None:
+    kwargs = {"json": body} if isinstance(body, dict) else {"body": body}
+    responses.get(f"{BASE}/api/v4/leads/7", status=status, **kwargs)
+    with pytest.raises(error, match=text):
+        conn.fetch(RecordRef("deal", "7"))
+    assert len(responses.calls) == 1  # no retry inside the call: rq retries the job
+
+
+@responses.activate
+def test_a_short_429_is_waited_out_inside_the_call(conn: AmoCRM) -> None:
+    # Kommo's example: {"title": "Too Many Requests", ..., "retry_after": 300}; here 2 s
+    slept: list[float] = []
+    conn.transport.sleep = slept.append
+    too_many = {"title": "Too Many Requests", "status": 429, "retry_after": 2}
+    responses.get(f"{BASE}/api/v4/leads/3912171", status=429, json=too_many)
+    responses.get(f"{BASE}/api/v4/leads/3912171", json=LEAD)
+    assert conn.fetch(RecordRef("deal", "3912171")).title == "Ремонт кухни"
+    assert slept == [2.0]
+
+
+@responses.activate
+def test_a_long_429_goes_back_to_rq_at_once(conn: AmoCRM) -> None:
+    too_many = {"title": "Too Many Requests", "status": 429, "retry_after": 300}
+    responses.get(f"{BASE}/api/v4/leads/1", status=429, json=too_many)
+    with pytest.raises(TransientError, match="retry after 300s"):
+        conn.fetch(RecordRef("deal", "1"))
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_an_html_429_without_retry_after_waits_a_second(conn: AmoCRM) -> None:
+    # a 429 may be an nginx page without JSON (amocrm/amocrm-api-php#517)
+    slept: list[float] = []
+    conn.transport.sleep = slept.append
+    responses.get(f"{BASE}/api/v4/leads/1", status=429, body="<html>429</html>")
+    responses.get(f"{BASE}/api/v4/leads/1", json={**LEAD, "id": 1})
+    conn.fetch(RecordRef("deal", "1"))
+    assert slept == [1.0]
+
+
+@responses.activate
+def test_a_timeout_is_transient(conn: AmoCRM) -> None:
+    responses.get(f"{BASE}/api/v4/leads/1", body=requests.Timeout("read timed out"))
+    with pytest.raises(TransientError, match="Timeout"):
+        conn.fetch(RecordRef("deal", "1"))
+
+
+@responses.activate
+def test_a_refused_long_lived_token_pauses_the_tenant(conn: AmoCRM) -> None:
+    unauthorized = {"title": "Unauthorized", "status": 401, "detail": "Invalid user name"}
+    responses.get(f"{BASE}/api/v4/leads/1", status=401, json=unauthorized)
+    with pytest.raises(TenantPaused, match="long-lived token"):
+        conn.fetch(RecordRef("deal", "1"))
+    with pytest.raises(TenantPaused):
+        conn.fetch(RecordRef("deal", "1"))
+    assert len(responses.calls) == 1  # paused: the second call never left
+
+
+def plan(record: Record) -> list[Action]:
+    due = datetime(2025, 10, 27, 7, 30, tzinfo=UTC)
+    task = {"title": "Позвонить", "description": "По КП", "responsible": "5001", "deadline": due}
+    return [
+        Action("create_task", "a" * 64, "r1", record.ref, task),
+        Action("create_task", "b" * 64, "r1", record.ref, {**task, "responsible": "5004"}),
+        Action("add_comment", "c" * 64, "r2", record.ref, {"text": "Постоянный клиент"}),
+        Action("update_fields", "d" * 64, "r3", record.ref, {"fields": {"next_contact_goal": "Х"}}),
+        Action("move_stage", "e" * 64, "r3", record.ref, {"stage": "estimate"}),
+        Action("reassign", "f" * 64, "r4", record.ref, {"responsible": "5004"}),
+    ]
+
+
+def answer_plan_writes() -> None:
+    """The account's answers to the plan's writes and to the look-ups they need."""
+    # D:crm_platform/tasks-api, events-and-notes, leads-api, leads_pipelines, custom-fields
+    tasks = {
+        "_embedded": {
+            "tasks": [{"id": 11, "request_id": "a" * 12}, {"id": 12, "request_id": "b" * 12}]
+        }
+    }
+    responses.post(f"{BASE}/api/v4/tasks", json=tasks)
+    notes = {"_embedded": {"notes": [{"id": 21, "entity_id": 7, "request_id": "c" * 12}]}}
+    responses.post(f"{BASE}/api/v4/leads/notes", json=notes)
+    responses.patch(f"{BASE}/api/v4/leads/7", json={"id": 7, "updated_at": 1700000000})
+    fields = {"_embedded": {"custom_fields": [{"id": 294472, "name": "Цель", "type": "text"}]}}
+    responses.get(f"{BASE}/api/v4/leads/custom_fields", json=fields)
+    statuses = [{"id": s, "name": str(s)} for s in (31044552, 31044553, 142, 143)]
+    pipes = {"_embedded": {"pipelines": [{"id": 3104455, "_embedded": {"statuses": statuses}}]}}
+    responses.get(f"{BASE}/api/v4/leads/pipelines", json=pipes)
+
+
+@responses.activate
+def test_a_plan_is_one_request_per_kind_of_write(conn: AmoCRM) -> None:
+    answer_plan_writes()
+    record = Record("deal", "7", "amocrm", stage="meeting", responsible="5001")
+    outcomes = conn.execute(record, plan(record))
+    assert {o.status for o in outcomes.values()} == {"done"}
+    assert outcomes["a" * 64].result == {"task_id": "11"}
+    writes = [c.request for c in responses.calls if c.request.method != "GET"]
+    assert [(w.method, w.path_url) for w in writes] == [
+        ("POST", "/api/v4/tasks"),
+        ("POST", "/api/v4/leads/notes"),
+        ("PATCH", "/api/v4/leads/7"),
+    ]
+    sent_tasks, sent_notes, patch = (json.loads(w.body) for w in writes)
+    assert sent_tasks[0] == {
+        "task_type_id": 1,
+        "text": f"Позвонить\nПо КП\n[#bridge:{'a' * 12}]",
+        "complete_till": 1761550200,  # int unix seconds
+        "entity_id": 7,
+        "entity_type": "leads",
+        "responsible_user_id": 5001,
+        "request_id": "a" * 12,
+    }
+    assert sent_tasks[1]["responsible_user_id"] == 5004
+    assert sent_notes == [
+        {
+            "entity_id": 7,
+            "note_type": "common",
+            "params": {"text": "Постоянный клиент"},
+            "request_id": "c" * 12,
+        }
+    ]
+    assert patch == {
+        "custom_fields_values": [{"field_id": 294472, "values": [{"value": "Х"}]}],
+        "status_id": 31044553,
+        "pipeline_id": 3104455,
+        "responsible_user_id": 5004,
+    }
+
+
+@responses.activate
+def test_a_failed_write_fails_only_its_own_actions(conn: AmoCRM) -> None:
+    responses.post(f"{BASE}/api/v4/tasks", status=503, json={"title": "Unavailable"})
+    responses.post(f"{BASE}/api/v4/leads/notes", json={"_embedded": {"notes": [{"id": 1}]}})
+    record = Record("deal", "7", "amocrm")
+    actions = plan(record)[:3]
+    outcomes = conn.execute(record, actions)
+    assert [outcomes[a.key].status for a in actions] == ["retry", "retry", "done"]
+
+
+@responses.activate
+def test_lists_follow_next_links_on_the_accounts_own_address(conn: AmoCRM) -> None:
+    # D:crm_platform/leads-api: _links.next.href; the token never goes to another host
+    page1 = {
+        "_links": {"next": {"href": "https://elsewhere.example/api/v4/tasks?page=2&limit=250"}},
+        "_embedded": {"tasks": [{"id": 1, "text": "чужая"}]},
+    }
+    page2 = {
+        "_embedded": {
+            "tasks": [
+                {"id": 2, "text": f"Позвонить\n{marker(plan(Record('deal', '7', 'amocrm'))[0])}"}
+            ]
+        }
+    }
+    responses.get(f"{BASE}/api/v4/tasks", json=page1)
+    responses.get(f"{BASE}/api/v4/tasks", json=page2)
+    record = Record("deal", "7", "amocrm")
+    assert conn.find_done(record, plan(record)[0]) == {"task_id": "2"}
+    assert "filter%5Bentity_id%5D%5B%5D=7" in responses.calls[0].request.url
+    assert responses.calls[1].request.url.startswith(f"{BASE}/api/v4/tasks?page=2")
+
+
+@responses.activate
+def test_an_empty_task_list_is_204(conn: AmoCRM) -> None:
+    responses.get(f"{BASE}/api/v4/tasks", status=204)
+    record = Record("deal", "7", "amocrm")
+    assert conn.find_done(record, plan(record)[0]) is None
+
+
+# -- against the sandbox ----------------------------------------------------------------
+
+
+def test_the_client_email_comes_from_the_main_contact(amo: AmoBridge) -> None:
+    # D:crm_platform/contacts-api: EMAIL is a multitext field of the contact
+    amo.sandbox.add_contact(9001, "Анна", email="anna@example.com", phone="+79991234567")
+    body = lead("Ремонт", MEETING, _embedded={"contacts": [{"id": 9001, "is_main": True}]})
+    lead_id = amo.sandbox.add_lead(body)
+    conn = amo.connector()
+    record = conn.fetch(RecordRef("deal", str(lead_id)))
+    assert conn.contact_email(record) == "anna@example.com"
+    assert conn.user_email(str(IVANOVA)) == "user5001@remarka.example"
+    assert conn.user_email("424242") is None  # 204
+
+
+def test_requests_and_orders_are_told_apart_by_pipeline(make_amo_bridge: Any) -> None:
+    amo = make_amo_bridge(("autoparts",), events=[])
+    sb = amo.sandboxes["autoparts"]
+    sb.add_contact(501, "Клиент")
+    with_contact = {"_embedded": {"contacts": [{"id": 501, "is_main": True}]}}
+    orders = [
+        sb.add_lead(lead(f"Заказ {n}", ORDER_NEW, SMIRNOV, ORDERS, **with_contact))
+        for n in range(2)
+    ]
+    request = sb.add_lead(lead("Фильтры", REQUEST_NEW, SMIRNOV, REQUESTS, **with_contact))
+    conn = amo.connector("autoparts")
+    record = conn.fetch(RecordRef("lead", str(request)))
+    assert (record.kind, record.stage) == ("lead", "new")
+    query = LookupQuery("deal", (("contact_id", "501"),), exclude=record.ref)
+    assert [r.id for r in conn.find(query)] == [str(i) for i in orders]
+    assert conn.find(LookupQuery("deal", (("contact_id", ""),))) == []
+    assert [r.id for r in conn.list_open("lead")] == [str(request)]
+
+
+def test_open_leads_are_listed_page_by_page(amo: AmoBridge) -> None:
+    ids = [amo.sandbox.add_lead(lead(f"Ремонт {n}", MEETING)) for n in range(260)]
+    amo.sandbox.update_lead(ids[0], {"status_id": 143})
+    found = [int(r.id) for r in amo.connector().list_open("deal")]
+    assert found == ids[1:]
+    pages = [r for r in amo.sandbox.requests_log if r["path"] == "/api/v4/leads"]
+    assert len(pages) == 2
+
+
+def test_hook_secrets_and_bearer_tokens_are_masked() -> None:
+    line = '"POST /hooks/amocrm/remarka/remarka-hook-s3cr3t HTTP/1.1" 200 -'
+    assert redact(line) == '"POST /hooks/amocrm/remarka/*** HTTP/1.1" 200 -'
+    assert redact("Authorization: Bearer eyJ0.eyJq.c2ln") == "Authorization: Bearer ***"
