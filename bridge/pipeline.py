@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from bridge import runtime as runtime_module
@@ -20,7 +20,7 @@ from bridge.connectors import Connector, Outcome
 from bridge.errors import PermanentError, TransientError
 from bridge.journal import EventRow, SnapshotRow
 from bridge.models import Action, Event, Plan, Record, RecordRef
-from bridge.regulations.conditions import _as_datetime
+from bridge.regulations.conditions import as_datetime
 from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups
 from bridge.runtime import Runtime
 
@@ -65,7 +65,7 @@ def _event(row: EventRow) -> Event:
         crm=row.crm,
         type=row.type,
         ref=RecordRef(row.kind, row.record_id),
-        received_at=_aware(row.received_at),
+        received_at=row.received_at,
         source=row.source,
         id=row.id,
         subject=row.subject,
@@ -167,15 +167,10 @@ def stay_of(snap: SnapshotRow | None, record: Record) -> str:
 def stage_since(snap: SnapshotRow | None, record: Record, now: datetime) -> datetime | None:
     """When the record entered its stage: our snapshot, else the CRM's own stamp, else now."""
     if snap is not None and snap.stage == record.stage:
-        return _aware(snap.stage_since)
+        return snap.stage_since
     if snap is None and record.fields.get("stage_since"):
-        return _as_datetime(record.fields["stage_since"], "UTC")
+        return as_datetime(record.fields["stage_since"], "UTC")
     return now
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; the journal writes UTC
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def execute(

@@ -120,7 +120,7 @@ class FieldCondition(_Strict):
         value = scope.record.value(self.field)
         op = next(op for op in OPERATORS if self._operand(op) is not None)
         if op in ("older_than", "newer_than"):
-            since = _as_datetime(value, scope.calendar.timezone)
+            since = as_datetime(value, scope.calendar.timezone)
             return _age_test(op, since, self._operand(op), scope)
         return _test(op, value, self._operand(op))
 
@@ -342,7 +342,7 @@ def _age_test(op: str, since: datetime | None, duration: str, scope: Scope) -> b
     return reached if op == "older_than" else not reached
 
 
-def _as_datetime(value: Any, zone: str) -> datetime | None:
+def as_datetime(value: Any, zone: str) -> datetime | None:
     """A field's value as an aware datetime; a bare date or time counts in the tenant's zone."""
     if isinstance(value, datetime):
         parsed = value

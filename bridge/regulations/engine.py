@@ -16,7 +16,7 @@ from typing import Any
 
 from bridge.calendar import BusinessCalendar, parse_deadline
 from bridge.models import Action, Decision, Event, Plan, Record, RecordRef, Timer
-from bridge.regulations.conditions import _as_datetime, is_empty
+from bridge.regulations.conditions import as_datetime, is_empty
 from bridge.regulations.pack import ActionSpec, CreateTask, Rule, split_field_time
 from bridge.regulations.text import render
 
@@ -204,7 +204,7 @@ def _first_timer(tenant: str, rule: Rule, record: Record, ctx: Context) -> Timer
 def field_time(spec: str, record: Record, calendar: BusinessCalendar) -> datetime | None:
     """The time a ``"field"`` or ``"field + <deadline expression>"`` spec names, or None."""
     name, offset = split_field_time(spec)
-    base = _as_datetime(record.value(name), calendar.timezone)
+    base = as_datetime(record.value(name), calendar.timezone)
     if base is None or offset is None:
         return base
     return parse_deadline(offset).due(calendar, base)
