@@ -13,7 +13,7 @@ from typing import Any
 # /rest/<user id>/<webhook code>/ : the code is the credential (reference/bitrix24.md §2.1)
 _WEBHOOK = re.compile(r"(/rest/\d+/)([^/\s?]+)")
 # /hooks/amocrm/<tenant>/<secret>: amoCRM signs nothing, the path segment is the credential
-_AMO_HOOK = re.compile(r"(/hooks/amocrm/[^/\s?]+/)([^/\s?\"]+)")
+_AMO_HOOK = re.compile(r"(/hooks/amocrm/[^/\s?]+/)([^/\s?\"'(),;]+)")
 _BEARER = re.compile(r"(Bearer\s+)([A-Za-z0-9._~+/=-]+)")
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # +<country><number> in any grouping, or a Russian 11-digit number starting with 7 or 8;

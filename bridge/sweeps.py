@@ -20,6 +20,7 @@ from bridge import runtime as runtime_module
 from bridge.calendar import DeadlineKind, Unit, parse_deadline
 from bridge.config import Tenant
 from bridge.journal import SnapshotRow, utcnow
+from bridge.masking import redact
 from bridge.models import Event, Record
 from bridge.pipeline import execute, plan_for, stage_since, stay_of
 from bridge.regulations.engine import Facts
@@ -92,6 +93,35 @@ def _one(
     return 1
 
 
+def check_hooks(tenant_name: str) -> str:
+    """rq entry point: journal an alert when the CRM has switched off the bridge's webhook."""
+    rt = runtime_module.current()
+    tenant = rt.tenant(tenant_name)
+    conn = rt.connector(tenant) if tenant else None
+    disabled = conn.disabled_hooks() if conn is not None and hasattr(conn, "disabled_hooks") else []
+    if not disabled:
+        return "webhooks enabled"
+    reason = (
+        f"the CRM disabled {len(disabled)} webhook(s) ({redact(', '.join(disabled))}): events are"
+        " not arriving; re-enable them in the CRM's integration settings"
+    )
+    log.error("%s: %s", tenant_name, reason)
+    rt.journal.record_event(
+        tenant=tenant_name,
+        crm=tenant.config.crm,
+        source="webhook-check",
+        type="alert",
+        status="alert",
+        reason=reason,
+        received_at=utcnow(),
+    )
+    return reason
+
+
+HOOK_CHECK_SECONDS = 15 * 60
+"""How often `bridge cron` asks an amoCRM account whether it disabled the webhook."""
+
+
 def interval_seconds(every: str) -> int:
     """A pack's ``sweep_every`` as seconds (a plain duration: minutes, hours or days)."""
     deadline = parse_deadline(every)
@@ -111,4 +141,6 @@ def cron(rt: Runtime) -> CronScheduler:
         if sweep_rules(tenant):
             seconds = min((interval_seconds(e) for e in every), default=3600)
             scheduler.register(run_sweep, queue.EVENTS, args=(name,), interval=seconds)
+        if tenant.config.crm == "amocrm":
+            scheduler.register(check_hooks, queue.EVENTS, args=(name,), interval=HOOK_CHECK_SECONDS)
     return scheduler

@@ -308,3 +308,22 @@ def test_a_request_from_a_returning_client_is_commented_and_marked(
     record = amo.connector("autoparts").fetch(RecordRef("lead", str(request)))
     assert record.fields["returning_client"] == "yes"
     assert amo.connector("autoparts").contact_email(record) == "petr@example.com"
+
+
+def test_a_hook_amocrm_disabled_raises_an_alert_in_the_journal(amo: AmoBridge) -> None:
+    from bridge import runtime, sweeps
+
+    dead = "http://127.0.0.1:9/hooks/amocrm/remarka/old-address"  # nothing listens there
+    amo.sandbox.subscribe(dead, ["update_lead"])
+    lead_id = amo.sandbox.add_lead({"name": "Кухня"})
+    for price in range(101):  # more than 100 bad answers in 2 hours: amoCRM disables the hook
+        amo.sandbox.update_lead(lead_id, {"price": price})
+    amo.sandbox.wait_delivered(timeout=60)
+    runtime.install(amo.runtime)
+    assert sweeps.check_hooks("remarka").startswith("the CRM disabled 1 webhook(s)")
+    alert = amo.runtime.journal.recent(1)[0]["event"]
+    assert (alert.status, alert.source) == ("alert", "webhook-check")
+    assert "re-enable them" in alert.reason
+    jobs = sweeps.cron(amo.runtime).get_jobs()
+    [job] = [j for j in jobs if j.func_name.endswith("check_hooks") and j.args == ("remarka",)]
+    assert job.interval == sweeps.HOOK_CHECK_SECONDS

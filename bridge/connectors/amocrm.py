@@ -198,6 +198,17 @@ class AmoCRM(Connector):
         raw = self._lead(event.ref.id)
         return RecordRef(kind_of(self.mapping, raw.get("pipeline_id")), str(raw["id"]))
 
+    def disabled_hooks(self) -> list[str]:
+        """Destinations amoCRM has switched off after too many bad answers.
+
+        More than 100 invalid answers in 2 hours disable a hook until an admin re-enables it,
+        and only the account's admins get a bell notice
+        (https://www.amocrm.ru/developers/content/crm_platform/webhooks-api).
+        """
+        raw = self.api.call("GET", "/api/v4/webhooks") or {}
+        hooks = (raw.get("_embedded") or {}).get("webhooks") or []
+        return [str(h.get("destination")) for h in hooks if h.get("disabled")]
+
     def find_done(self, record: Record, action: Action) -> Any | None:
         """The task a crashed attempt may have created, by the marker in its text.
 
