@@ -7,6 +7,7 @@ events exactly as a portal does); prints what the bridge did; keeps serving unti
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -88,6 +89,7 @@ def scenario(sb: Bitrix24Sandbox) -> list[tuple[str, Callable[[], int]]]:
 
 def run(*, once: bool, port: int) -> int:
     """Run the demo; returns the exit code."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the demo prints what matters
     workdir = Path(tempfile.mkdtemp(prefix="bridge-demo-"))
     redis_url = EmbeddedRedis.shared().url
     sandbox = Bitrix24Sandbox(webhook_code="demo-webhook-secret").start()
