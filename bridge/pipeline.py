@@ -19,7 +19,7 @@ from bridge.config import Tenant
 from bridge.connectors import Connector, Outcome
 from bridge.errors import PermanentError, TransientError
 from bridge.journal import EventRow, SnapshotRow
-from bridge.models import Action, Event, Plan, Record, RecordRef
+from bridge.models import STANDARD_FIELDS, Action, Event, Plan, Record, RecordRef
 from bridge.regulations.conditions import as_datetime
 from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups
 from bridge.runtime import Runtime
@@ -94,15 +94,20 @@ def _process(rt: Runtime, tenant: Tenant, event: Event) -> str:
 def _store(
     rt: Runtime, tenant: Tenant, event: Event, record: Record, previous: Record | None
 ) -> None:
+    data = record.to_dict()
     if previous is not None:
-        changed = [k for k, v in record.to_dict().items() if previous.to_dict().get(k) != v]
-        changed = [f for f in changed if f != "fields"] + [
-            name for name, v in record.fields.items() if previous.fields.get(name) != v
-        ]
-        rt.journal.record_changes(tenant.name, record.kind, record.id, changed, event.received_at)
+        rt.journal.record_changes(
+            tenant.name, record.kind, record.id, changed_fields(previous, record), event.received_at
+        )
     rt.journal.store_snapshot(
-        tenant.name, record.kind, record.id, record.stage, record.to_dict(), event.received_at
+        tenant.name, record.kind, record.id, record.stage, data, event.received_at
     )
+
+
+def changed_fields(previous: Record, record: Record) -> list[str]:
+    """Canonical names whose value differs between two states of a record (its history)."""
+    names = (STANDARD_FIELDS - {"kind", "id", "crm"}) | set(record.fields) | set(previous.fields)
+    return sorted(n for n in names if previous.value(n) != record.value(n))
 
 
 def context(
