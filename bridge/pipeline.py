@@ -136,6 +136,7 @@ def context(
         },
         emails_sent=rt.journal.emails_sent(tenant.name, record.kind, record.id, stay),
         history=rt.journal.change_counts(tenant.name, record.kind, record.id),
+        activity=conn.activity_of(event),
     )
     return Context(base.now, base.calendar, stay, base.people, base.schedules, facts)
 

@@ -167,6 +167,7 @@ def _facts(data: dict[str, Any]) -> Facts:
         lookups=lookups,
         emails_sent=frozenset(data.get("emails_sent") or ()),
         history=dict(data.get("history") or {}),
+        activity=data.get("activity"),
     )
 
 

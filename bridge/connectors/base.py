@@ -83,6 +83,11 @@ class Connector(ABC):
     def subject_owner(self, event: Event) -> RecordRef:
         """The record an event is about (an activity's owner, for ``activity.created``)."""
 
+    def activity_of(self, event: Event) -> dict[str, Any] | None:
+        """For ``activity.created``: ``{"type": call|email|meeting|task|other, "direction":
+        incoming|outgoing|"", "completed": bool}``; None where the CRM does not say."""
+        return None
+
     @abstractmethod
     def execute(self, record: Record, actions: Sequence[Action]) -> dict[str, Outcome]:
         """Carry out actions on one record, in as few requests as the CRM allows.

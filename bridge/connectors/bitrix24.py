@@ -35,6 +35,8 @@ from bridge.regulations.engine import LookupQuery
 # D:api-reference/crm/data-types.md#object_type: entityTypeId and the UF_CRM_TASK prefix
 ENTITY = {"lead": (1, "L"), "deal": (2, "D")}
 OWNER_KINDS = {"1": "lead", "2": "deal"}
+ACTIVITY_TYPES = {"1": "meeting", "2": "call", "3": "task", "4": "email"}
+DIRECTIONS = {"1": "incoming", "2": "outgoing"}
 TRANSIENT_CODES = {"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "OVERLOAD_LIMIT"}
 PRIORITY = {"low": "0", "normal": "1", "high": "2"}  # D:api-reference/tasks/fields.md
 MARKER = "bridge:"  # prefix of XML_ID ("External identifier", D:api-reference/tasks/fields.md)
@@ -75,6 +77,7 @@ class Bitrix24(Connector):
         super().__init__(tenant)
         self.webhook = tenant.secret("webhook_url")
         self.limiter = limiter
+        self._activities: dict[str, dict[str, Any]] = {}
 
     # -- reading ------------------------------------------------------------------------
 
@@ -87,11 +90,34 @@ class Bitrix24(Connector):
         """The deal or lead an activity belongs to (D:.../activity-base/crm-activity-get.md)."""
         if event.type != "activity.created":
             return event.ref
-        activity = self.call("crm.activity.get", {"id": event.subject})
+        activity = self._activity(str(event.subject))
         kind = OWNER_KINDS.get(str(activity.get("OWNER_TYPE_ID")))
         if kind is None:
             raise PermanentError(f"activity {event.subject} belongs to no deal or lead")
         return RecordRef(kind, str(activity["OWNER_ID"]))
+
+    def activity_of(self, event: Event) -> dict[str, Any] | None:
+        """What kind of activity an ``activity.created`` event is about.
+
+        TYPE_ID and DIRECTION are the enumerations of D:api-reference/crm/data-types.md
+        (#activity-enums): 1 meeting, 2 call, 3 task, 4 e-mail; 1 incoming, 2 outgoing.
+        """
+        if event.type != "activity.created":
+            return None
+        raw = self._activity(str(event.subject))
+        return {
+            "type": ACTIVITY_TYPES.get(str(raw.get("TYPE_ID")), "other"),
+            "direction": DIRECTIONS.get(str(raw.get("DIRECTION")), ""),
+            "completed": raw.get("COMPLETED") == "Y",
+        }
+
+    def _activity(self, activity_id: str) -> dict[str, Any]:
+        # asked twice per event (owner, then type): an activity's owner and type never change
+        if activity_id not in self._activities:
+            if len(self._activities) > 256:
+                self._activities.clear()
+            self._activities[activity_id] = self.call("crm.activity.get", {"id": activity_id})
+        return self._activities[activity_id]
 
     def find_done(self, record: Record, action: Action) -> Any | None:
         """Look for the task a crashed attempt may have created (by its XML_ID marker).

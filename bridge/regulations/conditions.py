@@ -11,6 +11,7 @@ Never evaluated as code: each form is a small model with a ``holds`` method.
 - ``{changes: offer_terms, count: {gte: 3}}`` (how often a field changed, from the journal)
 - ``{changed: client_class}`` (this event changed the field)
 - ``{today_between: ["11-15", "12-31"]}`` (a season, in the tenant's zone)
+- ``{activity: {type: call, direction: incoming}}`` (the activity an event brings)
 - ``{all: [...]}``, ``{any: [...]}``, ``{not: {...}}``
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -197,6 +198,27 @@ class Changed(_Strict):
         yield self.changed
 
 
+class ActivityMatch(_Strict):
+    """The activity an ``activity.created`` event brings: its type, direction, completion."""
+
+    type: Literal["call", "email", "meeting", "task", "other"] | None = None
+    direction: Literal["incoming", "outgoing"] | None = None
+    completed: bool | None = None
+
+
+class ActivityCondition(_Strict):
+    """``{activity: {type: call, direction: incoming}}``: what the event's activity is."""
+
+    activity: ActivityMatch
+
+    def holds(self, scope: Scope) -> bool:
+        """Does the event's activity match every key given?"""
+        if scope.activity is None:
+            return False
+        wanted = self.activity.model_dump(exclude_none=True)
+        return all(scope.activity.get(k) == v for k, v in wanted.items())
+
+
 class TodayBetween(_Strict):
     """Today (in the tenant's zone) lies in a yearly window: ``["11-15", "12-31"]`` (MM-DD)."""
 
@@ -289,6 +311,7 @@ Condition = Union[  # noqa: UP007 - a runtime alias with forward references
     Changes,
     Changed,
     TodayBetween,
+    ActivityCondition,
     AllOf,
     AnyOf,
     Not,

@@ -49,6 +49,7 @@ class Facts:
     lookups: Mapping[str, Mapping[str, tuple[Record, ...]]] = field(default_factory=dict)
     emails_sent: frozenset[str] = frozenset()
     history: Mapping[str, int] = field(default_factory=dict)
+    activity: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class Scope:
     emails_sent: frozenset[str]
     history: Mapping[str, int]
     previous: Record | None = None
+    activity: Mapping[str, Any] | None = None
 
 
 def evaluate(
@@ -146,7 +148,15 @@ def _scope(rule: Rule, record: Record, ctx: Context, previous: Record | None = N
     f = ctx.facts
     lookups = f.lookups.get(rule.id, {})
     return Scope(
-        record, ctx.now, ctx.calendar, f.stage_since, lookups, f.emails_sent, f.history, previous
+        record,
+        ctx.now,
+        ctx.calendar,
+        f.stage_since,
+        lookups,
+        f.emails_sent,
+        f.history,
+        previous,
+        f.activity,
     )
 
 

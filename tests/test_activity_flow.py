@@ -1,0 +1,59 @@
+"""A rule on what an activity is: an incoming call on a deal, not an outgoing e-mail.
+
+ONCRMACTIVITYADD carries the activity's id only (D:api-reference/crm/timeline/activities/events/
+on-crm-activity-add.md); the bridge reads it with crm.activity.get for its owner, TYPE_ID and
+DIRECTION (D:api-reference/crm/data-types.md#activity-enums).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.demo import deal
+from tests.conftest import ROOT, Bridge
+
+PACK = """
+version: 1
+pack: activity-test
+rules:
+  - id: incoming-call-noted
+    when: {kind: deal, event: activity.created, if: {activity: {type: call, direction: incoming}}}
+    then:
+      - add_comment: {text: "Входящий звонок: перезвоните клиенту в течение часа"}
+"""
+
+
+@pytest.fixture
+def bridge(make_bridge, tmp_path) -> Bridge:
+    (tmp_path / "pack.yaml").write_text(PACK, encoding="utf-8")
+    config = (ROOT / "tests" / "fixtures" / "bridge.yaml").read_text(encoding="utf-8")
+    config = config.replace("../../config/mappings/", f"{ROOT}/config/mappings/")
+    config = config.replace("      - ../../config/regulations/remarka.yaml", "      - pack.yaml")
+    (tmp_path / "bridge.yaml").write_text(config, encoding="utf-8")
+    env = make_bridge(tmp_path / "bridge.yaml")
+    env.sandbox.subscribe("ONCRMACTIVITYADD", env.hook_url)
+    return env
+
+
+def activity(deal_id: int, type_id: str, direction: str) -> dict:
+    return {
+        "OWNER_TYPE_ID": "2",
+        "OWNER_ID": str(deal_id),
+        "TYPE_ID": type_id,
+        "DIRECTION": direction,
+        "SUBJECT": "Звонок",
+        "COMPLETED": "Y",
+        "RESPONSIBLE_ID": "3",
+    }
+
+
+def test_an_incoming_call_is_noted_and_an_outgoing_email_is_not(bridge: Bridge) -> None:
+    deal_id = bridge.sandbox.add_deal(deal("Ремонт кухни", "C1:MEETING"))
+    bridge.work()
+    bridge.sandbox.add_activity(activity(deal_id, "4", "2"))  # an outgoing e-mail
+    bridge.work()
+    assert bridge.sandbox.comments_for("deal", deal_id) == []
+    bridge.sandbox.add_activity(activity(deal_id, "2", "1"))  # an incoming call
+    bridge.work()
+    [comment] = bridge.sandbox.comments_for("deal", deal_id)
+    assert comment["COMMENT"] == "Входящий звонок: перезвоните клиенту в течение часа"
