@@ -8,7 +8,6 @@ event ("will not resend the event"), from a queue rather than inside the change.
 from __future__ import annotations
 
 import itertools
-import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -16,7 +15,8 @@ from typing import Any
 
 import requests
 
-from bridge.formdata import flatten
+from bridge.formdata import build_query, flatten
+from bridge.sandbox.common import Post, Poster
 
 # Event names as the docs' samples spell them on the wire; the others are upper-case.
 # D:api-reference/crm/timeline/activities/events/on-crm-activity-add.md,
@@ -54,30 +54,27 @@ def event_data(event: str, entity_id: int | str) -> dict[str, Any]:
 
 
 class EventDispatcher:
-    """Subscriptions, the delivery queue and its worker thread."""
+    """Subscriptions; deliveries go through the sandboxes' shared background :class:`Poster`."""
 
     def __init__(self, portal: Portal) -> None:
         self.portal = portal
-        self.deliveries: list[dict[str, Any]] = []
+        self.poster = Poster("b24-events", timeout=10)
         self._lock = threading.Lock()
         self._subscriptions: dict[str, list[tuple[int, str]]] = {}
         self._handler_ids = itertools.count(1)
-        self._queue: queue.Queue[tuple[str, int | str, str, int] | None] = queue.Queue()
-        self._pending = 0
-        self._idle = threading.Condition()
-        self._worker: threading.Thread | None = None
+
+    @property
+    def deliveries(self) -> list[dict[str, Any]]:
+        """One entry per post: event, id, ts, url, status (None and ``error`` on failure)."""
+        return self.poster.deliveries
 
     def start(self) -> None:
         """Start the delivery thread; events queued before are delivered then."""
-        self._worker = threading.Thread(target=self._loop, name="b24-events", daemon=True)
-        self._worker.start()
+        self.poster.start()
 
     def stop(self) -> None:
         """Finish the queued deliveries and stop the thread."""
-        if self._worker is not None:
-            self._queue.put(None)
-            self._worker.join(timeout=10)
-            self._worker = None
+        self.poster.stop()
 
     def subscribe(self, event: str, url: str) -> None:
         """Post ``event`` to ``url`` from now on; each subscription gets an event_handler_id."""
@@ -92,13 +89,13 @@ class EventDispatcher:
             return found[0] if found else next(self._handler_ids)
 
     def emit(self, event: str, entity_id: int | str) -> None:
-        """Queue ``event`` for every subscriber; the worker thread posts it."""
+        """Queue ``event`` for every subscriber; the delivery thread posts it, once."""
         with self._lock:
             targets = list(self._subscriptions.get(event.upper(), []))
         for handler_id, url in targets:
-            with self._idle:
-                self._pending += 1
-            self._queue.put((event.upper(), entity_id, url, handler_id))
+            payload = self.payload(event.upper(), entity_id, handler_id)
+            record = {"event": event.upper(), "id": entity_id, "ts": payload["ts"]}
+            self.poster.put(Post(url, build_query(payload), record))
 
     def wait(self, timeout: float) -> None:
         """Block until nothing is queued or in flight.
@@ -106,33 +103,7 @@ class EventDispatcher:
         Raises:
             TimeoutError: events still pending after ``timeout`` seconds.
         """
-        deadline = time.monotonic() + timeout
-        with self._idle:
-            while self._pending:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{self._pending} event(s) still undelivered")
-                self._idle.wait(remaining)
-
-    def _loop(self) -> None:
-        while (item := self._queue.get()) is not None:
-            try:
-                self._deliver(*item)
-            finally:
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
-
-    def _deliver(self, event: str, entity_id: int | str, url: str, handler_id: int) -> None:
-        payload = self.payload(event, entity_id, handler_id)
-        record: dict[str, Any] = {"event": event, "id": entity_id, "url": url, "status": None}
-        record["ts"] = payload["ts"]
-        try:
-            record["status"] = self.send(url, payload).status_code
-        except requests.RequestException as exc:
-            record["error"] = str(exc)
-        with self._lock:
-            self.deliveries.append(record)
+        self.poster.wait(timeout)
 
     def payload(
         self, event: str, entity_id: int | str, handler_id: int, token: str | None = None
