@@ -14,23 +14,20 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from bridge import mappings, yamlfile
 from bridge.calendar import BusinessCalendar
 from bridge.errors import ConfigError
 from bridge.regulations.pack import Known, Pack, check, load_pack
+from bridge.yamlfile import Strict
 
 DEFAULT_CONFIG = Path("config/bridge.yaml")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^(\d\d):(\d\d)-(\d\d):(\d\d)$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class StaffConfig(_Strict):
+class StaffConfig(Strict):
     """One person's working hours, when they differ from the tenant's."""
 
     working_hours: dict[str, str] = Field(default_factory=lambda: {"mon-fri": "09:00-18:00"})
@@ -43,7 +40,7 @@ class StaffConfig(_Strict):
         return value
 
 
-class EmailConfig(_Strict):
+class EmailConfig(Strict):
     """Where template e-mail goes: an outbox folder (embedded default) or an SMTP server."""
 
     transport: Literal["outbox", "smtp"] = "outbox"
@@ -62,7 +59,7 @@ class EmailConfig(_Strict):
     )
 
 
-class TenantConfig(_Strict):
+class TenantConfig(Strict):
     """One company: its CRM, how to reach it, and which regulations apply."""
 
     crm: Literal["bitrix24", "amocrm"]
@@ -103,7 +100,7 @@ class TenantConfig(_Strict):
         return value
 
 
-class BridgeConfig(_Strict):
+class BridgeConfig(Strict):
     """The top of ``bridge.yaml``."""
 
     version: Literal[1] = 1

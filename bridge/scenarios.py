@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from bridge import yamlfile
 from bridge.calendar import BusinessCalendar
@@ -21,13 +21,10 @@ from bridge.config import parse_hours
 from bridge.models import Action, Event, Plan, Record, Timer
 from bridge.regulations.engine import Context, Facts, evaluate
 from bridge.regulations.pack import Pack, load_pack
+from bridge.yamlfile import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Expect(_Strict):
+class Expect(Strict):
     """What a step must produce; only the keys written are compared."""
 
     actions: list[dict[str, dict[str, Any]]] | None = None
@@ -35,7 +32,7 @@ class Expect(_Strict):
     decisions: dict[str, str] = Field(default_factory=dict, description="rule id -> verdict")
 
 
-class Step(_Strict):
+class Step(Strict):
     """One event of a scenario."""
 
     at: datetime
@@ -47,7 +44,7 @@ class Step(_Strict):
     expect: Expect = Field(default_factory=Expect)
 
 
-class Scenario(_Strict):
+class Scenario(Strict):
     """A scenario file."""
 
     scenario: str

@@ -9,11 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bridge.errors import ConfigError
 
 Loc = tuple[str | int, ...]
+
+
+class Strict(BaseModel):
+    """Base of every YAML model: an unknown key is an error (with "did you mean"), and keys
+    that are Python words (``if``, ``in``, ``not``) are written by their alias."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 @dataclass

@@ -22,9 +22,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Union
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from bridge.calendar import parse_deadline
+from bridge.yamlfile import Strict
 
 if TYPE_CHECKING:
     from bridge.regulations.engine import Scope
@@ -45,8 +46,8 @@ OPERATORS = (
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class _ConditionBase(Strict):
+    """A condition: what it reads, for `bridge validate`."""
 
     def fields(self) -> Iterator[str]:
         """The canonical field names the condition reads."""
@@ -57,13 +58,14 @@ class _Strict(BaseModel):
         yield from ()
 
 
-def _duration(value: str | None) -> str | None:
+def deadline_text(value: str | None) -> str | None:
+    """Validator: the text is a deadline expression (the error lists the accepted forms)."""
     if value is not None:
-        parse_deadline(value)  # raises ValueError listing the accepted forms
+        parse_deadline(value)
     return value
 
 
-class Count(_Strict):
+class Count(_ConditionBase):
     """A comparison of a count: ``{gte: 1}``."""
 
     gt: int | None = None
@@ -84,7 +86,7 @@ class Count(_Strict):
         return all(ok for bound, ok in checks if bound is not None)
 
 
-class FieldCondition(_Strict):
+class FieldCondition(_ConditionBase):
     """A test of one canonical field: exactly one operator besides ``field``."""
 
     field: str
@@ -101,7 +103,7 @@ class FieldCondition(_Strict):
     older_than: str | None = Field(default=None, description="a date field at least this old")
     newer_than: str | None = Field(default=None, description="a date field younger than this")
 
-    _durations = field_validator("older_than", "newer_than")(_duration)
+    _durations = field_validator("older_than", "newer_than")(deadline_text)
 
     @model_validator(mode="after")
     def _one_operator(self) -> FieldCondition:
@@ -130,19 +132,19 @@ class FieldCondition(_Strict):
         yield self.field
 
 
-class StageAge(_Strict):
+class StageAge(_ConditionBase):
     """The record has stood in its current stage at least this long."""
 
     stage_age: str
 
-    _durations = field_validator("stage_age")(_duration)
+    _durations = field_validator("stage_age")(deadline_text)
 
     def holds(self, scope: Scope) -> bool:
         """Is the stay at least ``stage_age`` old?"""
         return _age_test("older_than", scope.stage_since, self.stage_age, scope)
 
 
-class LookupCondition(_Strict):
+class LookupCondition(_ConditionBase):
     """How many records a rule's look-up found."""
 
     lookup: str
@@ -157,7 +159,7 @@ class LookupCondition(_Strict):
         yield self.lookup
 
 
-class EmailSent(_Strict):
+class EmailSent(_ConditionBase):
     """A template e-mail was sent to this record's client during the current stay."""
 
     email_sent: str
@@ -167,7 +169,7 @@ class EmailSent(_Strict):
         return self.email_sent in scope.emails_sent
 
 
-class Changes(_Strict):
+class Changes(_ConditionBase):
     """How many times a field changed over the record's history (journal)."""
 
     changes: str
@@ -182,7 +184,7 @@ class Changes(_Strict):
         yield self.changes
 
 
-class Changed(_Strict):
+class Changed(_ConditionBase):
     """The field's value differs from the one in the previous snapshot (this event changed it)."""
 
     changed: str
@@ -198,7 +200,7 @@ class Changed(_Strict):
         yield self.changed
 
 
-class ActivityMatch(_Strict):
+class ActivityMatch(_ConditionBase):
     """The activity an ``activity.created`` event brings: its type, direction, completion."""
 
     type: Literal["call", "email", "meeting", "task", "other"] | None = None
@@ -206,7 +208,7 @@ class ActivityMatch(_Strict):
     completed: bool | None = None
 
 
-class ActivityCondition(_Strict):
+class ActivityCondition(_ConditionBase):
     """``{activity: {type: call, direction: incoming}}``: what the event's activity is."""
 
     activity: ActivityMatch
@@ -219,7 +221,7 @@ class ActivityCondition(_Strict):
         return all(scope.activity.get(k) == v for k, v in wanted.items())
 
 
-class TodayBetween(_Strict):
+class TodayBetween(_ConditionBase):
     """Today (in the tenant's zone) lies in a yearly window: ``["11-15", "12-31"]`` (MM-DD)."""
 
     today_between: tuple[str, str]
@@ -245,7 +247,7 @@ class TodayBetween(_Strict):
         return start <= today <= end if start <= end else today >= start or today <= end
 
 
-class AllOf(_Strict):
+class AllOf(_ConditionBase):
     """Every condition holds."""
 
     all_: list[Condition] = Field(alias="all")
@@ -265,7 +267,7 @@ class AllOf(_Strict):
             yield from c.lookups()
 
 
-class AnyOf(_Strict):
+class AnyOf(_ConditionBase):
     """At least one condition holds."""
 
     any_: list[Condition] = Field(alias="any")
@@ -285,7 +287,7 @@ class AnyOf(_Strict):
             yield from c.lookups()
 
 
-class Not(_Strict):
+class Not(_ConditionBase):
     """The condition does not hold."""
 
     not_: Condition = Field(alias="not")

@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from bridge import yamlfile
 from bridge.calendar import parse_deadline
 from bridge.models import EVENT_TYPES, STANDARD_FIELDS
-from bridge.regulations.conditions import Condition
+from bridge.regulations.conditions import Condition, deadline_text
+from bridge.yamlfile import Strict
 
 ACTION_NAMES = (
     "create_task",
@@ -28,15 +29,11 @@ ACTION_NAMES = (
 RECORD_KINDS = ("deal", "lead")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
 def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-class When(_Strict):
+class When(Strict):
     """What must happen for a rule to be considered."""
 
     event: list[str] = Field(default_factory=list, description="event types; any when empty")
@@ -82,13 +79,7 @@ def _field_time(value: str | None) -> str | None:
     return value
 
 
-def _deadline(value: str | None) -> str | None:
-    if value is not None:
-        parse_deadline(value)  # raises ValueError listing the accepted forms
-    return value
-
-
-class CreateTask(_Strict):
+class CreateTask(Strict):
     """Create a task bound to the record."""
 
     title: str
@@ -107,29 +98,29 @@ class CreateTask(_Strict):
     priority: Literal["low", "normal", "high"] = "normal"
     checklist: list[str] = Field(default_factory=list)
 
-    _deadline = field_validator("deadline")(_deadline)
+    _deadline = field_validator("deadline")(deadline_text)
     _deadline_at = field_validator("deadline_at")(_field_time)
 
 
-class AddComment(_Strict):
+class AddComment(Strict):
     """Add a comment to the record's timeline."""
 
     text: str
 
 
-class UpdateFields(_Strict):
+class UpdateFields(Strict):
     """Set canonical fields of the record."""
 
     fields: dict[str, Any]
 
 
-class MoveStage(_Strict):
+class MoveStage(Strict):
     """Move the record to a canonical stage."""
 
     stage: str
 
 
-class SendEmail(_Strict):
+class SendEmail(Strict):
     """Send a template e-mail (journaled; a rule can wait for it with ``email_sent``)."""
 
     template: str = Field(description="template name under the tenant's templates folder")
@@ -140,14 +131,14 @@ class SendEmail(_Strict):
     region: str | None = Field(default=None, description="field holding the client's region")
 
 
-class Reassign(_Strict):
+class Reassign(Strict):
     """Give the record to someone else: a role's first member at work, else the fallback."""
 
     to: str = Field(description="a role or a user alias")
     fallback: str | None = Field(default=None, description="role or user when nobody is at work")
 
 
-class ActionSpec(_Strict):
+class ActionSpec(Strict):
     """One item of ``then``: exactly one of the action keys."""
 
     create_task: CreateTask | None = None
@@ -182,7 +173,7 @@ class ActionSpec(_Strict):
         return getattr(self, self.name)
 
 
-class Lookup(_Strict):
+class Lookup(Strict):
     """Find other records by field values (``where`` values are templates)."""
 
     kind: str = "deal"
@@ -194,16 +185,16 @@ class Lookup(_Strict):
     exclude_self: bool = True
 
 
-class Escalation(_Strict):
+class Escalation(Strict):
     """A further step of an SLA timer: when ``after`` more has passed and ``unless`` still fails."""
 
     after: str = Field(description="a deadline expression counted from the previous step")
     then: list[ActionSpec] = Field(min_length=1)
 
-    _after = field_validator("after")(_deadline)
+    _after = field_validator("after")(deadline_text)
 
 
-class Rule(_Strict):
+class Rule(Strict):
     """One regulation rule."""
 
     id: str
@@ -231,7 +222,7 @@ class Rule(_Strict):
     )
 
     _source = field_validator("source", mode="before")(_as_list)
-    _within = field_validator("within")(_deadline)
+    _within = field_validator("within")(deadline_text)
     _at = field_validator("at")(lambda v: _field_time(v) and v)
 
     @model_validator(mode="after")
@@ -254,7 +245,7 @@ class Rule(_Strict):
         return [self.then, *(e.then for e in self.escalate)]
 
 
-class Pack(_Strict):
+class Pack(Strict):
     """A regulation pack: the rules of one company's regulations."""
 
     version: Literal[1] = 1
@@ -265,7 +256,7 @@ class Pack(_Strict):
     )
     rules: list[Rule]
 
-    _sweep = field_validator("sweep_every")(_deadline)
+    _sweep = field_validator("sweep_every")(deadline_text)
 
     @field_validator("rules")
     @classmethod
