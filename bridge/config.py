@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from bridge import mappings, yamlfile
 from bridge.calendar import BusinessCalendar
@@ -27,17 +27,20 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^(\d\d):(\d\d)-(\d\d):(\d\d)$")
 
 
+def _check_hours(value: dict[str, str]) -> dict[str, str]:
+    parse_hours(value)  # raises ValueError naming the bad day or span
+    return value
+
+
+WorkingHours = Annotated[dict[str, str], AfterValidator(_check_hours)]
+"""``{"mon-fri": "09:00-18:00", "sat": "10:00-14:00"}``, checked on load."""
+
+
 class StaffConfig(Strict):
     """One person's working hours, when they differ from the tenant's."""
 
-    working_hours: dict[str, str] = Field(default_factory=lambda: {"mon-fri": "09:00-18:00"})
+    working_hours: WorkingHours = Field(default_factory=lambda: {"mon-fri": "09:00-18:00"})
     days_off: list[date] = Field(default_factory=list)
-
-    @field_validator("working_hours")
-    @classmethod
-    def _hours(cls, value: dict[str, str]) -> dict[str, str]:
-        parse_hours(value)
-        return value
 
 
 class EmailConfig(Strict):
@@ -67,7 +70,7 @@ class TenantConfig(Strict):
     mapping: str | None = Field(default=None, description="mapping file, relative to this file")
     regulations: list[str] = Field(description="regulation pack files, relative to this file")
     timezone: str = "Europe/Moscow"
-    working_hours: dict[str, str] = Field(default_factory=lambda: {"mon-fri": "09:00-18:00"})
+    working_hours: WorkingHours = Field(default_factory=lambda: {"mon-fri": "09:00-18:00"})
     days_off: list[date] = Field(default_factory=list, description="extra days off")
     working_days: list[date] = Field(default_factory=list, description="extra working days")
     roles: dict[str, str | list[str]] = Field(
@@ -91,12 +94,6 @@ class TenantConfig(Strict):
             raise ValueError(  # noqa: B904 - pydantic shows only this message
                 f"unknown time zone {value!r}; use an IANA name such as Europe/Moscow"
             )
-        return value
-
-    @field_validator("working_hours")
-    @classmethod
-    def _hours(cls, value: dict[str, str]) -> dict[str, str]:
-        parse_hours(value)
         return value
 
 

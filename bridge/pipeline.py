@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -121,13 +122,7 @@ def context(
 ) -> Context:
     """The engine's context for one event: time, calendar, stay, people and facts."""
     stay = stay_of(snap, record)
-    base = Context(
-        now=event.received_at,
-        calendar=tenant.calendar,
-        stay=stay,
-        people=tenant.people(),
-        schedules=tenant.schedules(),
-    )
+    base = tenant_context(tenant, event, stay)
     queries = needed_lookups(event, record, previous, tenant.rules, base)
     facts = Facts(
         stage_since=stage_since(snap, record, event.received_at),
@@ -138,7 +133,19 @@ def context(
         history=rt.journal.change_counts(tenant.name, record.kind, record.id),
         activity=conn.activity_of(event),
     )
-    return Context(base.now, base.calendar, stay, base.people, base.schedules, facts)
+    return replace(base, facts=facts)
+
+
+def tenant_context(tenant: Tenant, event: Event, stay: str, facts: Facts | None = None) -> Context:
+    """A tenant's engine context at the event's time (deadlines count from it)."""
+    return Context(
+        now=event.received_at,
+        calendar=tenant.calendar,
+        stay=stay,
+        people=tenant.people(),
+        schedules=tenant.schedules(),
+        facts=facts or Facts(),
+    )
 
 
 def plan_for(
@@ -149,16 +156,10 @@ def plan_for(
     stay: str,
     facts: Facts | None = None,
 ) -> Plan:
-    """The tenant's regulations applied to one event, without I/O (dry runs, scenarios)."""
-    ctx = Context(
-        now=event.received_at,
-        calendar=tenant.calendar,
-        stay=stay,
-        people=tenant.people(),
-        schedules=tenant.schedules(),
-        facts=facts or Facts(),
+    """The tenant's regulations applied to one event, without I/O (dry runs, sweeps)."""
+    return evaluate(
+        event, record, previous, tenant.rules, tenant_context(tenant, event, stay, facts)
     )
-    return evaluate(event, record, previous, tenant.rules, ctx)
 
 
 def stay_of(snap: SnapshotRow | None, record: Record) -> str:
