@@ -306,8 +306,10 @@ class AmoCRM(Connector):
     # -- account data, cached -----------------------------------------------------------
 
     def _cached(self, name: str, load: Callable[[], Any]) -> Any:
-        at, value = self._cache.get(name, (0.0, None))
-        if time.monotonic() - at > CACHE_TTL:
+        # a missing entry is stale whatever the clock says: monotonic time counts from boot,
+        # so "0.0 = long ago" is wrong on a machine up for less than CACHE_TTL
+        at, value = self._cache.get(name, (None, None))
+        if at is None or time.monotonic() - at > CACHE_TTL:
             value = load()
             self._cache[name] = (time.monotonic(), value)
         return value
