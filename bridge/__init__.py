@@ -15,7 +15,7 @@ _WHERE = {
     "Event": "bridge.models",
     "Plan": "bridge.models",
     "Record": "bridge.models",
-    "Connector": "bridge.connectors",
+    "Connector": "bridge.crms.connector",
     "create_app": "bridge.app",
     "evaluate": "bridge.regulations",
 }

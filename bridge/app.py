@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify
 
+from bridge import crms
+from bridge.crms.receive import GATE
+from bridge.ingress import Gate
 from bridge.masking import install_log_redaction
 from bridge.runtime import Runtime
 
@@ -24,21 +27,19 @@ def create_app(test_config: dict[str, Any] | None = None, runtime: Runtime | Non
     if test_config:
         app.config.update(test_config)
     install_log_redaction()
-    app.extensions["bridge"] = runtime or Runtime.build(
+    rt = runtime or Runtime.build(
         app.config.get("BRIDGE_CONFIG"),
         app.config.get("BRIDGE_JOURNAL_URL"),
         app.config.get("REDIS_URL"),
     )
-    from bridge.ingress import amocrm, bitrix24
-
-    app.register_blueprint(bitrix24.bp)
-    app.register_blueprint(amocrm.bp)
+    app.extensions["bridge"] = rt
+    app.extensions[GATE] = Gate(rt)
+    for crm in crms.every():
+        app.register_blueprint(crm.blueprint())
     app.add_url_rule("/health", "health", _health)
     return app
 
 
 def _health() -> Any:
-    from bridge.ingress import runtime
-
-    rt = runtime()
+    rt: Runtime = current_app.extensions["bridge"]
     return jsonify(status="ok", tenants=sorted(rt.settings.tenants), redis=bool(rt.redis.ping()))

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
@@ -493,3 +493,17 @@ def _bad(text: object, reason: str = "") -> ValueError:
     return ValueError(
         f"cannot read deadline {text!r}{why}; accepted forms: {', '.join(ACCEPTED_FORMS)}"
     )
+
+
+def as_datetime(value: Any, zone: str) -> datetime | None:
+    """A field's value as an aware datetime; a bare date or time counts in the tenant's zone."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif not value:
+        return None
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(zone))

@@ -8,23 +8,41 @@ from typing import Any
 
 import click
 
-from bridge import config
+from bridge import config, crms
 from bridge.errors import ConfigError
 
 
+class Host:
+    """What ``bridge`` offers the commands a CRM adds (their ``click`` context object)."""
+
+    def runtime(self, config_path: str | None = None) -> Any:
+        """The runtime on a config file (default: ``$BRIDGE_CONFIG``)."""
+        from bridge.runtime import Runtime
+
+        return Runtime.build(config_path)
+
+
 @click.group()
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Run a sales department's regulations beside its CRM."""
+    ctx.obj = Host()
 
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Play the scenario, print, and exit 0.")
 @click.option("--port", default=8080, show_default=True, help="Port of the webhook server.")
-def demo(once: bool, port: int) -> None:
-    """Run the bridge on embedded defaults against a Bitrix24 sandbox."""
+@click.option(
+    "--crm",
+    default=None,
+    type=click.Choice(crms.names()),
+    help="The CRM whose sandbox the demo plays on (default: the demo tenant's own).",
+)
+def demo(once: bool, port: int, crm: str | None) -> None:
+    """Run the bridge on embedded defaults against a CRM's sandbox."""
     from bridge.demo import run
 
-    sys.exit(run(once=once, port=0 if once else port))
+    sys.exit(run(once=once, port=0 if once else port, crm=crm))
 
 
 @cli.command()
@@ -69,8 +87,8 @@ def worker(burst: bool) -> None:
 @cli.command()
 def cron() -> None:
     """Run the sweeps on their schedule (rq's cron scheduler; workers run the jobs)."""
+    from bridge.jobs import cron as make_cron
     from bridge.runtime import Runtime
-    from bridge.sweeps import cron as make_cron
 
     make_cron(Runtime.build()).start()
 
@@ -113,23 +131,6 @@ def check(packs: tuple[str, ...], folder: str) -> None:
     sys.exit(1 if failed or not total else 0)
 
 
-@cli.command("amocrm-auth")
-@click.argument("code")
-@click.option("--tenant", required=True, help="The amoCRM tenant of the bridge's config.")
-@click.option("--config", "path", default=None, help="Config file (default: $BRIDGE_CONFIG).")
-def amocrm_auth(code: str, tenant: str, path: str | None) -> None:
-    """Exchange an amoCRM authorization code for tokens; resume a paused tenant."""
-    from bridge.connectors.amocrm_auth import authorize
-    from bridge.errors import BridgeError
-    from bridge.runtime import Runtime
-
-    try:
-        click.echo(authorize(Runtime.build(path), tenant, code))
-    except (BridgeError, KeyError) as exc:
-        click.echo(f"amocrm-auth: {exc}", err=True)
-        sys.exit(1)
-
-
 @cli.command("coverage")
 @click.option("--dir", "folder", default="config/regulations", show_default=True)
 @click.option("--write", "target", default=None, help="Write the table to this file.")
@@ -168,6 +169,11 @@ def format_entry(entry: dict) -> str:
         f"    action {a.kind} [{a.status}] {a.summary} {a.result or ''}" for a in entry["actions"]
     ]
     return "\n".join(lines)
+
+
+for _crm in crms.every():
+    for _command in _crm.cli_commands():
+        cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

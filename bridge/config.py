@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, field_validator
 
-from bridge import mappings, yamlfile
+from bridge import crms, mappings, yamlfile
 from bridge.calendar import BusinessCalendar
 from bridge.errors import ConfigError
 from bridge.regulations.pack import Known, Pack, check, load_pack
@@ -65,7 +65,7 @@ class EmailConfig(Strict):
 class TenantConfig(Strict):
     """One company: its CRM, how to reach it, and which regulations apply."""
 
-    crm: Literal["bitrix24", "amocrm"]
+    crm: str = Field(description="the CRM: a name in the registry (bridge.crms)")
     connection: dict[str, Any] = Field(description="the connector's settings; secrets by env name")
     mapping: str | None = Field(default=None, description="mapping file, relative to this file")
     regulations: list[str] = Field(description="regulation pack files, relative to this file")
@@ -84,6 +84,14 @@ class TenantConfig(Strict):
         default_factory=lambda: [10, 60, 300, 900, 3600],
         description="seconds between retries of a job that met a transient CRM error",
     )
+
+    @field_validator("crm")
+    @classmethod
+    def _known_crm(cls, value: str) -> str:
+        if value not in crms.names():
+            hint = yamlfile.suggest(value, crms.names())
+            raise ValueError(f"unknown CRM {value!r}{hint}; one of {', '.join(crms.names())}")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -197,12 +205,13 @@ def load(path: str | Path | None = None) -> Settings:
 
 
 def _tenant(name: str, cfg: TenantConfig, base: Path, doc: yamlfile.YamlDoc) -> Tenant:
-    from bridge.connectors import connector_class  # late: connectors import config types
-
-    problems = connector_class(cfg.crm).check_settings(doc, ("tenants", name, "connection"))
-    mapping = mappings.load(base / cfg.mapping if cfg.mapping else None, cfg.crm)
+    crm = crms.get(cfg.crm)
+    problems = crm.check_settings(doc, ("tenants", name, "connection"))
+    mapping_file = base / cfg.mapping if cfg.mapping else None
+    mapping = mappings.load(mapping_file, crm.mapping_path())
+    problems.extend(_kind_problems(crm, mapping, mapping_file))
     packs = []
-    known = _known(mapping, cfg, base)
+    known = _known(crm, mapping, cfg, base)
     for file in cfg.regulations:
         try:
             pack, pack_doc = load_pack(base / file)
@@ -219,13 +228,29 @@ def _tenant(name: str, cfg: TenantConfig, base: Path, doc: yamlfile.YamlDoc) -> 
     return Tenant(name, cfg, mapping, packs, calendar(cfg), base)
 
 
-def _known(mapping: mappings.Mapping, cfg: TenantConfig, base: Path) -> Known:
-    kinds = ("deal", "lead")
+def _kind_problems(crm: type[crms.CRM], mapping: mappings.Mapping, path: Path | None) -> list[str]:
+    """Sections of a mapping that name a record kind the CRM does not offer."""
+    offered = crm.kinds()
+    wrong = [k for k in mapping.kinds if k not in offered]
+    if not wrong:
+        return []
+    doc = yamlfile.load(path) if path else None
+    return [
+        f"{doc.where((k,)) if doc else crm.mapping_path()}: {k}: {crm.title} offers no record "
+        f"kind {k!r}{yamlfile.suggest(k, offered)}; its kinds: {', '.join(offered)}"
+        for k in wrong
+    ]
+
+
+def _known(crm: type[crms.CRM], mapping: mappings.Mapping, cfg: TenantConfig, base: Path) -> Known:
+    kinds = list(crm.kinds())
     templates = None
     if cfg.email is not None:
         folder = base / cfg.email.templates
         templates = {p.stem for p in folder.glob("*.txt")} if folder.is_dir() else set()
     return Known(
+        crm=crm.title,
+        actions={k: crm.kinds()[k].actions for k in kinds},
         fields={k: mapping.canonical_fields(k) for k in kinds},
         stages={k: mapping.canonical_stages(k) for k in kinds},
         people=set(mapping.users) | set(cfg.roles),

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bridge import config
-from bridge.journal import Journal, utcnow
+from bridge import clock, config, crms
+from bridge.journal import Journal
 from bridge.models import Event, Plan, Record, RecordRef
 from bridge.pipeline import plan_for, stage_since, stay_of
 from bridge.regulations.engine import Facts
@@ -22,7 +22,7 @@ def dry_run(data: dict[str, Any]) -> str:
     """The readable plan for an event description."""
     settings = config.load(data.get("config"))
     tenant = settings.tenants[data["tenant"]]
-    at = datetime.fromisoformat(data["at"]) if data.get("at") else utcnow()
+    at = datetime.fromisoformat(data["at"]) if data.get("at") else clock.utcnow()
     kind, record_id = data.get("kind", "deal"), str(data.get("id", "1"))
     event = Event(
         tenant.name,
@@ -43,9 +43,7 @@ def dry_run(data: dict[str, Any]) -> str:
 
 
 def _from_crm(tenant: config.Tenant, event: Event) -> Plan:
-    from bridge.connectors import connector_class
-
-    conn: Any = connector_class(tenant.config.crm)(tenant)
+    conn: Any = crms.get(tenant.config.crm).connector_class()(tenant)
     record = conn.fetch(event.ref)
     snap = Journal().snapshot(tenant.name, record.kind, record.id)
     previous = Record.from_dict(snap.data) if snap else None

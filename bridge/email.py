@@ -53,16 +53,28 @@ from decimal import Decimal, InvalidOperation
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2 import (
+    BaseLoader,
+    Environment,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    select_autoescape,
+)
 from jinja2.exceptions import FilterArgumentError
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from bridge import yamlfile
+from bridge import actions, yamlfile
 from bridge.errors import BridgeError, ConfigError, PermanentError, TransientError
 from bridge.masking import redact
+
+if TYPE_CHECKING:
+    from bridge.config import Tenant
+    from bridge.crms.connector import Connector
+    from bridge.models import Action, Record
 
 log = logging.getLogger(__name__)
 
@@ -638,3 +650,56 @@ def _recipient(ctx: Mapping[str, Any]) -> str:
     if "@" not in parseaddr(to)[1]:
         raise PermanentError(f"no e-mail address to send to (context 'to' = {redact(to)!r})")
     return to
+
+
+# ---------------------------------------------------------------------------- actions
+
+
+def mailer_for(tenant: Tenant) -> Mailer:
+    """The tenant's mailer: its ``email:`` settings, or an outbox beside its config."""
+    from bridge.config import EmailConfig  # late: config loads the packs, not needed to mail
+
+    cfg = tenant.config.email or EmailConfig()
+    settings = {"transport": cfg.transport, "folder": tenant.base / cfg.outbox, **cfg.smtp}
+    signatures = Signatures.load(tenant.base / cfg.signatures) if cfg.signatures else None
+    return Mailer(
+        tenant.base / cfg.templates,
+        sender=cfg.sender,
+        transport=transport_from_settings(settings),
+        signatures=signatures,
+    )
+
+
+def send_action(mailer: Mailer, conn: Connector, record: Record, action: Action) -> SentMail:
+    """Render and send one ``send_email`` action to its recipient, once (by its key).
+
+    Raises:
+        PermanentError: no address, or the template cannot render with this record.
+        TransientError: the mail server may accept it later.
+    """
+    p = action.params
+    assert isinstance(p, actions.SendEmail)
+    to = recipient(conn, record, p.to)
+    if not to:
+        raise PermanentError(f"{record.ref} has no e-mail address for {p.to!r}")
+    context = {
+        "to": to,
+        "record": record,
+        "client_name": record.fields.get("client_name") or record.title,
+        "manager_name": record.fields.get("manager_name") or "",
+    }
+    try:
+        message = mailer.render(p.template, context, region=p.region)
+    except (TemplateError, ConfigError) as exc:
+        raise PermanentError(f"template {p.template!r}: {exc}") from exc
+    return mailer.send(message, idempotency_key=action.key)
+
+
+def recipient(conn: Connector, record: Record, to: str) -> str | None:
+    """The address ``to`` names: the client's, the responsible's, or a field's value."""
+    if to == "client":
+        return conn.contact_email(record)
+    if to == "responsible":
+        return conn.user_email(record.responsible) if record.responsible else None
+    value = record.value(to)
+    return str(value) if value else None

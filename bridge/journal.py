@@ -31,12 +31,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from bridge import clock
+
 DEFAULT_URL = "sqlite:///var/journal.db"
 
 
-def utcnow() -> datetime:
-    """Now, aware, in UTC (the journal's clock; the engine never reads one)."""
-    return datetime.now(UTC)
+def _now() -> datetime:
+    # through the module, so that a test's clock reaches the journal's defaults too
+    return clock.utcnow()
 
 
 class UtcDateTime(TypeDecorator):
@@ -76,7 +78,7 @@ class EventRow(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     payload: Mapped[Any] = mapped_column(JSON, default=dict)
-    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
@@ -90,7 +92,7 @@ class DecisionRow(Base):
     rule: Mapped[str] = mapped_column(String(128))
     verdict: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(Text, default="")
-    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
 
 
 class ActionRow(Base):
@@ -112,8 +114,8 @@ class ActionRow(Base):
     result: Mapped[Any] = mapped_column(JSON, default=dict)
     error: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
 
 
 class ChangeRow(Base):
@@ -126,7 +128,7 @@ class ChangeRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     record_id: Mapped[str] = mapped_column(String(64))
     field: Mapped[str] = mapped_column(String(64))
-    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
 
     __table_args__ = (Index("ix_changes_record", "tenant", "kind", "record_id"),)
 
@@ -142,9 +144,9 @@ class SnapshotRow(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
     stay: Mapped[int] = mapped_column(Integer, default=0)
     stage: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    stage_since: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    stage_since: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
     data: Mapped[Any] = mapped_column(JSON, default=dict)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
 
 
 class Journal:
@@ -191,7 +193,7 @@ class Journal:
         """Set an event's final status (processed, failed, skipped)."""
         with self.session() as s:
             row = s.get(EventRow, event_id)
-            row.status, row.reason, row.processed_at = status, reason, utcnow()
+            row.status, row.reason, row.processed_at = status, reason, clock.utcnow()
             s.commit()
 
     def add_decisions(self, event_id: int, decisions: list[tuple[str, str, str]]) -> None:
@@ -225,7 +227,7 @@ class Journal:
         """Record an action's outcome (done, failed) and count the attempt."""
         with self.session() as s:
             row = s.scalars(select(ActionRow).where(ActionRow.key == key)).one()
-            row.status, row.error, row.updated_at = status, error, utcnow()
+            row.status, row.error, row.updated_at = status, error, clock.utcnow()
             row.result = result if result is not None else row.result
             row.attempts += 1
             s.commit()

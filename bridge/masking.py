@@ -1,19 +1,18 @@
 """Keep secrets and personal data out of logs and the journal.
 
 One helper used everywhere: webhook URLs (the secret is part of the path), tokens, phone
-numbers and e-mail addresses are masked before any text is logged or journaled.
+numbers and e-mail addresses are masked before any text is logged or journaled. What a CRM's
+secrets look like in text is declared by the CRM (``secret_patterns``) and read here.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from typing import Any
 
-# /rest/<user id>/<webhook code>/ : the code is the credential (reference/bitrix24.md §2.1)
-_WEBHOOK = re.compile(r"(/rest/\d+/)([^/\s?]+)")
-# /hooks/amocrm/<tenant>/<secret>: amoCRM signs nothing, the path segment is the credential
-_AMO_HOOK = re.compile(r"(/hooks/amocrm/[^/\s?]+/)([^/\s?\"'(),;]+)")
+_SECRETS: list[re.Pattern[str]] = []  # the CRMs' own (webhook codes, secret path segments)
 _BEARER = re.compile(r"(Bearer\s+)([A-Za-z0-9._~+/=-]+)")
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # +<country><number> in any grouping, or a Russian 11-digit number starting with 7 or 8;
@@ -35,12 +34,23 @@ def mask_phone(phone: str) -> str:
 def redact(text: Any) -> str:
     """Mask webhook secrets, tokens, e-mail addresses and phone numbers in a text."""
     out = str(text)
-    out = _WEBHOOK.sub(r"\1***", out)
-    out = _AMO_HOOK.sub(r"\1***", out)
+    for pattern in _SECRETS:
+        out = pattern.sub(r"\1***", out)
     out = _BEARER.sub(r"\1***", out)
     out = _TOKEN_KEYS.sub(r"\1***", out)
     out = _EMAIL.sub(r"\1***@\2", out)
     return _PHONE.sub(lambda m: mask_phone(m.group(1)), out)
+
+
+def add_secret_patterns(patterns: Iterable[str]) -> None:
+    """Mask what these regexes match too: group 1 is kept, group 2 is the secret.
+
+    The CRM registry calls this with each CRM's ``secret_patterns`` as it registers it.
+    """
+    for pattern in patterns:
+        compiled = re.compile(pattern)
+        if compiled not in _SECRETS:
+            _SECRETS.append(compiled)
 
 
 class RedactingFilter(logging.Filter):
@@ -60,8 +70,6 @@ def install_log_redaction() -> None:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
-    # fast-bitrix24 logs whole requests and responses (names, phones) at INFO and DEBUG
-    logging.getLogger("fast_bitrix24").setLevel(logging.WARNING)
     for handler in root.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bridge.actions import ActionParams
+
 OPEN, WON, LOST = "open", "won", "lost"
 OUTCOMES = (OPEN, WON, LOST)
 
@@ -114,35 +116,36 @@ class Event:
 
 @dataclass(frozen=True)
 class Action:
-    """One thing to do in the CRM, with the key that makes doing it twice impossible.
+    """One thing to do about a record, with the key that makes doing it twice impossible.
 
-    ``params`` hold canonical values (user ids, canonical field and stage names,
-    aware datetimes); the connector translates them into the CRM's words.
+    ``params`` is one of the models of :mod:`bridge.actions`, holding canonical values;
+    the connector (or the mailer) translates them into the CRM's words.
     """
 
-    kind: str
     key: str
     rule: str
     ref: RecordRef
-    params: dict[str, Any] = field(default_factory=dict)
+    params: ActionParams
+
+    @property
+    def kind(self) -> str:
+        """The action kind's name (``create_task``...)."""
+        return self.params.kind
 
     def describe(self) -> str:
         """One human line, as `bridge journal` and the demo print it."""
-        p = self.params
-        if self.kind == "create_task":
-            due = p["deadline"].isoformat(timespec="minutes") if p.get("deadline") else "none"
-            return f"task «{p['title']}» for user {p['responsible']}, due {due}"
-        if self.kind == "add_comment":
-            return f"comment «{p['text']}»"
-        if self.kind == "update_fields":
-            return "set " + ", ".join(f"{k}={v!r}" for k, v in p["fields"].items())
-        if self.kind == "move_stage":
-            return f"move to stage {p['stage']}"
-        if self.kind == "send_email":
-            return f"e-mail «{p['template']}» to {p['to']}"
-        if self.kind == "reassign":
-            return f"reassign to user {p['responsible']}"
-        return f"{self.kind} {p}"
+        return self.params.describe()
+
+
+@dataclass(frozen=True)
+class LookupQuery:
+    """Records to find for a rule: ``kind`` records whose fields equal ``where``."""
+
+    kind: str
+    where: tuple[tuple[str, str], ...]
+    open_only: bool = False
+    exclude: RecordRef | None = None
+    in_stage: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -14,25 +14,19 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from bridge import runtime as runtime_module
-from bridge import timers
+from bridge import actions, email, timers
+from bridge.calendar import as_datetime
 from bridge.config import Tenant
-from bridge.connectors import Connector, Outcome
+from bridge.crms.connector import Connector, Outcome
 from bridge.errors import PermanentError, TransientError
 from bridge.journal import EventRow, SnapshotRow
 from bridge.models import STANDARD_FIELDS, Action, Event, Plan, Record, RecordRef
-from bridge.regulations.conditions import as_datetime
 from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups
 from bridge.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 FINAL = ("processed", "failed")
-
-
-def process_event(event_id: int) -> str:
-    """rq entry point: process one journaled event in this worker's runtime."""
-    return run_event(runtime_module.current(), event_id)
 
 
 def run_event(rt: Runtime, event_id: int) -> str:
@@ -185,7 +179,7 @@ def execute(
     conn: Connector,
     event: Event,
     record: Record,
-    actions: Sequence[Action],
+    plan_actions: Sequence[Action],
     stay: str = "",
 ) -> list[str]:
     """Carry out the plan's actions once each; returns the keys of actions that failed.
@@ -193,12 +187,10 @@ def execute(
     Raises:
         TransientError: some actions must wait; done ones stay done, the rest retry.
     """
-    todo = [a for a in actions if _still_to_do(rt, conn, event, record, a, stay)]
-    crm = [a for a in todo if a.kind != "send_email"]
+    todo = [a for a in plan_actions if _still_to_do(rt, conn, event, record, a, stay)]
+    crm = [a for a in todo if a.params.by == "crm"]
     outcomes = conn.execute(record, crm) if crm else {}
-    outcomes.update(
-        {a.key: _send_email(rt, conn, event, record, a) for a in todo if a.kind == "send_email"}
-    )
+    outcomes.update({a.key: _send_email(rt, conn, record, a) for a in todo if a.params.by != "crm"})
     failed, waiting = [], []
     for action in todo:
         outcome = outcomes[action.key]
@@ -213,16 +205,15 @@ def execute(
     return failed
 
 
-def _send_email(
-    rt: Runtime, conn: Connector, event: Event, record: Record, action: Action
-) -> Outcome:
+def _send_email(rt: Runtime, conn: Connector, record: Record, action: Action) -> Outcome:
+    assert isinstance(action.params, actions.SendEmail)
     try:
-        sent = rt.send_email(conn, record, action)
+        sent = email.send_action(rt.mailer(conn.tenant), conn, record, action)
     except TransientError as exc:
         return Outcome("retry", error=str(exc))
     except PermanentError as exc:
         return Outcome("failed", error=str(exc))
-    result: dict[str, Any] = {"template": action.params["template"], "message_id": sent.message_id}
+    result: dict[str, Any] = {"template": action.params.template, "message_id": sent.message_id}
     return Outcome("done", result)
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import redis
 from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.registry import FailedJobRegistry
 
 EVENTS = "bridge-events"
 """The queue of received events."""
@@ -34,7 +37,7 @@ def enqueue_event(connection: redis.Redis, tenant: str, event_id: int, intervals
     """
     job_id = f"event-{tenant}-{event_id}"
     events_queue(connection).enqueue_call(
-        "bridge.pipeline.process_event",
+        "bridge.jobs.process_event",
         args=(event_id,),
         job_id=job_id,
         description=f"event {event_id} of {tenant}",
@@ -42,3 +45,19 @@ def enqueue_event(connection: redis.Redis, tenant: str, event_id: int, intervals
         failure_ttl=365 * 24 * 3600,
     )
     return job_id
+
+
+def requeue_failed(connection: redis.Redis, tenant: str) -> int:
+    """Requeue a tenant's event and timer jobs from rq's failed registry; returns how many."""
+    registry = FailedJobRegistry(queue=events_queue(connection))
+    count = 0
+    for job_id in registry.get_job_ids():
+        try:
+            job = Job.fetch(job_id, connection=connection)
+        except NoSuchJobError:
+            continue
+        timer = job.func_name == "bridge.jobs.fire_timer" and tuple(job.args[:1]) == (tenant,)
+        if job_id.startswith(f"event-{tenant}-") or timer:
+            registry.requeue(job_id)
+            count += 1
+    return count

@@ -12,7 +12,6 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import redis
 
@@ -60,7 +59,7 @@ class RateLimiter:
 
     Args:
         redis: Client of the Redis that all sharing workers use.
-        key: Names the budget (e.g. ``bitrix24:<member_id>``); stored as
+        key: Names the budget (a CRM names it: ``CRM.limiter_key``); stored as
             ``bridge:ratelimit:<key>``.
         rate: Tokens added per second.
         burst: Bucket capacity, i.e. requests allowed back to back after an idle spell.
@@ -85,7 +84,7 @@ class RateLimiter:
         if burst < 1:
             raise ValueError(f"burst must be at least 1, got {burst!r}")
         self.key = KEY_PREFIX + key
-        self.redis = redis  # connectors keep other shared state (amoCRM tokens) beside it
+        self.redis = redis
         self.rate = float(rate)
         self.burst = int(burst)
         self._clock = clock
@@ -136,34 +135,3 @@ class RateLimiter:
         if time.monotonic() + wait > deadline:
             raise RateLimitTimeout(f"{self.key}: next slot in {wait:.3f}s, past the timeout")
         return wait
-
-
-@dataclass(frozen=True)
-class Limit:
-    """A CRM's published request limit as token-bucket parameters."""
-
-    rate: float
-    burst: int
-
-
-# Bitrix24 cloud: a leaky bucket per portal, drained by 2 requests/s and blocking past 50
-# (Enterprise: 5/s, 250); D:limits.md.
-BITRIX24 = Limit(rate=2.0, burst=50)
-BITRIX24_ENTERPRISE = Limit(rate=5.0, burst=250)
-# amoCRM: at most 7 requests/s per account (amoCRM developer docs, API limits). A burst of 1
-# spaces requests 1/7 s apart, so no one-second window sees more than 7; a larger burst would
-# let a full bucket plus a second of refill put up to burst + 7 into one second.
-AMOCRM = Limit(rate=7.0, burst=1)
-
-
-def bitrix24_limiter(
-    client: redis.Redis, member_id: str, *, enterprise: bool = False
-) -> RateLimiter:
-    """Return the limiter shared by all workers calling the Bitrix24 portal ``member_id``."""
-    limit = BITRIX24_ENTERPRISE if enterprise else BITRIX24
-    return RateLimiter(client, f"bitrix24:{member_id}", limit.rate, limit.burst)
-
-
-def amocrm_limiter(client: redis.Redis, account: str) -> RateLimiter:
-    """Return the limiter shared by all workers calling the amoCRM ``account``."""
-    return RateLimiter(client, f"amocrm:{account}", AMOCRM.rate, AMOCRM.burst)

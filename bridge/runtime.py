@@ -1,4 +1,4 @@
-"""What one process holds while it runs: settings, journal, Redis, connectors.
+"""What one process holds while it runs: settings, journal, Redis, connectors, mailers.
 
 Built once per process: by the app factory for the web process, lazily by :func:`current`
 in workers (rq imports job functions by name, so they find their runtime here).
@@ -7,17 +7,12 @@ in workers (rq imports job functions by name, so they find their runtime here).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
-from jinja2 import TemplateError
 
-from bridge import config, services
-from bridge.connectors import Connector, connector_class
-from bridge.email import Mailer, SentMail, Signatures, transport_from_settings
-from bridge.errors import ConfigError, PermanentError
+from bridge import config, crms, email, queue, services
+from bridge.crms.connector import Connector
 from bridge.journal import Journal
-from bridge.models import Action, Record
 from bridge.ratelimit import RateLimiter
 
 
@@ -29,7 +24,7 @@ class Runtime:
     journal: Journal
     redis: redis.Redis
     _connectors: dict[str, Connector] = field(default_factory=dict)
-    _mailers: dict[str, Mailer] = field(default_factory=dict)
+    _mailers: dict[str, email.Mailer] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -50,63 +45,29 @@ class Runtime:
         return self.settings.tenants.get(name)
 
     def connector(self, tenant: config.Tenant) -> Connector:
-        """The tenant's connector, built once and reused (it caches nothing stale)."""
+        """The tenant's connector, built once and reused (it caches nothing stale).
+
+        It is handed the shared rate limit of its CRM account and the shared Redis.
+        """
         if tenant.name not in self._connectors:
-            cls: Any = connector_class(tenant.config.crm)
-            self._connectors[tenant.name] = cls(tenant, limiter=self._limiter(tenant, cls))
+            crm = crms.get(tenant.config.crm)
+            options = crm.settings.model_validate(tenant.config.connection)
+            limiter = RateLimiter(
+                self.redis, crm.limiter_key(tenant.name, options), crm.pace(options), options.burst
+            )
+            cls = crm.connector_class()
+            self._connectors[tenant.name] = cls(tenant, limiter=limiter, shared=self.redis)
         return self._connectors[tenant.name]
 
-    def _limiter(self, tenant: config.Tenant, cls: Any) -> RateLimiter:
-        options = cls.settings.model_validate(tenant.config.connection)
-        key = cls.limiter_key(tenant.name, options)
-        return RateLimiter(self.redis, key, cls.pace(options), options.burst)
-
-    def mailer(self, tenant: config.Tenant) -> Mailer:
+    def mailer(self, tenant: config.Tenant) -> email.Mailer:
         """The tenant's mailer, built once (its ``email:`` settings, or the outbox)."""
         if tenant.name not in self._mailers:
-            cfg = tenant.config.email or config.EmailConfig()
-            settings = {"transport": cfg.transport, "folder": tenant.base / cfg.outbox, **cfg.smtp}
-            signatures = Signatures.load(tenant.base / cfg.signatures) if cfg.signatures else None
-            self._mailers[tenant.name] = Mailer(
-                tenant.base / cfg.templates,
-                sender=cfg.sender,
-                transport=transport_from_settings(settings),
-                signatures=signatures,
-            )
+            self._mailers[tenant.name] = email.mailer_for(tenant)
         return self._mailers[tenant.name]
 
-    def send_email(self, conn: Connector, record: Record, action: Action) -> SentMail:
-        """Render and send one ``send_email`` action to its recipient.
-
-        Raises:
-            PermanentError: no address, or the template cannot render with this record.
-            TransientError: the mail server may accept it later.
-        """
-        p = action.params
-        to = _recipient(conn, record, p["to"])
-        if not to:
-            raise PermanentError(f"{record.ref} has no e-mail address for {p['to']!r}")
-        context = {
-            "to": to,
-            "record": record,
-            "client_name": record.fields.get("client_name") or record.title,
-            "manager_name": record.fields.get("manager_name") or "",
-        }
-        mailer = self.mailer(conn.tenant)
-        try:
-            message = mailer.render(p["template"], context, region=p.get("region"))
-        except (TemplateError, ConfigError) as exc:
-            raise PermanentError(f"template {p['template']!r}: {exc}") from exc
-        return mailer.send(message, idempotency_key=action.key)
-
-
-def _recipient(conn: Connector, record: Record, to: str) -> str | None:
-    if to == "client":
-        return conn.contact_email(record)
-    if to == "responsible":
-        return conn.user_email(record.responsible) if record.responsible else None
-    value = record.value(to)
-    return str(value) if value else None
+    def requeue_failed(self, tenant: str) -> int:
+        """Put a tenant's event and timer jobs that ran out of retries back in the queue."""
+        return queue.requeue_failed(self.redis, tenant)
 
 
 _current: Runtime | None = None

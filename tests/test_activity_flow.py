@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.demo import deal
-from tests.conftest import ROOT, Bridge
+from tests.bitrix24_env import ROOT, Bridge, deal
 
 PACK = """
 version: 1

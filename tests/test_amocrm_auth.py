@@ -18,20 +18,21 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from bridge.cli import cli
-from bridge.connectors.amocrm import AmoCRM, AmoCRMSettings
-from bridge.connectors.amocrm_auth import TokenPair, jwt_exp
+from bridge.crms.amocrm import AmoCRMSettings
+from bridge.crms.amocrm.auth import TokenPair, jwt_exp
+from bridge.crms.amocrm.connector import AmoCRMConnector
 from bridge.errors import TenantPaused, TransientError
 from bridge.models import RecordRef
 from bridge.ratelimit import RateLimiter
 from tests.amocrm_env import MEETING, AmoBridge, lead
 
 
-def worker_connector(amo: AmoBridge, redis_url: str) -> AmoCRM:
+def worker_connector(amo: AmoBridge, redis_url: str) -> AmoCRMConnector:
     """A connector as another worker process has it: its own Redis client and limiter."""
     client = redis.Redis.from_url(redis_url)
     tenant = amo.runtime.tenant("remarka")
     limiter = RateLimiter(client, "amocrm:30000001", 6.3, 1)
-    return AmoCRM(tenant, limiter=limiter)
+    return AmoCRMConnector(tenant, limiter=limiter, shared=client)
 
 
 def stored(amo: AmoBridge) -> TokenPair:
@@ -79,7 +80,7 @@ def test_two_workers_refreshing_at_once_refresh_once(amo: AmoBridge, redis_url: 
     start = threading.Barrier(len(workers))
     results: list[Any] = []
 
-    def run(conn: AmoCRM) -> None:
+    def run(conn: AmoCRMConnector) -> None:
         start.wait()
         try:
             results.append(conn.fetch(RecordRef("deal", str(lead_id))).title)
@@ -169,7 +170,7 @@ def test_a_long_lived_token_needs_no_refresh_and_pauses_when_refused(
     connection |= {"auth": "long_lived", "long_lived_token_env": "REMARKA_AMO_TOKEN"}
     monkeypatch.setattr(tenant.config, "connection", connection)
     monkeypatch.setenv("REMARKA_AMO_TOKEN", amo.sandbox.long_lived_token(days=30))
-    conn = AmoCRM(tenant, redis=amo.runtime.redis)
+    conn = AmoCRMConnector(tenant, shared=amo.runtime.redis)
     ref = RecordRef("deal", str(lead_id))
     assert conn.fetch(ref).title == "Ремонт кухни"
     amo.sandbox.expire_access_tokens()  # revoked in the integration's settings

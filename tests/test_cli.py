@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from bridge.cli import cli
 from bridge.journal import Journal
-from tests.conftest import ROOT, TEST_CONFIG
+from tests.bitrix24_env import ROOT, TEST_CONFIG
 
 
 def test_check_passes_on_the_example_pack() -> None:

@@ -8,6 +8,7 @@ shared/reference/amocrm.md); D: = https://www.amocrm.ru/developers/content/.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,12 @@ import requests
 import responses
 
 from bridge import config, mappings
-from bridge.connectors.amocrm import AmoCRM, marker
+from bridge.actions import AddComment, CreateTask, MoveStage, Reassign, UpdateFields
+from bridge.crms.amocrm import AmoCRM
+from bridge.crms.amocrm.connector import AmoCRMConnector, marker
 from bridge.errors import PermanentError, TenantPaused, TransientError
 from bridge.masking import redact
-from bridge.models import Action, Record, RecordRef
-from bridge.regulations.engine import LookupQuery
+from bridge.models import Action, LookupQuery, Record, RecordRef
 from tests.amocrm_env import (
     IVANOVA,
     MEETING,
@@ -34,13 +36,13 @@ from tests.amocrm_env import (
     AmoBridge,
     lead,
 )
-from tests.conftest import ROOT
+from tests.bitrix24_env import ROOT
 
 BASE = "https://example.amocrm.ru"
 
 
 @pytest.fixture
-def conn(redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> AmoCRM:
+def conn(redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> AmoCRMConnector:
     """Remarka's connector on a long-lived token, for ``responses`` fixtures."""
     monkeypatch.setenv("AMO_TOKEN", "t0k3n")
     cfg = config.TenantConfig(
@@ -54,9 +56,11 @@ def conn(redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> AmoCRM:
         },
         regulations=[],
     )
-    mapping = mappings.load(ROOT / "config" / "mappings" / "remarka-amocrm.yaml", "amocrm")
+    mapping = mappings.load(
+        ROOT / "config" / "mappings" / "remarka-amocrm.yaml", AmoCRM.mapping_path()
+    )
     tenant = config.Tenant("remarka", cfg, mapping, [], config.calendar(cfg), Path("."))
-    connector = AmoCRM(tenant, redis=redis_conn)
+    connector = AmoCRMConnector(tenant, shared=redis_conn)
     connector.transport.sleep = lambda _s: None
     return connector
 
@@ -107,7 +111,7 @@ LEAD = {
 
 
 @responses.activate
-def test_a_lead_is_read_by_the_mapping(conn: AmoCRM) -> None:
+def test_a_lead_is_read_by_the_mapping(conn: AmoCRMConnector) -> None:
     responses.get(f"{BASE}/api/v4/leads/3912171", json=LEAD)
     record = conn.fetch(RecordRef("deal", "3912171"))
     assert (record.kind, record.stage, record.outcome) == ("deal", "143", "lost")
@@ -123,7 +127,7 @@ def test_a_lead_is_read_by_the_mapping(conn: AmoCRM) -> None:
 
 
 @responses.activate
-def test_a_missing_lead_is_204_and_permanent(conn: AmoCRM) -> None:
+def test_a_missing_lead_is_204_and_permanent(conn: AmoCRMConnector) -> None:
     # D:crm_platform/leads-api: 204 «Сделка с указанным ID не существует», no body
     responses.get(f"{BASE}/api/v4/leads/1", status=204)
     with pytest.raises(PermanentError, match=r"not found \(204\)"):
@@ -175,7 +179,7 @@ def test_a_missing_lead_is_204_and_permanent(conn: AmoCRM) -> None:
 )
 @responses.activate
 def test_error_answers_are_typed(
-    conn: AmoCRM, status: int, body: Any, error: type[Exception], text: str
+    conn: AmoCRMConnector, status: int, body: Any, error: type[Exception], text: str
 ) -> None:
     kwargs = {"json": body} if isinstance(body, dict) else {"body": body}
     responses.get(f"{BASE}/api/v4/leads/7", status=status, **kwargs)
@@ -185,7 +189,7 @@ def test_error_answers_are_typed(
 
 
 @responses.activate
-def test_a_short_429_is_waited_out_inside_the_call(conn: AmoCRM) -> None:
+def test_a_short_429_is_waited_out_inside_the_call(conn: AmoCRMConnector) -> None:
     # Kommo's example: {"title": "Too Many Requests", ..., "retry_after": 300}; here 2 s
     slept: list[float] = []
     conn.transport.sleep = slept.append
@@ -197,7 +201,7 @@ def test_a_short_429_is_waited_out_inside_the_call(conn: AmoCRM) -> None:
 
 
 @responses.activate
-def test_a_long_429_goes_back_to_rq_at_once(conn: AmoCRM) -> None:
+def test_a_long_429_goes_back_to_rq_at_once(conn: AmoCRMConnector) -> None:
     too_many = {"title": "Too Many Requests", "status": 429, "retry_after": 300}
     responses.get(f"{BASE}/api/v4/leads/1", status=429, json=too_many)
     with pytest.raises(TransientError, match="retry after 300s"):
@@ -206,7 +210,7 @@ def test_a_long_429_goes_back_to_rq_at_once(conn: AmoCRM) -> None:
 
 
 @responses.activate
-def test_an_html_429_without_retry_after_waits_a_second(conn: AmoCRM) -> None:
+def test_an_html_429_without_retry_after_waits_a_second(conn: AmoCRMConnector) -> None:
     # a 429 may be an nginx page without JSON (amocrm/amocrm-api-php#517)
     slept: list[float] = []
     conn.transport.sleep = slept.append
@@ -217,14 +221,14 @@ def test_an_html_429_without_retry_after_waits_a_second(conn: AmoCRM) -> None:
 
 
 @responses.activate
-def test_a_timeout_is_transient(conn: AmoCRM) -> None:
+def test_a_timeout_is_transient(conn: AmoCRMConnector) -> None:
     responses.get(f"{BASE}/api/v4/leads/1", body=requests.Timeout("read timed out"))
     with pytest.raises(TransientError, match="Timeout"):
         conn.fetch(RecordRef("deal", "1"))
 
 
 @responses.activate
-def test_a_refused_long_lived_token_pauses_the_tenant(conn: AmoCRM) -> None:
+def test_a_refused_long_lived_token_pauses_the_tenant(conn: AmoCRMConnector) -> None:
     unauthorized = {"title": "Unauthorized", "status": 401, "detail": "Invalid user name"}
     responses.get(f"{BASE}/api/v4/leads/1", status=401, json=unauthorized)
     with pytest.raises(TenantPaused, match="long-lived token"):
@@ -236,14 +240,14 @@ def test_a_refused_long_lived_token_pauses_the_tenant(conn: AmoCRM) -> None:
 
 def plan(record: Record) -> list[Action]:
     due = datetime(2025, 10, 27, 7, 30, tzinfo=UTC)
-    task = {"title": "Позвонить", "description": "По КП", "responsible": "5001", "deadline": due}
+    task = CreateTask(title="Позвонить", description="По КП", responsible="5001", deadline=due)
     return [
-        Action("create_task", "a" * 64, "r1", record.ref, task),
-        Action("create_task", "b" * 64, "r1", record.ref, {**task, "responsible": "5004"}),
-        Action("add_comment", "c" * 64, "r2", record.ref, {"text": "Постоянный клиент"}),
-        Action("update_fields", "d" * 64, "r3", record.ref, {"fields": {"next_contact_goal": "Х"}}),
-        Action("move_stage", "e" * 64, "r3", record.ref, {"stage": "estimate"}),
-        Action("reassign", "f" * 64, "r4", record.ref, {"responsible": "5004"}),
+        Action("a" * 64, "r1", record.ref, task),
+        Action("b" * 64, "r1", record.ref, replace(task, responsible="5004")),
+        Action("c" * 64, "r2", record.ref, AddComment("Постоянный клиент")),
+        Action("d" * 64, "r3", record.ref, UpdateFields({"next_contact_goal": "Х"})),
+        Action("e" * 64, "r3", record.ref, MoveStage("estimate")),
+        Action("f" * 64, "r4", record.ref, Reassign("5004")),
     ]
 
 
@@ -267,7 +271,7 @@ def answer_plan_writes() -> None:
 
 
 @responses.activate
-def test_a_plan_is_one_request_per_kind_of_write(conn: AmoCRM) -> None:
+def test_a_plan_is_one_request_per_kind_of_write(conn: AmoCRMConnector) -> None:
     answer_plan_writes()
     record = Record("deal", "7", "amocrm", stage="meeting", responsible="5001")
     outcomes = conn.execute(record, plan(record))
@@ -307,7 +311,7 @@ def test_a_plan_is_one_request_per_kind_of_write(conn: AmoCRM) -> None:
 
 
 @responses.activate
-def test_a_failed_write_fails_only_its_own_actions(conn: AmoCRM) -> None:
+def test_a_failed_write_fails_only_its_own_actions(conn: AmoCRMConnector) -> None:
     responses.post(f"{BASE}/api/v4/tasks", status=503, json={"title": "Unavailable"})
     responses.post(f"{BASE}/api/v4/leads/notes", json={"_embedded": {"notes": [{"id": 1}]}})
     record = Record("deal", "7", "amocrm")
@@ -317,7 +321,7 @@ def test_a_failed_write_fails_only_its_own_actions(conn: AmoCRM) -> None:
 
 
 @responses.activate
-def test_lists_follow_next_links_on_the_accounts_own_address(conn: AmoCRM) -> None:
+def test_lists_follow_next_links_on_the_accounts_own_address(conn: AmoCRMConnector) -> None:
     # D:crm_platform/leads-api: _links.next.href; the token never goes to another host
     page1 = {
         "_links": {"next": {"href": "https://elsewhere.example/api/v4/tasks?page=2&limit=250"}},
@@ -339,7 +343,7 @@ def test_lists_follow_next_links_on_the_accounts_own_address(conn: AmoCRM) -> No
 
 
 @responses.activate
-def test_an_empty_task_list_is_204(conn: AmoCRM) -> None:
+def test_an_empty_task_list_is_204(conn: AmoCRMConnector) -> None:
     responses.get(f"{BASE}/api/v4/tasks", status=204)
     record = Record("deal", "7", "amocrm")
     assert conn.find_done(record, plan(record)[0]) is None

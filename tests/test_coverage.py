@@ -4,7 +4,7 @@ and docs/regulations.md says so (regenerate with `bridge coverage --write docs/r
 from __future__ import annotations
 
 from bridge.coverage import AUTO_RULES, coverage, markdown
-from tests.conftest import ROOT
+from tests.bitrix24_env import ROOT
 
 FOLDER = ROOT / "config" / "regulations"
 

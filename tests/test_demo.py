@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.bitrix24_env import ROOT
 
 
 def test_demo_once_plays_the_scenario_and_exits_0() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Bridge
+from tests.bitrix24_env import ROOT, Bridge
 
 PACK = """
 version: 1

@@ -45,7 +45,7 @@ def test_a_task_goes_to_the_person_a_look_up_found() -> None:
     other = Record("deal", "2", "b24", responsible="12")
     facts = Facts(lookups={"route": {"open_order": (other,)}})
     [task] = plan(p, deal(phone="+79120000000"), deal(), facts=facts).actions
-    assert task.params["responsible"] == "12"
+    assert task.params.responsible == "12"
 
 
 def test_a_task_falls_back_when_nobody_of_the_role_is_at_work() -> None:
@@ -59,7 +59,7 @@ def test_a_task_falls_back_when_nobody_of_the_role_is_at_work() -> None:
         "9": BusinessCalendar("Europe/Moscow", {2: (datetime.min.time(), datetime.max.time())})
     }
     [task] = plan(p, deal(), deal(), now=night, people=people, schedules=schedules).actions
-    assert (task.params["responsible"], task.params["priority"]) == ("9", "high")
+    assert (task.params.responsible, task.params.priority) == ("9", "high")
 
 
 def test_at_a_field_plus_an_offset() -> None:

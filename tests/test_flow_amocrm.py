@@ -223,7 +223,7 @@ def test_a_revoked_refresh_token_pauses_the_tenant_and_keeps_its_event(amo: AmoB
     # every later call stops at the pause flag: the dead token was used once only
     assert [e["ok"] for e in amo.sandbox.refresh_log] == [True, False]
 
-    from bridge.connectors.amocrm_auth import authorize
+    from bridge.crms.amocrm.commands import authorize
 
     said = authorize(amo.runtime, "remarka", amo.sandbox.issue_code())
     assert "put back in the queue" in said
@@ -311,7 +311,8 @@ def test_a_request_from_a_returning_client_is_commented_and_marked(
 
 
 def test_a_hook_amocrm_disabled_raises_an_alert_in_the_journal(amo: AmoBridge) -> None:
-    from bridge import runtime, sweeps
+    from bridge import jobs, runtime
+    from bridge.crms.amocrm import HOOK_CHECK_SECONDS
 
     dead = "http://127.0.0.1:9/hooks/amocrm/remarka/old-address"  # nothing listens there
     amo.sandbox.subscribe(dead, ["update_lead"])
@@ -320,10 +321,12 @@ def test_a_hook_amocrm_disabled_raises_an_alert_in_the_journal(amo: AmoBridge) -
         amo.sandbox.update_lead(lead_id, {"price": price})
     amo.sandbox.wait_delivered(timeout=60)
     runtime.install(amo.runtime)
-    assert sweeps.check_hooks("remarka").startswith("the CRM disabled 1 webhook(s)")
+    summary = jobs.check("remarka", "disabled_hooks")
+    assert summary.startswith("amoCRM disabled the webhook to http://127.0.0.1:9/hooks/amocrm/")
+    assert "old-address" not in summary  # the hook's secret path segment is masked
     alert = amo.runtime.journal.recent(1)[0]["event"]
-    assert (alert.status, alert.source) == ("alert", "webhook-check")
-    assert "re-enable them" in alert.reason
-    jobs = sweeps.cron(amo.runtime).get_jobs()
-    [job] = [j for j in jobs if j.func_name.endswith("check_hooks") and j.args == ("remarka",)]
-    assert job.interval == sweeps.HOOK_CHECK_SECONDS
+    assert (alert.status, alert.source) == ("alert", "check:disabled_hooks")
+    assert "re-enable it" in alert.reason
+    cron = jobs.cron(amo.runtime).get_jobs()
+    [job] = [j for j in cron if j.func_name.endswith(".check") and j.args[0] == "remarka"]
+    assert (job.args, job.interval) == (("remarka", "disabled_hooks"), HOOK_CHECK_SECONDS)

@@ -12,8 +12,7 @@ from datetime import timedelta
 import requests
 
 from bridge import formdata, queue
-from bridge.demo import deal
-from tests.conftest import Bridge
+from tests.bitrix24_env import Bridge, deal
 
 REASON = "UF_CRM_1700000001"
 

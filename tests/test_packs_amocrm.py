@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -30,16 +31,18 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
-import bridge.ingress
+import bridge.clock
+import bridge.jobs
 import bridge.sweeps
 import bridge.timers
 from bridge import mappings, queue, runtime, yamlfile
-from bridge.connectors.amocrm_shapes import custom_write, unix
+from bridge.crms.amocrm.shapes import custom_write, unix
+from bridge.crms.bitrix24 import Bitrix24
 from bridge.journal import ActionRow, DecisionRow, EventRow
 from bridge.models import RecordRef
 from bridge.scenarios import Scenario, Step, scenario_files
 from tests.amocrm_env import EVENTS, AmoBridge
-from tests.conftest import ROOT
+from tests.bitrix24_env import ROOT
 
 PACKS = ("remarka", "autoparts")
 CASES = [
@@ -93,17 +96,18 @@ class Player:
         self.sb, self.rt = amo.sandboxes[pack], amo.runtime
         self.tenant = self.rt.tenant(pack)
         self.conn = amo.connector(pack)
-        self.b24 = mappings.load(ROOT / "config" / "mappings" / f"{pack}-bitrix24.yaml", "bitrix24")
+        self.b24 = mappings.load(
+            ROOT / "config" / "mappings" / f"{pack}-bitrix24.yaml", Bitrix24.mapping_path()
+        )
         self.now = scenario.steps[0].at
         self.leads: dict[str, int] = {}  # scenario record id -> amoCRM lead id
         self.state: dict[str, Any] | None = None
-        runtime.install(self.rt)  # timers.fire and sweeps find the runtime here
-        for module in (bridge.ingress, bridge.sweeps):
-            monkeypatch.setattr(module, "utcnow", lambda: self.now)
+        runtime.install(self.rt)  # jobs find the runtime here
+        monkeypatch.setattr(bridge.clock, "utcnow", lambda: self.now)
         # a timer due at the very moment it is set would go straight to the queue; a scenario
         # fires it in a step of its own, so scheduling sees the clock a microsecond early
         self.firing = False
-        monkeypatch.setattr(bridge.timers, "utcnow", self._timer_clock)
+        monkeypatch.setattr(bridge.timers, "clock", SimpleNamespace(utcnow=self._timer_clock))
         self.sb.clock = lambda: self.now.timestamp()
         roles = {role: self._roles(who) for role, who in scenario.people.items()}
         monkeypatch.setattr(self.tenant.config, "roles", {**self.tenant.config.roles, **roles})
@@ -182,7 +186,7 @@ class Player:
         job.delete()
         self.firing = True
         try:
-            bridge.timers.fire(*job.args)
+            bridge.jobs.fire_timer(*job.args)
         finally:
             self.firing = False
 

@@ -1,42 +1,39 @@
-"""The Redis token bucket, against a real Redis (db 13, flushed around every test)."""
+"""The Redis token bucket, against the session's own Redis (flushed around every test)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 
-from bridge.ratelimit import (
-    BITRIX24,
-    KEY_PREFIX,
-    RateLimiter,
-    RateLimitTimeout,
-    amocrm_limiter,
-    bitrix24_limiter,
-)
+from bridge.crms.amocrm import AmoCRM, AmoCRMSettings
+from bridge.crms.bitrix24 import Bitrix24, Bitrix24Settings
+from bridge.ratelimit import KEY_PREFIX, RateLimiter, RateLimitTimeout
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
-
-
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(REDIS_URL)
+BITRIX24 = Bitrix24Settings(webhook_url_env="W", application_token_env="T")  # the defaults
 
 
 @pytest.fixture
-def r() -> Iterator[redis.Redis]:
-    client = _client()
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+def r(redis_conn: redis.Redis) -> redis.Redis:
+    return redis_conn
+
+
+@pytest.fixture
+def new_client(redis_url: str) -> Iterator[Callable[[], redis.Redis]]:
+    """Clients of their own, as other processes would have."""
+    made: list[redis.Redis] = []
+
+    def make() -> redis.Redis:
+        made.append(redis.Redis.from_url(redis_url))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
 
 
 class FakeClock:
@@ -50,9 +47,10 @@ class FakeClock:
 
 
 def test_burst_then_wait_of_one_interval(r: redis.Redis) -> None:
-    limiter = RateLimiter(r, "b24:portal", BITRIX24.rate, BITRIX24.burst)
-    assert [limiter.try_acquire() for _ in range(BITRIX24.burst)] == [0.0] * BITRIX24.burst
-    assert limiter.try_acquire() == pytest.approx(1 / BITRIX24.rate, abs=0.05)
+    rate, burst = BITRIX24.requests_per_second, BITRIX24.burst
+    limiter = RateLimiter(r, "b24:portal", rate, burst)
+    assert [limiter.try_acquire() for _ in range(burst)] == [0.0] * burst
+    assert limiter.try_acquire() == pytest.approx(1 / rate, abs=0.05)
 
 
 def test_refill_follows_the_clock(r: redis.Redis) -> None:
@@ -86,15 +84,16 @@ def test_clock_stepping_back_mints_no_tokens(r: redis.Redis) -> None:
     assert limiter.try_acquire() == pytest.approx(1.0)
 
 
-def test_two_limiters_on_one_key_share_the_budget(r: redis.Redis) -> None:
+def test_two_limiters_on_one_key_share_the_budget(
+    r: redis.Redis, new_client: Callable[[], redis.Redis]
+) -> None:
     clock = FakeClock()
-    other = _client()  # as a second process would have
+    other = new_client()  # as a second process would have
     a = RateLimiter(r, "shared", rate=2, burst=3, clock=clock)
     b = RateLimiter(other, "shared", rate=2, burst=3, clock=clock)
     assert [a.try_acquire(), b.try_acquire(), a.try_acquire()] == [0.0, 0.0, 0.0]
     assert b.try_acquire() == pytest.approx(0.5)
     assert a.try_acquire() == pytest.approx(0.5)
-    other.close()
 
 
 def test_different_keys_are_independent(r: redis.Redis) -> None:
@@ -113,20 +112,20 @@ def test_state_is_one_hash_with_a_ttl(r: redis.Redis) -> None:
     assert 25_000 < r.pttl(KEY_PREFIX + "portal") <= 26_000  # 50 / 2 s to refill, + 1 s
 
 
-def test_threads_with_own_clients_never_exceed_the_rate(r: redis.Redis) -> None:
+def test_threads_with_own_clients_never_exceed_the_rate(
+    r: redis.Redis, new_client: Callable[[], redis.Redis]
+) -> None:
     rate, burst, run_for = 7, 1, 2.0
     grants: list[float] = []
     lock = threading.Lock()
     stop = time.monotonic() + run_for
 
     def hammer() -> None:
-        client = _client()
-        limiter = RateLimiter(client, "amo:acct", rate, burst)
+        limiter = RateLimiter(new_client(), "amo:acct", rate, burst)
         while time.monotonic() < stop:
             limiter.acquire(timeout=5)
             with lock:
                 grants.append(time.monotonic())
-        client.close()
 
     threads = [threading.Thread(target=hammer) for _ in range(4)]
     for thread in threads:
@@ -179,10 +178,19 @@ def test_rejects_nonsense_parameters(r: redis.Redis, rate: float, burst: int) ->
         RateLimiter(r, "k", rate, burst)
 
 
-def test_crm_presets(r: redis.Redis) -> None:
-    b24 = bitrix24_limiter(r, "member123")
-    assert (b24.key, b24.rate, b24.burst) == (KEY_PREFIX + "bitrix24:member123", 2.0, 50)
-    enterprise = bitrix24_limiter(r, "member123", enterprise=True)
-    assert (enterprise.rate, enterprise.burst) == (5.0, 250)
-    amo = amocrm_limiter(r, "acme")
-    assert (amo.key, amo.rate, amo.burst) == (KEY_PREFIX + "amocrm:acme", 7.0, 1)
+def test_each_crm_names_its_bucket_and_pace() -> None:
+    # Bitrix24 counts per portal: 2 requests/s with a burst of 50 on most plans (D:limits.md)
+    assert Bitrix24.limiter_key("remarka", BITRIX24) == "bitrix24:remarka"
+    portal = BITRIX24.model_copy(update={"member_id": "member123"})
+    assert Bitrix24.limiter_key("remarka", portal) == "bitrix24:member123"
+    assert (Bitrix24.pace(BITRIX24), BITRIX24.burst) == (2.0, 50)
+    # amoCRM counts per account, 7/s; the bridge paces itself 10% below (network jitter)
+    amo = AmoCRMSettings(
+        base_url="https://acme.amocrm.ru",
+        account_id=42,
+        auth="long_lived",
+        long_lived_token_env="T",
+        webhook_secret_env="S",
+    )
+    assert AmoCRM.limiter_key("acme", amo) == "amocrm:42"
+    assert (AmoCRM.pace(amo), amo.burst) == (pytest.approx(6.3), 1)

@@ -15,7 +15,7 @@ import pytest
 from bridge import config
 from bridge.models import Event, Record, RecordRef
 from bridge.pipeline import plan_for
-from tests.conftest import TEST_CONFIG
+from tests.bitrix24_env import TEST_CONFIG
 
 MSK = ZoneInfo("Europe/Moscow")
 
@@ -54,9 +54,9 @@ def test_r1_r6_refusal_without_reason_makes_a_task(tenant: config.Tenant) -> Non
     p = plan(tenant, deal("C1:LOSE", "lost"), deal("meeting"), FRIDAY_EVENING)
     [task] = p.actions
     assert task.kind == "create_task"
-    assert task.params["responsible"] == "3"
+    assert task.params.responsible == "3"
     # 2 working hours from Friday 17:30: 30 minutes on Friday, 90 on Monday
-    assert task.params["deadline"] == datetime(2025, 10, 27, 10, 30, tzinfo=MSK)
+    assert task.params.deadline == datetime(2025, 10, 27, 10, 30, tzinfo=MSK)
 
 
 def test_r1_r6_refusal_with_reason_is_satisfied(tenant: config.Tenant) -> None:
@@ -76,8 +76,8 @@ def test_r1_r6_a_deal_already_lost_is_not_asked_again(tenant: config.Tenant) -> 
 def test_r7_postponed_without_next_contact_names_what_is_missing(tenant: config.Tenant) -> None:
     record = deal("postponed", next_contact_at="2025-10-28T10:00:00+03:00")
     [task] = plan(tenant, record, deal("quote_presented"), FRIDAY_EVENING).actions
-    assert "next_contact_goal" in task.params["description"]
-    assert "next_contact_at" not in task.params["description"]
+    assert "next_contact_goal" in task.params.description
+    assert "next_contact_at" not in task.params.description
 
 
 def test_r7_postponed_with_date_and_goal_is_satisfied(tenant: config.Tenant) -> None:
@@ -88,29 +88,29 @@ def test_r7_postponed_with_date_and_goal_is_satisfied(tenant: config.Tenant) -> 
 def test_r4_follow_up_call_the_next_working_day(tenant: config.Tenant) -> None:
     p = plan(tenant, deal("quote_presented"), deal("estimate"), FRIDAY_EVENING)
     call, contract = p.actions
-    assert call.params["title"] == "Позвонить клиенту по КП: Ремонт кухни"
-    assert call.params["deadline"] == datetime(2025, 10, 27, 12, 0, tzinfo=MSK)
-    assert contract.params["deadline"] == datetime(2025, 10, 27, 17, 30, tzinfo=MSK)
+    assert call.params.title == "Позвонить клиенту по КП: Ремонт кухни"
+    assert call.params.deadline == datetime(2025, 10, 27, 12, 0, tzinfo=MSK)
+    assert contract.params.deadline == datetime(2025, 10, 27, 17, 30, tzinfo=MSK)
 
 
 def test_r4_follow_up_on_a_transferred_working_saturday(tenant: config.Tenant) -> None:
     friday = datetime(2025, 10, 31, 15, 0, tzinfo=MSK)
     call, _ = plan(tenant, deal("quote_presented"), deal("estimate"), friday).actions
-    assert call.params["deadline"] == datetime(2025, 11, 1, 12, 0, tzinfo=MSK)
+    assert call.params.deadline == datetime(2025, 11, 1, 12, 0, tzinfo=MSK)
 
 
 def test_r1_first_contact_chat_and_engineer_callback(tenant: config.Tenant) -> None:
     at = datetime(2025, 10, 22, 11, 0, tzinfo=MSK)
     chat, callback = plan(tenant, deal("first_contact"), None, at).actions
-    assert chat.params["deadline"] == datetime(2025, 10, 22, 11, 10, tzinfo=MSK)
-    assert callback.params["responsible"] == "5"  # the engineer role -> petrov
-    assert callback.params["deadline"] == datetime(2025, 10, 22, 12, 0, tzinfo=MSK)
+    assert chat.params.deadline == datetime(2025, 10, 22, 11, 10, tzinfo=MSK)
+    assert callback.params.responsible == "5"  # the engineer role -> petrov
+    assert callback.params.deadline == datetime(2025, 10, 22, 12, 0, tzinfo=MSK)
 
 
 def test_r3_estimate_task_carries_the_stage_checklist(tenant: config.Tenant) -> None:
     [task] = plan(tenant, deal("estimate"), deal("meeting"), FRIDAY_EVENING).actions
-    assert task.params["responsible"] == "7"
-    assert "☐ согласовать смету с руководителем (4 часа)" in task.params["description"]
+    assert task.params.responsible == "7"
+    assert "☐ согласовать смету с руководителем (4 часа)" in task.params.description
 
 
 def test_keys_are_stable_across_retries_and_differ_per_stay(tenant: config.Tenant) -> None:

@@ -19,8 +19,8 @@ import pytest
 import requests
 from flask import Flask, request
 
+from bridge.crms.amocrm.sandbox import AmoCRMSandbox
 from bridge.formdata import parse_pairs
-from bridge.sandbox.amocrm import AmoCRMSandbox
 from bridge.sandbox.server import LoopbackServer
 
 ANNA = 504141

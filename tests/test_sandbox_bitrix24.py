@@ -16,8 +16,8 @@ import requests
 from fast_bitrix24 import Bitrix
 from flask import Flask, request
 
+from bridge.crms.bitrix24.sandbox import Bitrix24Sandbox
 from bridge.formdata import parse_pairs
-from bridge.sandbox.bitrix24 import Bitrix24Sandbox
 from bridge.sandbox.server import LoopbackServer
 
 TIME_KEYS = {

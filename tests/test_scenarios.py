@@ -8,7 +8,7 @@ import pytest
 
 from bridge.regulations.pack import load_pack
 from bridge.scenarios import run_file, scenario_files
-from tests.conftest import ROOT
+from tests.bitrix24_env import ROOT
 
 PACKS = sorted((ROOT / "config" / "regulations").glob("*.yaml"))
 CASES = [(pack, scenario) for pack in PACKS for scenario in scenario_files(pack)]

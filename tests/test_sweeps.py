@@ -6,9 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bridge import sweeps
-from bridge.demo import deal
-from tests.conftest import ROOT, Bridge
+from bridge import jobs, sweeps
+from tests.bitrix24_env import ROOT, Bridge, deal
 
 CONFIG = ROOT / "tests" / "fixtures" / "timers.yaml"
 OPEN_DEALS = 10_000
@@ -57,5 +56,5 @@ def test_a_second_sweep_does_not_remind_twice(bridge: Bridge) -> None:
 
 
 def test_cron_registers_one_sweep_per_tenant_at_the_packs_cadence(bridge: Bridge) -> None:
-    [job] = sweeps.cron(bridge.runtime).get_jobs()
+    [job] = jobs.cron(bridge.runtime).get_jobs()
     assert (job.args, job.interval) == (("remarka",), 3600)

@@ -10,8 +10,7 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from bridge import queue, timers
-from bridge.demo import deal
-from tests.conftest import ROOT, Bridge
+from tests.bitrix24_env import ROOT, Bridge, deal
 
 CONFIG = ROOT / "tests" / "fixtures" / "timers.yaml"
 GOAL, NEXT_AT = "UF_CRM_1700000003", "UF_CRM_1700000002"

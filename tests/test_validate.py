@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from bridge.cli import cli
-from tests.conftest import ROOT
+from tests.bitrix24_env import ROOT
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ from flask import Response, request
 from rq.registry import StartedJobRegistry
 
 from bridge import queue
-from bridge.demo import deal
-from tests.conftest import ROOT, TEST_CONFIG, Bridge
+from tests.bitrix24_env import ROOT, TEST_CONFIG, Bridge, deal
 
 WORKER = (
     "import sys; from bridge.runtime import Runtime; from bridge.worker import run_worker; "

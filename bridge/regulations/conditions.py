@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from bridge.calendar import parse_deadline
+from bridge.calendar import as_datetime, parse_deadline
 from bridge.yamlfile import Strict
 
 if TYPE_CHECKING:
@@ -365,22 +365,3 @@ def _age_test(op: str, since: datetime | None, duration: str, scope: Scope) -> b
         return False  # an empty date is neither old nor new
     reached = parse_deadline(duration).due(scope.calendar, since) <= scope.now
     return reached if op == "older_than" else not reached
-
-
-def as_datetime(value: Any, zone: str) -> datetime | None:
-    """A field's value as an aware datetime; a bare date or time counts in the tenant's zone."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif not value:
-        return None
-    else:
-        try:
-            parsed = datetime.fromisoformat(str(value))
-        except ValueError:
-            return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(zone))
-
-
-def _month_day(text: str) -> str:
-    month, _, day = text.partition("-")
-    return f"{int(month):02d}-{int(day):02d}"

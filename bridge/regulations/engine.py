@@ -14,24 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bridge.calendar import BusinessCalendar, parse_deadline
-from bridge.models import Action, Decision, Event, Plan, Record, RecordRef, Timer
-from bridge.regulations.conditions import as_datetime, is_empty
-from bridge.regulations.pack import ActionSpec, CreateTask, Rule, split_field_time
+from bridge.calendar import BusinessCalendar, as_datetime, parse_deadline
+from bridge.models import Action, Decision, Event, LookupQuery, Plan, Record, Timer
+from bridge.regulations.conditions import is_empty
+from bridge.regulations.pack import Rule, split_field_time
 from bridge.regulations.text import render
 
 NOT_MATCHED, SATISFIED, FIRED, SCHEDULED = "not_matched", "satisfied", "fired", "scheduled"
-
-
-@dataclass(frozen=True)
-class LookupQuery:
-    """Records to find for a rule: ``kind`` records whose fields equal ``where``."""
-
-    kind: str
-    where: tuple[tuple[str, str], ...]
-    open_only: bool = False
-    exclude: RecordRef | None = None
-    in_stage: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -289,12 +278,12 @@ def _actions(
     ctx: Context,
     stay: str | None = None,
 ) -> list[Action]:
-    context = _template_context(record, previous, missing, rule, ctx)
+    renderer = _Renderer(record, _template_context(record, previous, missing, rule, ctx), ctx)
     name = rule.id if step == 0 else f"{rule.id}#{step}"
     out = []
     for index, spec in enumerate(rule.steps()[step]):
         key = action_key(tenant, record, name, index, stay or ctx.stay)
-        out.append(Action(spec.name, key, rule.id, record.ref, _params(spec, record, context, ctx)))
+        out.append(Action(key, rule.id, record.ref, spec.body.render(renderer)))
     return out
 
 
@@ -311,47 +300,32 @@ def _template_context(
     }
 
 
-def _params(
-    spec: ActionSpec, record: Record, context: dict[str, Any], ctx: Context
-) -> dict[str, Any]:
-    body = spec.body
-    if isinstance(body, CreateTask):
-        return _task_params(body, record, context, ctx)
-    if spec.name == "add_comment":
-        return {"text": render(body.text, context)}
-    if spec.name == "update_fields":
-        return {"fields": {k: _render_value(v, context) for k, v in body.fields.items()}}
-    if spec.name == "send_email":
-        region = record.value(body.region) if body.region else None
-        return {"template": body.template, "to": body.to, "region": region}
-    if spec.name == "reassign":
-        return {
-            "responsible": _person(body.to, record, ctx, context, body.fallback),
-            "role": body.to,
-        }
-    return {"stage": body.stage}
+@dataclass(frozen=True)
+class _Renderer:
+    """One firing of a rule as an action spec sees it (:class:`pack.Renderer`)."""
 
+    record: Record
+    context: dict[str, Any]
+    ctx: Context
 
-def _task_params(
-    body: CreateTask, record: Record, context: dict[str, Any], ctx: Context
-) -> dict[str, Any]:
-    description = render(body.description, context)
-    if body.checklist:
-        items = "\n".join(f"☐ {render(item, context)}" for item in body.checklist)
-        description = f"{description}\n\n{items}".strip()
-    if body.deadline_at:
-        deadline = field_time(body.deadline_at, record, ctx.calendar)
-    elif body.deadline:
-        deadline = parse_deadline(body.deadline).due(ctx.calendar, ctx.now)
-    else:
-        deadline = None
-    return {
-        "title": render(body.title, context),
-        "description": description,
-        "responsible": _person(body.responsible, record, ctx, context, body.fallback),
-        "deadline": deadline,
-        "priority": body.priority,
-    }
+    def text(self, source: str) -> str:
+        return render(source, self.context)
+
+    def value(self, value: Any) -> Any:
+        return render(value, self.context) if isinstance(value, str) else value
+
+    def person(self, spec: str, fallback: str | None = None) -> str | None:
+        return _person(spec, self.record, self.ctx, self.context, fallback)
+
+    def deadline(self, expression: str | None, field_time_spec: str | None) -> datetime | None:
+        if field_time_spec:
+            return field_time(field_time_spec, self.record, self.ctx.calendar)
+        if expression:
+            return parse_deadline(expression).due(self.ctx.calendar, self.ctx.now)
+        return None
+
+    def field(self, name: str) -> Any:
+        return self.record.value(name)
 
 
 def _person(
@@ -378,10 +352,6 @@ def _on_duty(spec: str, ctx: Context) -> str | None:
 
 def _first(spec: str, ctx: Context) -> str:
     return ctx.people.get(spec, (spec,))[0]
-
-
-def _render_value(value: Any, context: dict[str, Any]) -> Any:
-    return render(value, context) if isinstance(value, str) else value
 
 
 def action_key(tenant: str, record: Record, rule: str, index: int, stay: str) -> str:

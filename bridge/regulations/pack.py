@@ -7,26 +7,38 @@ against the tenant's mapping by :func:`check` (unknown fields, stages, users are
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from bridge import yamlfile
+from bridge import actions, yamlfile
 from bridge.calendar import parse_deadline
 from bridge.models import EVENT_TYPES, STANDARD_FIELDS
 from bridge.regulations.conditions import Condition, deadline_text
 from bridge.yamlfile import Strict
 
-ACTION_NAMES = (
-    "create_task",
-    "add_comment",
-    "update_fields",
-    "move_stage",
-    "send_email",
-    "reassign",
-)
-RECORD_KINDS = ("deal", "lead")
+ACTION_NAMES = tuple(actions.KINDS)
+
+
+class Renderer(Protocol):
+    """What an action spec needs to become an action: the engine's view of one firing."""
+
+    def text(self, source: str) -> str:
+        """A template rendered with the record, the look-ups and the time."""
+
+    def value(self, value: Any) -> Any:
+        """A field value to write: text rendered as a template, anything else as it is."""
+
+    def person(self, spec: str, fallback: str | None = None) -> str | None:
+        """A user id for ``responsible``, a role, an alias or a template."""
+
+    def deadline(self, expression: str | None, field_time: str | None) -> datetime | None:
+        """A deadline from an expression, or from the time a field holds."""
+
+    def field(self, name: str) -> Any:
+        """A canonical field of the record."""
 
 
 def _as_list(value: Any) -> Any:
@@ -54,14 +66,6 @@ class When(Strict):
             if name not in EVENT_TYPES:
                 hint = yamlfile.suggest(name, EVENT_TYPES)
                 raise ValueError(f"unknown event {name!r}{hint}; one of {', '.join(EVENT_TYPES)}")
-        return value
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kinds(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if name not in RECORD_KINDS:
-                raise ValueError(f"unknown record kind {name!r}; one of {', '.join(RECORD_KINDS)}")
         return value
 
 
@@ -101,11 +105,29 @@ class CreateTask(Strict):
     _deadline = field_validator("deadline")(deadline_text)
     _deadline_at = field_validator("deadline_at")(_field_time)
 
+    def render(self, r: Renderer) -> actions.CreateTask:
+        """The task this spec makes for one firing."""
+        description = r.text(self.description)
+        if self.checklist:
+            items = "\n".join(f"☐ {r.text(item)}" for item in self.checklist)
+            description = f"{description}\n\n{items}".strip()
+        return actions.CreateTask(
+            title=r.text(self.title),
+            description=description,
+            responsible=r.person(self.responsible, self.fallback),
+            deadline=r.deadline(self.deadline, self.deadline_at),
+            priority=self.priority,
+        )
+
 
 class AddComment(Strict):
     """Add a comment to the record's timeline."""
 
     text: str
+
+    def render(self, r: Renderer) -> actions.AddComment:
+        """The comment for one firing."""
+        return actions.AddComment(r.text(self.text))
 
 
 class UpdateFields(Strict):
@@ -113,11 +135,19 @@ class UpdateFields(Strict):
 
     fields: dict[str, Any]
 
+    def render(self, r: Renderer) -> actions.UpdateFields:
+        """The values for one firing."""
+        return actions.UpdateFields({k: r.value(v) for k, v in self.fields.items()})
+
 
 class MoveStage(Strict):
     """Move the record to a canonical stage."""
 
     stage: str
+
+    def render(self, r: Renderer) -> actions.MoveStage:
+        """The move for one firing."""
+        return actions.MoveStage(self.stage)
 
 
 class SendEmail(Strict):
@@ -130,12 +160,21 @@ class SendEmail(Strict):
     )
     region: str | None = Field(default=None, description="field holding the client's region")
 
+    def render(self, r: Renderer) -> actions.SendEmail:
+        """The e-mail for one firing (rendered later, by the mailer)."""
+        region = r.field(self.region) if self.region else None
+        return actions.SendEmail(self.template, self.to, region)
+
 
 class Reassign(Strict):
     """Give the record to someone else: a role's first member at work, else the fallback."""
 
     to: str = Field(description="a role or a user alias")
     fallback: str | None = Field(default=None, description="role or user when nobody is at work")
+
+    def render(self, r: Renderer) -> actions.Reassign:
+        """The new responsible for one firing."""
+        return actions.Reassign(r.person(self.to, self.fallback), self.to)
 
 
 class ActionSpec(Strict):
@@ -168,7 +207,7 @@ class ActionSpec(Strict):
         return next(n for n in ACTION_NAMES if getattr(self, n) is not None)
 
     @property
-    def body(self) -> BaseModel:
+    def body(self) -> CreateTask | AddComment | UpdateFields | MoveStage | SendEmail | Reassign:
         """The action's parameters."""
         return getattr(self, self.name)
 
@@ -291,12 +330,15 @@ def check(pack: Pack, doc: yamlfile.YamlDoc, known: Known) -> list[str]:
 
 
 class Known(BaseModel):
-    """Names a pack may use: fields and stages by record kind, people, e-mail templates."""
+    """Names a pack may use: fields and stages by record kind, people, e-mail templates, and
+    what the tenant's CRM can do (the record kinds it offers, the actions on each)."""
 
+    crm: str = "the CRM"
     fields: dict[str, set[str]]
     stages: dict[str, set[str]]
     people: set[str]
     templates: set[str] | None = None  # None: the tenant sends no e-mail
+    actions: dict[str, frozenset[str]] | None = None  # kind -> CRM actions; None: not checked
 
 
 Problems = Iterator[tuple[tuple[Any, ...], str]]
@@ -305,7 +347,11 @@ Problems = Iterator[tuple[tuple[Any, ...], str]]
 def _problems(pack: Pack, known: Known) -> Problems:
     for i, rule in enumerate(pack.rules):
         loc = ("rules", i)
-        kinds = rule.when.kind or list(known.fields)
+        for j, kind in enumerate(rule.when.kind):
+            if kind not in known.fields:
+                what = f"record kind of {known.crm}"
+                yield (*loc, "when", "kind", j), _unknown(what, kind, set(known.fields))
+        kinds = [k for k in rule.when.kind if k in known.fields] or list(known.fields)
         fields = set.intersection(*(known.fields[k] for k in kinds)) | STANDARD_FIELDS
         stages = set.intersection(*(known.stages[k] for k in kinds))
         for key in ("stage_to", "stage_from", "in_stage"):
@@ -322,10 +368,11 @@ def _problems(pack: Pack, known: Known) -> Problems:
         if rule.at and split_field_time(rule.at)[0] not in fields:
             yield (*loc, "at"), _unknown("field", split_field_time(rule.at)[0], fields)
         yield from _lookup_problems(rule, loc, known)
-        for at, actions in _steps(rule, loc):
-            for j, spec in enumerate(actions):
+        for at, specs in _steps(rule, loc):
+            for j, spec in enumerate(specs):
                 where = (*at, j, spec.name)
                 yield from _action_problems(spec, where, fields, stages, known)
+                yield from _executable(spec, where, kinds, known)
 
 
 def _steps(rule: Rule, loc: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], list[ActionSpec]]]:
@@ -388,6 +435,17 @@ def _action_problems(
         yield (*at, "stage"), _unknown("stage", body.stage, stages)
     if isinstance(body, SendEmail):
         yield from _email_problems(body, at, fields, known)
+
+
+def _executable(spec: ActionSpec, at: tuple[Any, ...], kinds: list[str], known: Known) -> Problems:
+    """An action the tenant's CRM cannot carry out on a kind the rule may meet."""
+    if known.actions is None or actions.KINDS[spec.name].by != "crm":
+        return
+    for kind in kinds:
+        can = known.actions.get(kind, frozenset())
+        if spec.name not in can:
+            listing = ", ".join(sorted(can)) or "none"
+            yield at, f"{known.crm} cannot execute {spec.name} on a {kind} (it can: {listing})"
 
 
 def _email_problems(

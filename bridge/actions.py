@@ -1,0 +1,120 @@
+"""What the bridge can do about a record: one model per action kind, one table of kinds.
+
+The engine renders a rule's ``then`` into these (canonical values: user ids, canonical field
+and stage names, aware datetimes); a connector translates them into its CRM's words. Each
+model says who carries it out: the record's CRM (``crm``), or the bridge itself (``bridge``:
+e-mail goes through the tenant's mailer, whatever the CRM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Literal, Union
+
+By = Literal["crm", "bridge"]
+
+
+@dataclass(frozen=True)
+class CreateTask:
+    """A task bound to the record, for a person, with a deadline."""
+
+    kind: ClassVar[str] = "create_task"
+    by: ClassVar[By] = "crm"
+
+    title: str
+    responsible: str | None
+    description: str = ""
+    deadline: datetime | None = None
+    priority: Literal["low", "normal", "high"] = "normal"
+
+    def describe(self) -> str:
+        """One human line."""
+        due = self.deadline.isoformat(timespec="minutes") if self.deadline else "none"
+        return f"task «{self.title}» for user {self.responsible}, due {due}"
+
+
+@dataclass(frozen=True)
+class AddComment:
+    """A comment in the record's timeline (a note in amoCRM)."""
+
+    kind: ClassVar[str] = "add_comment"
+    by: ClassVar[By] = "crm"
+
+    text: str
+
+    def describe(self) -> str:
+        """One human line."""
+        return f"comment «{self.text}»"
+
+
+@dataclass(frozen=True)
+class UpdateFields:
+    """Canonical fields set to values."""
+
+    kind: ClassVar[str] = "update_fields"
+    by: ClassVar[By] = "crm"
+
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One human line."""
+        return "set " + ", ".join(f"{k}={v!r}" for k, v in self.fields.items())
+
+
+@dataclass(frozen=True)
+class MoveStage:
+    """The record moved to a canonical stage (or ``won`` / ``lost``)."""
+
+    kind: ClassVar[str] = "move_stage"
+    by: ClassVar[By] = "crm"
+
+    stage: str
+
+    def describe(self) -> str:
+        """One human line."""
+        return f"move to stage {self.stage}"
+
+
+@dataclass(frozen=True)
+class Reassign:
+    """The record given to another user (a role's member at work)."""
+
+    kind: ClassVar[str] = "reassign"
+    by: ClassVar[By] = "crm"
+
+    responsible: str | None
+    role: str = ""
+
+    def describe(self) -> str:
+        """One human line."""
+        return f"reassign to user {self.responsible}"
+
+
+@dataclass(frozen=True)
+class SendEmail:
+    """A template e-mail to the client, the responsible, or an address held in a field."""
+
+    kind: ClassVar[str] = "send_email"
+    by: ClassVar[By] = "bridge"
+
+    template: str
+    to: str = "client"
+    region: str | None = None
+
+    def describe(self) -> str:
+        """One human line."""
+        return f"e-mail «{self.template}» to {self.to}"
+
+
+ActionParams = Union[  # noqa: UP007 - a runtime alias
+    CreateTask, AddComment, UpdateFields, MoveStage, Reassign, SendEmail
+]
+
+KINDS: dict[str, type[ActionParams]] = {
+    cls.kind: cls for cls in (CreateTask, AddComment, UpdateFields, MoveStage, Reassign, SendEmail)
+}
+"""Every action kind by its name: the one table the engine, packs and connectors read."""
+
+CRM_KINDS = frozenset(name for name, cls in KINDS.items() if cls.by == "crm")
+"""The kinds a CRM must execute itself (a CRM declares which of them it can)."""

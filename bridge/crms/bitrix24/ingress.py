@@ -1,0 +1,115 @@
+"""Bitrix24 outgoing webhooks: ``POST /hooks/bitrix24/<tenant>``.
+
+Wire format (D:api-reference/events/index.md, D:local-integrations/local-webhooks.md):
+form-encoded, PHP bracket keys (``data[FIELDS][ID]``, ``auth[application_token]``), every
+value a string, only the entity's id in ``data``. Authenticity: ``auth[application_token]``
+equals the token shown in the outgoing webhook's settings; there is no signature.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from bridge import formdata
+from bridge.crms.bitrix24 import Bitrix24
+from bridge.crms.receive import Incoming, Rejected, find_tenant, gate
+from bridge.errors import ConfigError
+
+bp = Blueprint("ingress_bitrix24", __name__)
+
+# event name (upper case; names arrive in any case) -> (event type, record kind)
+EVENTS = {
+    "ONCRMDEALADD": ("record.created", "deal"),
+    "ONCRMDEALUPDATE": ("record.updated", "deal"),
+    "ONCRMLEADADD": ("record.created", "lead"),
+    "ONCRMLEADUPDATE": ("record.updated", "lead"),
+    "ONCRMACTIVITYADD": ("activity.created", "activity"),
+}
+REQUIRED = ("event", "data[FIELDS][ID]", "ts", "auth[application_token]")
+
+
+@bp.post("/hooks/bitrix24/<tenant>")
+def receive(tenant: str) -> ResponseReturnValue:
+    """Authenticate, parse, deduplicate, journal and enqueue one Bitrix24 event."""
+    try:
+        item = parse(tenant, request.form.items(multi=True))
+    except Rejected as error:
+        return gate().reject(tenant, Bitrix24.name, error)
+    event_id, status = gate().accept(item)
+    return jsonify(status=status, event_id=event_id), 200
+
+
+def parse(tenant: str, pairs: Any) -> Incoming:
+    """Turn a form body into an :class:`Incoming`, or raise :class:`Rejected`."""
+    try:
+        body = formdata.parse_pairs(pairs)
+    except formdata.FormKeyError as exc:
+        raise Rejected(400, str(exc)) from None
+    _authenticate(tenant, body)
+    payload = _journal_payload(body)
+    for key in REQUIRED:
+        if _dig(body, key) in (None, ""):
+            raise Rejected(400, f"missing {key}", payload)
+    name = str(body["event"]).upper()
+    if name not in EVENTS:
+        raise Rejected(
+            422, f"event {name} is not handled; subscribe to {', '.join(EVENTS)}", payload
+        )
+    entity_id = str(_dig(body, "data[FIELDS][ID]"))
+    if not entity_id.isdigit():
+        raise Rejected(400, f"data[FIELDS][ID] must be a number, got {entity_id[:20]!r}", payload)
+    return _incoming(tenant, name, entity_id, str(body["ts"]), payload)
+
+
+def _incoming(tenant: str, name: str, entity_id: str, ts: str, payload: dict) -> Incoming:
+    type_, kind = EVENTS[name]
+    activity = kind == "activity"
+    return Incoming(
+        tenant=tenant,
+        crm=Bitrix24.name,
+        source=name,
+        type=type_,
+        kind="" if activity else kind,
+        record_id="" if activity else entity_id,
+        subject=entity_id if activity else None,
+        # Bitrix24 stamps `ts` when the event leaves its queue: a re-delivery repeats it
+        dedup_key=f"b24:{name}:{entity_id}:{ts}",
+        payload=payload,
+    )
+
+
+def _authenticate(tenant: str, body: dict[str, Any]) -> None:
+    found = find_tenant(tenant, Bitrix24.name, Bitrix24.title)
+    given = _dig(body, "auth[application_token]")
+    if not given:
+        raise Rejected(401, "missing auth[application_token]", _journal_payload(body))
+    try:
+        expected = found.secret("application_token")
+    except ConfigError as exc:
+        raise Rejected(503, str(exc)) from None
+    if not hmac.compare_digest(str(given).encode(), expected.encode()):
+        raise Rejected(403, "auth[application_token] does not match the tenant's token")
+
+
+def _journal_payload(body: dict[str, Any]) -> dict[str, Any]:
+    # keep what explains the call, never the token
+    auth = body.get("auth") if isinstance(body.get("auth"), dict) else {}
+    return {
+        "event": body.get("event"),
+        "data": body.get("data"),
+        "ts": body.get("ts"),
+        "auth": {k: auth.get(k) for k in ("domain", "member_id") if k in auth},
+    }
+
+
+def _dig(body: dict[str, Any], key: str) -> Any:
+    node: Any = body
+    for part in key.replace("]", "").split("["):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node

@@ -1,0 +1,159 @@
+"""What every connector shares: the small interface and the translation of records.
+
+A connector is built for one tenant and implements a handful of methods; the pipeline never
+knows which CRM it talks to. What the CRM *is* (name, settings, record kinds, actions) is
+declared once, in its package's ``__init__`` (:class:`bridge.crms.base.CRM`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from bridge.mappings import Mapping
+from bridge.models import OPEN, Action, Event, LookupQuery, Record, RecordRef
+
+if TYPE_CHECKING:
+    import redis
+
+    from bridge.config import Tenant
+    from bridge.crms.base import CRM
+    from bridge.ratelimit import RateLimiter
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one action: ``done`` with the CRM's result, or an error."""
+
+    status: str  # done | failed | retry
+    result: Any = None
+    error: str = ""
+
+
+class Connector(ABC):
+    """One CRM behind the bridge's small interface, built for one tenant.
+
+    Args:
+        tenant: the tenant whose CRM this is (its mapping, settings, secrets, zone).
+        limiter: the shared rate limit of the CRM account (None: unlimited, in tests).
+        shared: the Redis every worker of the bridge shares, for state that must outlive a
+            process and be seen by all (amoCRM's token pair). Handed in, never opened here.
+    """
+
+    crm: ClassVar[type[CRM]]
+
+    def __init__(
+        self,
+        tenant: Tenant,
+        *,
+        limiter: RateLimiter | None = None,
+        shared: redis.Redis | None = None,
+    ) -> None:
+        self.tenant = tenant
+        self.mapping: Mapping = tenant.mapping
+        self.options: Any = self.crm.settings.model_validate(tenant.config.connection)
+        self.limiter = limiter
+        self.shared = shared
+
+    @property
+    def name(self) -> str:
+        """The CRM's name (``crm:`` in YAML), as records carry it."""
+        return self.crm.name
+
+    @abstractmethod
+    def fetch(self, ref: RecordRef) -> Record:
+        """Read a record and translate it with the tenant's mapping."""
+
+    @abstractmethod
+    def subject_owner(self, event: Event) -> RecordRef:
+        """The record an event is about (an activity's owner, for ``activity.created``)."""
+
+    def activity_of(self, event: Event) -> dict[str, Any] | None:
+        """For ``activity.created``: ``{"type": call|email|meeting|task|other, "direction":
+        incoming|outgoing|"", "completed": bool}``; None where the CRM does not say."""
+        return None
+
+    @abstractmethod
+    def execute(self, record: Record, actions: Sequence[Action]) -> dict[str, Outcome]:
+        """Carry out actions on one record, in as few requests as the CRM allows.
+
+        Returns:
+            The outcome of each action by its key.
+
+        Raises:
+            bridge.errors.TransientError: nothing could be sent now (rate limit, outage).
+        """
+
+    @abstractmethod
+    def find_done(self, record: Record, action: Action) -> Any | None:
+        """After a crash mid-action: the CRM's trace of the action (task id...), or None."""
+
+    @abstractmethod
+    def find(self, query: LookupQuery) -> list[Record]:
+        """Records of ``query.kind`` whose canonical fields equal ``query.where``."""
+
+    @abstractmethod
+    def list_open(self, kind: str) -> Iterator[Record]:
+        """Every record of a kind that is neither won nor lost (for sweeps), paged."""
+
+    @abstractmethod
+    def contact_email(self, record: Record) -> str | None:
+        """The e-mail address of the record's client, or None."""
+
+    @abstractmethod
+    def user_email(self, user_id: str) -> str | None:
+        """The e-mail address of a CRM user (a manager), or None."""
+
+
+def to_record(kind: str, raw: dict[str, Any], mapping: Mapping, crm: str, record_id: str) -> Record:
+    """Translate a CRM entity into the canonical record with a mapping.
+
+    The mapping's ``fields`` name the CRM codes of the standard attributes (stage, outcome,
+    responsible, title, amount) and of every canonical custom field.
+    """
+    km = mapping.kind(kind)
+    codes = km.fields
+    values = {name: _value(km.values.get(name), raw.get(code)) for name, code in codes.items()}
+    stage = values.pop("stage", None)
+    outcome = km.outcomes.get(str(values.pop("outcome", "")), OPEN)
+    return Record(
+        kind=kind,
+        id=str(record_id),
+        crm=crm,
+        stage=mapping.stage_name(kind, stage) if stage is not None else None,
+        outcome=outcome,
+        responsible=_text(values.pop("responsible", None)),
+        title=_text(values.pop("title", None)) or "",
+        amount=_number(values.pop("amount", None)),
+        fields=values,
+    )
+
+
+def to_crm_fields(kind: str, fields: dict[str, Any], mapping: Mapping) -> dict[str, Any]:
+    """Canonical field values -> the CRM's field codes (list values mapped back)."""
+    return {mapping.field_code(kind, n): crm_value(kind, n, v, mapping) for n, v in fields.items()}
+
+
+def crm_value(kind: str, name: str, value: Any, mapping: Mapping) -> Any:
+    """A canonical value -> the CRM's (list items through the mapping's ``values``)."""
+    reverse = {v: k for k, v in mapping.kind(kind).values.get(name, {}).items()}
+    return reverse.get(value, value)
+
+
+def _value(values: dict[str, str] | None, raw: Any) -> Any:
+    if values and raw is not None:
+        return values.get(str(raw), raw)
+    return raw
+
+
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,75 @@
+"""What a CRM's webhook receiver works with: the parsed call, the refusal, and the gate.
+
+A receiver (``bridge/crms/<name>/ingress.py``, a Flask blueprint) authenticates a call and
+parses the CRM's wire format into :class:`Incoming` items; the :class:`Gate` journals and
+queues them. The gate is the app's (``bridge.ingress``), handed over through
+``current_app.extensions``, so a CRM package never imports the queue, the journal or the
+runtime: it speaks only the words defined here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from flask import current_app
+from flask.typing import ResponseReturnValue
+
+if TYPE_CHECKING:
+    from bridge.config import Tenant
+
+GATE = "bridge.gate"
+"""The key of the gate in ``app.extensions``."""
+
+
+class Rejected(Exception):
+    """A call the bridge refuses: answered with a 4xx and a JSON reason, and journaled."""
+
+    def __init__(self, status: int, reason: str, payload: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.payload = status, reason, payload or {}
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A parsed, authenticated call, ready to be journaled and queued."""
+
+    tenant: str
+    crm: str
+    source: str
+    type: str
+    kind: str
+    record_id: str
+    dedup_key: str
+    payload: dict[str, Any]
+    subject: str | None = None
+
+
+class Gate(Protocol):
+    """Where received events go: the journal and the queue (``bridge.ingress.Gate``)."""
+
+    def tenant(self, name: str) -> Tenant | None:
+        """A configured tenant by name, or None."""
+
+    def accept(self, item: Incoming) -> tuple[int, str]:
+        """Journal and queue one event; returns its id and ``queued`` or ``duplicate``."""
+
+    def reject(self, tenant: str, crm: str, error: Rejected) -> ResponseReturnValue:
+        """Journal a refused call and answer it with its 4xx and reason."""
+
+
+def gate() -> Gate:
+    """The gate of the running app."""
+    return current_app.extensions[GATE]
+
+
+def find_tenant(name: str, crm: str, title: str) -> Tenant:
+    """The tenant a hook's URL names, if it is one of ``crm``'s.
+
+    Raises:
+        Rejected: 404, so that a stranger cannot tell tenants of other CRMs apart.
+    """
+    found = gate().tenant(name)
+    if found is None or found.config.crm != crm:
+        raise Rejected(404, f"no {title} tenant {name!r}")
+    return found
