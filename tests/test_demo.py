@@ -1,4 +1,5 @@
-"""`bridge demo --once`: the README's first command, on embedded defaults, exits 0."""
+"""`bridge demo --once`: the README's first command, on embedded defaults, exits 0 — on every
+CRM that ships a sandbox, with the same pack and the same story."""
 
 from __future__ import annotations
 
@@ -6,22 +7,35 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.bitrix24_env import ROOT
 
 
-def test_demo_once_plays_the_scenario_and_exits_0() -> None:
+def demo(*args: str) -> str:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the demo embeds its own
     done = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "demo", "--once"],
+        [sys.executable, "-m", "bridge.cli", "demo", "--once", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    out = done.stdout
+    return done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "manager", "refused"),
+    [((), "user 3", "deal 3"), (("--crm", "amocrm"), "user 5001", "deal 1000003")],
+    ids=["bitrix24", "amocrm"],
+)
+def test_demo_once_plays_the_story_and_exits_0(
+    args: tuple[str, ...], manager: str, refused: str
+) -> None:
+    out = demo(*args)
     assert "▶ the client refuses, no reason given" in out
-    assert "task «Укажите причину отказа: Ремонт офиса, пр. Мира 12» → user 3" in out
-    assert "▶ the client refuses, reason recorded (deal 3)\n  nothing to do" in out
+    assert f"task «Укажите причину отказа: Ремонт офиса, пр. Мира 12» → {manager}" in out
+    assert f"▶ the client refuses, reason recorded ({refused})\n  nothing to do" in out
     assert "task «Зафиксируйте следующий контакт: Ремонт квартиры, ул. Ленина 5»" in out

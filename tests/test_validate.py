@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from bridge import crms
 from bridge.cli import cli
+from bridge.crms import RecordKind
+from bridge.crms.bitrix24 import ACTIONS, Bitrix24
 from tests.bitrix24_env import ROOT
 
 
@@ -86,3 +90,64 @@ def test_a_secret_written_into_yaml_is_refused(config_dir: Path) -> None:
     assert code == 1
     assert "tenants.remarka.connection.webhook_url: unknown key" in out
     assert "webhook_url_env" in out
+
+
+def test_a_kind_the_crm_does_not_offer_is_named_with_file_and_line(config_dir: Path) -> None:
+    pack = config_dir / "regulations" / "remarka.yaml"
+    mapping = config_dir / "mappings" / "remarka-bitrix24.yaml"
+    replace(pack, "kind: deal", "kind: order")
+    with mapping.open("a", encoding="utf-8") as out:
+        out.write("order:\n  fields: {comment: COMMENTS}\n")
+    code, out = validate(config_dir)
+    assert code == 1
+    line = line_of(pack, "kind: order")
+    assert f"{pack}:{line}: rules[" in out
+    assert "unknown record kind of Bitrix24 'order'; known: deal, lead" in out
+    line = line_of(mapping, "order:")
+    assert f"{mapping}:{line}: order: Bitrix24 offers no record kind 'order'" in out
+
+
+class LiteBitrix24(Bitrix24):
+    """A Bitrix24 whose deals cannot be moved by the bridge (as a CRM declaring less would)."""
+
+    name = "bitrix24-lite"
+    title = "Bitrix24 Lite"
+    record_kinds = (
+        RecordKind("deal", "сделка", ACTIONS - {"move_stage"}),
+        RecordKind("lead", "лид", ACTIONS),
+    )
+
+    @classmethod
+    def mapping_path(cls) -> Path:
+        return Bitrix24.mapping_path()
+
+
+@pytest.fixture
+def lite() -> Iterator[None]:
+    crms.register(LiteBitrix24)
+    yield
+    crms.unregister(LiteBitrix24.name)
+
+
+def test_an_action_the_crm_cannot_execute_is_refused(config_dir: Path, lite: None) -> None:
+    replace(config_dir / "bridge.yaml", "crm: bitrix24", "crm: bitrix24-lite")
+    pack = config_dir / "regulations" / "remarka.yaml"
+    with pack.open("a", encoding="utf-8") as out:
+        out.write(
+            "  - id: back-to-estimate\n"
+            "    when: {kind: deal, event: record.updated, in_stage: quote_presented}\n"
+            "    then:\n"
+            "      - move_stage: {stage: estimate}\n"
+        )
+    code, out = validate(config_dir)
+    assert code == 1
+    line = line_of(pack, "move_stage: {stage: estimate}")
+    assert f"{pack}:{line}: " in out
+    assert "Bitrix24 Lite cannot execute move_stage on a deal (it can: add_comment," in out
+
+
+def test_an_unknown_crm_lists_the_registered_ones(config_dir: Path) -> None:
+    replace(config_dir / "bridge.yaml", "crm: bitrix24", "crm: bitrix")
+    code, out = validate(config_dir)
+    assert code == 1
+    assert "unknown CRM 'bitrix' (did you mean 'bitrix24'?); one of amocrm, bitrix24" in out
