@@ -21,6 +21,13 @@ class Host:
 
         return Runtime.build(config_path)
 
+    def gate(self, runtime: Any) -> Any:
+        """The gate (journal, dedup, queue) on a runtime: for a command that brings events,
+        such as records read from a file."""
+        from bridge.ingress import Gate
+
+        return Gate(runtime)
+
 
 @click.group()
 @click.pass_context

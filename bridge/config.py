@@ -17,12 +17,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, field_validator
 
 from bridge import crms, mappings, yamlfile
+from bridge.actions import CreateTask
 from bridge.calendar import BusinessCalendar
 from bridge.errors import ConfigError
 from bridge.regulations.pack import Known, Pack, check, load_pack
 from bridge.yamlfile import Strict
 
 DEFAULT_CONFIG = Path("config/bridge.yaml")
+TASK = CreateTask.kind
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^(\d\d):(\d\d)-(\d\d):(\d\d)$")
 
@@ -80,6 +82,11 @@ class TenantConfig(Strict):
         default_factory=dict, description="user alias -> own working hours (who is at work when)"
     )
     email: EmailConfig | None = Field(default=None, description="template e-mail; none: no e-mail")
+    tasks_in: str | None = Field(
+        default=None,
+        description="another tenant whose CRM creates this tenant's tasks, where its own CRM "
+        "has none (orders kept in 1C, tasks in the company's Bitrix24 or amoCRM)",
+    )
     retry_intervals: list[int] = Field(
         default_factory=lambda: [10, 60, 300, 900, 3600],
         description="seconds between retries of a job that met a transient CRM error",
@@ -199,9 +206,31 @@ def load(path: str | Path | None = None) -> Settings:
             tenants[name] = _tenant(name, cfg, path.parent, doc)
         except ConfigError as exc:
             problems.extend(exc.problems)
+    problems.extend(_pairing_problems(top, doc))
     if problems:
         raise ConfigError(problems)
     return Settings(path=path, tenants=tenants)
+
+
+def _pairing_problems(top: BridgeConfig, doc: yamlfile.YamlDoc) -> list[str]:
+    """``tasks_in`` names another tenant whose CRM can create tasks."""
+    problems = []
+    for name, cfg in top.tenants.items():
+        if cfg.tasks_in is None:
+            continue
+        other = top.tenants.get(cfg.tasks_in) if cfg.tasks_in != name else None
+        where = f"{doc.where(('tenants', name, 'tasks_in'))}: tenants.{name}.tasks_in"
+        if other is None:
+            hint = yamlfile.suggest(cfg.tasks_in, [t for t in top.tenants if t != name])
+            problems.append(f"{where}: no other tenant {cfg.tasks_in!r}{hint}")
+        elif not _makes_tasks(other):
+            title = crms.get(other.crm).title
+            problems.append(f"{where}: {cfg.tasks_in} is on {title}, which creates no tasks")
+    return problems
+
+
+def _makes_tasks(cfg: TenantConfig) -> bool:
+    return any(TASK in kind.actions for kind in crms.get(cfg.crm).record_kinds)
 
 
 def _tenant(name: str, cfg: TenantConfig, base: Path, doc: yamlfile.YamlDoc) -> Tenant:
@@ -244,13 +273,15 @@ def _kind_problems(crm: type[crms.CRM], mapping: mappings.Mapping, path: Path | 
 
 def _known(crm: type[crms.CRM], mapping: mappings.Mapping, cfg: TenantConfig, base: Path) -> Known:
     kinds = list(crm.kinds())
+    # a paired tenant's CRM creates the tasks (checked by _pairing_problems)
+    extra = frozenset({TASK}) if cfg.tasks_in else frozenset()
     templates = None
     if cfg.email is not None:
         folder = base / cfg.email.templates
         templates = {p.stem for p in folder.glob("*.txt")} if folder.is_dir() else set()
     return Known(
         crm=crm.title,
-        actions={k: crm.kinds()[k].actions for k in kinds},
+        actions={k: crm.kinds()[k].actions | extra for k in kinds},
         fields={k: mapping.canonical_fields(k) for k in kinds},
         stages={k: mapping.canonical_stages(k) for k in kinds},
         people=set(mapping.users) | set(cfg.roles),

@@ -23,6 +23,11 @@ EVENT_TYPES = (
     "sweep",
 )
 
+BATCH = "batch"
+"""The type of an event that stands for many records: a file a CRM uploaded (1C's exchange).
+The worker asks the CRM's connector to split it (:meth:`Connector.expand`) and puts each part
+through the gate as an event of its own. Not one of :data:`EVENT_TYPES`: no rule sees it."""
+
 
 @dataclass(frozen=True)
 class RecordRef:

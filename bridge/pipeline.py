@@ -9,6 +9,7 @@ crash in between replays the same diff and the same keys.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -19,8 +20,9 @@ from bridge.calendar import as_datetime
 from bridge.config import Tenant
 from bridge.crms.connector import Connector, Outcome
 from bridge.errors import PermanentError, TransientError
+from bridge.ingress import Gate
 from bridge.journal import EventRow, SnapshotRow
-from bridge.models import STANDARD_FIELDS, Action, Event, Plan, Record, RecordRef
+from bridge.models import BATCH, STANDARD_FIELDS, Action, Event, Plan, Record, RecordRef
 from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups
 from bridge.runtime import Runtime
 
@@ -43,7 +45,8 @@ def run_event(rt: Runtime, event_id: int) -> str:
         rt.journal.finish_event(event_id, "failed", f"tenant {row.tenant!r} is not configured")
         return "failed"
     try:
-        reason = _process(rt, tenant, _event(row))
+        event = _event(row)
+        reason = _expand(rt, tenant, event) if event.type == BATCH else _process(rt, tenant, event)
     except TransientError as exc:
         rt.journal.finish_event(event_id, "retrying", str(exc))
         raise
@@ -65,6 +68,14 @@ def _event(row: EventRow) -> Event:
         id=row.id,
         subject=row.subject,
     )
+
+
+def _expand(rt: Runtime, tenant: Tenant, event: Event) -> str:
+    """A file of many records: each becomes an event of its own, through the gate."""
+    items = rt.connector(tenant).expand(event)
+    gate = Gate(rt)
+    counts = Counter(gate.accept(item)[1] for item in items)
+    return f"{len(items)} record(s): {counts['queued']} queued, {counts['duplicate']} duplicate"
 
 
 def _process(rt: Runtime, tenant: Tenant, event: Event) -> str:
@@ -188,8 +199,9 @@ def execute(
         TransientError: some actions must wait; done ones stay done, the rest retry.
     """
     todo = [a for a in plan_actions if _still_to_do(rt, conn, event, record, a, stay)]
-    crm = [a for a in todo if a.params.by == "crm"]
-    outcomes = conn.execute(record, crm) if crm else {}
+    outcomes: dict[str, Outcome] = {}
+    for executor, group in _by_executor(rt, conn, record, todo):
+        outcomes.update(executor.execute(record, group))
     outcomes.update({a.key: _send_email(rt, conn, record, a) for a in todo if a.params.by != "crm"})
     failed, waiting = [], []
     for action in todo:
@@ -203,6 +215,19 @@ def execute(
     if waiting:
         raise TransientError(f"{len(waiting)} action(s) must wait: {outcomes[waiting[0]].error}")
     return failed
+
+
+def _by_executor(
+    rt: Runtime, conn: Connector, record: Record, todo: Sequence[Action]
+) -> list[tuple[Connector, list[Action]]]:
+    """The CRM actions grouped by the connector that carries them out (a paired tenant's CRM
+    creates the tasks of a CRM that has none: ``tasks_in``)."""
+    groups: dict[int, tuple[Connector, list[Action]]] = {}
+    for action in todo:
+        if action.params.by == "crm":
+            executor = rt.executor(conn.tenant, record.kind, action.kind)
+            groups.setdefault(id(executor), (executor, []))[1].append(action)
+    return list(groups.values())
 
 
 def _send_email(rt: Runtime, conn: Connector, record: Record, action: Action) -> Outcome:
@@ -235,7 +260,7 @@ def _still_to_do(
         return False
     if not created:
         # a previous attempt may have acted and died before writing it down: look in the CRM
-        trace = conn.find_done(record, a)
+        trace = rt.executor(conn.tenant, record.kind, a.kind).find_done(record, a)
         if trace is not None:
             rt.journal.settle_action(a.key, "done", trace)
             log.info("action %s was already done by an earlier attempt", a.key)

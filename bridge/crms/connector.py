@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from bridge.errors import PermanentError
 from bridge.mappings import Mapping
 from bridge.models import OPEN, Action, Event, LookupQuery, Record, RecordRef
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
     from bridge.config import Tenant
     from bridge.crms.base import CRM
+    from bridge.crms.receive import Incoming
     from bridge.ratelimit import RateLimiter
 
 
@@ -79,12 +81,26 @@ class Connector(ABC):
     def execute(self, record: Record, actions: Sequence[Action]) -> dict[str, Outcome]:
         """Carry out actions on one record, in as few requests as the CRM allows.
 
+        The record may belong to another CRM (``record.crm != self.name``): a tenant whose own
+        CRM has no tasks names this one in ``tasks_in``, and its ``create_task`` actions come
+        here. Such a task is made unbound to any entity of this CRM (its text names the
+        record); :meth:`find_done` must find it all the same.
+
         Returns:
             The outcome of each action by its key.
 
         Raises:
             bridge.errors.TransientError: nothing could be sent now (rate limit, outage).
         """
+
+    def expand(self, event: Event) -> list[Incoming]:
+        """A ``batch`` event (:data:`bridge.models.BATCH`: a file the CRM uploaded) as the
+        events of its records, for the gate. Only CRMs that upload files implement it.
+
+        Raises:
+            PermanentError: the file cannot be read as records (journaled with the reason).
+        """
+        raise PermanentError(f"{self.crm.title} sends no batches")
 
     @abstractmethod
     def find_done(self, record: Record, action: Action) -> Any | None:

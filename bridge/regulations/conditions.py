@@ -4,6 +4,7 @@ Never evaluated as code: each form is a small model with a ``holds`` method.
 
 - ``{field: amount, gt: 100000}``, ``{field: refusal_reason, empty: true}``,
   ``{field: client_class, in: [vip, supervip]}``
+- ``{field: comment, matches: "(?i)причин"}`` (a regular expression found in the text)
 - ``{field: invoice_issued_at, older_than: "6 days"}`` (dates relative to now, calendar-aware)
 - ``{stage_age: "7 days"}`` (time in the current stage)
 - ``{lookup: same_monument, count: {gte: 1}}`` (other records found by a field)
@@ -17,6 +18,7 @@ Never evaluated as code: each form is a small model with a ``holds`` method.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Union
@@ -41,6 +43,7 @@ OPERATORS = (
     "lt",
     "lte",
     "contains",
+    "matches",
     "older_than",
     "newer_than",
 )
@@ -100,10 +103,21 @@ class FieldCondition(_ConditionBase):
     lt: float | None = None
     lte: float | None = None
     contains: str | None = None
+    matches: str | None = Field(default=None, description="a regular expression found in the text")
     older_than: str | None = Field(default=None, description="a date field at least this old")
     newer_than: str | None = Field(default=None, description="a date field younger than this")
 
     _durations = field_validator("older_than", "newer_than")(deadline_text)
+
+    @field_validator("matches")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"matches: {value!r} is not a regular expression: {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def _one_operator(self) -> FieldCondition:
@@ -344,6 +358,8 @@ def _test(op: str, value: Any, operand: Any) -> bool:
         return inside if op == "in" else not inside
     if op == "contains":
         return operand.lower() in str(value or "").lower()
+    if op == "matches":
+        return re.search(operand, str(value or "")) is not None
     return _compare(op, value, operand)
 
 

@@ -154,11 +154,11 @@ class AmoCRMConnector(Connector):
         """
         if action.kind != "create_task":
             return None
-        params = {
-            "filter[entity_type]": "leads",
-            "filter[entity_id][]": record.id,
-            "limit": PAGE,
-        }
+        params: dict[str, Any] = {"filter[entity_type]": "leads", "filter[entity_id][]": record.id}
+        if record.crm != self.name:  # a paired tenant's task, bound to no lead: its person's
+            assert isinstance(action.params, CreateTask)
+            params = {"filter[responsible_user_id][]": action.params.responsible}
+        params["limit"] = PAGE
         for task in self.api.pages("/api/v4/tasks", params, "tasks"):
             if str(task.get("text") or "").endswith(marker(action)):
                 return {"task_id": str(task["id"])}
@@ -324,15 +324,16 @@ class AmoCRMConnector(Connector):
             else int(time.time() + NO_DEADLINE.total_seconds())
         )
         text = "\n".join(part for part in (p.title, p.description, marker(action)) if part)
-        return {
+        task = {
             "task_type_id": TASK_TYPE_CALL,
             "text": text,
             "complete_till": due,
-            "entity_id": int(record.id),
-            "entity_type": "leads",
             "responsible_user_id": int(p.responsible),
             "request_id": action.key[:12],
         }
+        if record.crm == self.name:  # a paired tenant's record is no lead of this account
+            task |= {"entity_id": int(record.id), "entity_type": "leads"}
+        return task
 
     def _send_notes(self, record: Record, actions: list[Action]) -> dict[str, Outcome]:
         """Common notes (D:crm_platform/events-and-notes): ``note_type`` + ``params.text``."""

@@ -109,11 +109,12 @@ class Bitrix24Connector(Connector):
         """
         if action.kind != "create_task":
             return None  # the other actions set values or add text: repeating them is harmless
-        binding = f"{ENTITY[record.kind][1]}_{record.id}"
-        found = self.call(
-            "tasks.task.list",
-            {"filter": {"UF_CRM_TASK": binding}, "select": ["ID", "XML_ID", "TITLE"]},
-        )
+        if record.crm == self.name:
+            flt = {"UF_CRM_TASK": f"{ENTITY[record.kind][1]}_{record.id}"}
+        else:  # a paired tenant's task, bound to nothing here: look among its person's tasks
+            assert isinstance(action.params, CreateTask)
+            flt = {"RESPONSIBLE_ID": action.params.responsible, "TITLE": action.params.title}
+        found = self.call("tasks.task.list", {"filter": flt, "select": ["ID", "XML_ID", "TITLE"]})
         for task in found.get("tasks", []):
             if task.get("xmlId") == MARKER + action.key:
                 return {"task_id": str(task["id"])}
@@ -234,10 +235,11 @@ class Bitrix24Connector(Connector):
             "TITLE": p.title,
             "DESCRIPTION": p.description,
             "RESPONSIBLE_ID": p.responsible,
-            "UF_CRM_TASK": [f"{ENTITY[record.kind][1]}_{record.id}"],
             "XML_ID": MARKER + key,
             "PRIORITY": PRIORITY[p.priority],
         }
+        if record.crm == self.name:  # a paired tenant's record is no entity of this portal
+            fields["UF_CRM_TASK"] = [f"{ENTITY[record.kind][1]}_{record.id}"]
         if p.deadline:
             fields["DEADLINE"] = _datetime(p.deadline)
         return fields

@@ -1,0 +1,256 @@
+"""A stand-in 1C infobase: customer orders, its "exchange with site" client, and OData.
+
+1C is the HTTP client of the exchange, so the stand-in does what 1C does on its schedule
+(P:, shared/reference/onec.md §1.2): ``checkauth`` with HTTP Basic, ``init``, the changed
+orders as one CommerceML file POSTed in chunks of the site's ``file_limit`` (zipped when the
+site says ``zip=yes`` and the node is set to compress), ``import``, ``query`` (the orders the
+site changed, taken into the infobase: comment and requisites), ``success``. Every answer is
+kept in :attr:`OneCSandbox.log`. Its OData (``/odata/standard.odata/Document_ЗаказКлиента``)
+reads and PATCHes orders with ``DataVersion`` and ``If-Match`` (§3.1); :meth:`change_after_read`
+plays a manager who edits the order between the bridge's read and its write.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import requests
+from flask import Flask, Response, jsonify, request
+
+from bridge.crms.onec.sandbox.documents import SandboxOrder, package, returned
+from bridge.sandbox.server import LoopbackServer
+
+ENTITY = "Document_ЗаказКлиента"
+
+
+@dataclass
+class Step:
+    """One request of an exchange and the site's answer."""
+
+    mode: str
+    status: int
+    text: str
+    body: bytes = b""
+
+
+@dataclass
+class ExchangeLog:
+    """What one exchange did."""
+
+    steps: list[Step] = field(default_factory=list)
+
+    def answers(self, mode: str) -> list[str]:
+        """The site's answers to a mode, in order."""
+        return [s.text for s in self.steps if s.mode == mode]
+
+    @property
+    def ok(self) -> bool:
+        """No step was answered ``failure``."""
+        return not any(s.text.startswith("failure") for s in self.steps)
+
+
+class OneCSandbox:
+    """Orders of a stand-in infobase, pushed to a site and written by its OData clients."""
+
+    def __init__(self, *, encoding: str = "windows-1251", container: bool = False) -> None:
+        self.encoding, self.container = encoding, container
+        self.orders: dict[str, SandboxOrder] = {}
+        self.log: list[ExchangeLog] = []
+        self.odata_log: list[tuple[str, str, int]] = []
+        self._uploaded: dict[str, int] = {}
+        self._after_read: dict[str, Callable[[SandboxOrder], None]] = {}
+        self._lock = threading.Lock()
+        self._server = LoopbackServer(self._app())
+
+    def start(self) -> OneCSandbox:
+        """Serve OData on loopback."""
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()
+
+    @property
+    def odata_url(self) -> str:
+        """The published infobase's standard OData root."""
+        return f"{self._server.url}/trade/odata/standard.odata"
+
+    # -- the infobase ---------------------------------------------------------------------
+
+    def add_order(self, number: str, date: datetime, **values: Any) -> SandboxOrder:
+        """A new order (a GUID made for it)."""
+        order = SandboxOrder(ref=str(uuid.uuid4()), number=number, date=date, **values)
+        self.orders[order.ref] = order
+        return order
+
+    def change(self, ref: str, **values: Any) -> SandboxOrder:
+        """A manager edits an order in 1C (its version moves on)."""
+        with self._lock:
+            order = self.orders[ref]
+            for name, value in values.items():
+                setattr(order, name, value)
+            order.version += 1
+            return order
+
+    def change_after_read(self, ref: str, edit: Callable[[SandboxOrder], None]) -> None:
+        """After the next OData read of ``ref``, a manager edits it (the bridge's DataVersion
+        is then stale: its PATCH gets 412)."""
+        self._after_read[ref] = edit
+
+    # -- the exchange with site (1C is the client) ----------------------------------------
+
+    def exchange(
+        self,
+        url: str,
+        login: str,
+        password: str,
+        *,
+        zipped: bool = False,
+        chunk: int | None = None,
+        filename: str = "orders.xml",
+        before_query: Callable[[], None] | None = None,
+        everything: bool = False,
+    ) -> ExchangeLog:
+        """One scheduled exchange of orders with a site; returns what it said.
+
+        Args:
+            zipped: compress the file when the site accepts zip.
+            chunk: POST size (default: the site's ``file_limit``).
+            before_query: runs between ``import`` and ``query`` (a test runs the worker).
+            everything: upload every order, not only those changed since the last exchange.
+        """
+        log, http = ExchangeLog(), requests.Session()
+        self.log.append(log)
+        answer = self._step(http, log, url, "checkauth", auth=(login, password))
+        lines = answer.split("\n")
+        if lines[0] != "success":
+            return log
+        http.cookies.set(lines[1], lines[2])
+        params = dict(line.split("=", 1) for line in self._step(http, log, url, "init").split())
+        changed = [o for o in self.orders.values() if everything or self._changed(o)]
+        if changed:
+            body = self.file(changed)
+            if zipped and params.get("zip") == "yes":
+                body, filename = _zip(body, filename), filename.rsplit(".", 1)[0] + ".zip"
+            size = chunk or int(params.get("file_limit", len(body)))
+            for start in range(0, len(body), size):
+                part = body[start : start + size]
+                self._step(http, log, url, "file", data=part, filename=filename)
+            self._step(http, log, url, "import", filename=filename)
+            if log.ok:
+                self._uploaded.update({o.ref: o.version for o in changed})
+        if before_query is not None:
+            before_query()
+        reply = http.get(url, params={"type": "sale", "mode": "query"}, timeout=30)
+        log.steps.append(Step("query", reply.status_code, "", reply.content))
+        if reply.ok and reply.content.startswith(b"<?xml"):
+            self.take(reply.content)
+            self._step(http, log, url, "success")
+        return log
+
+    def file(self, orders: list[SandboxOrder]) -> bytes:
+        """The CommerceML file 1C writes for these orders."""
+        return package(orders, encoding=self.encoding, container=self.container, now=datetime.now())
+
+    def take(self, body: bytes) -> None:
+        """Load a site's orders: 1C takes their comment and requisites."""
+        for ref, comment, requisites in returned(body):
+            order = self.orders.get(ref)
+            if order is not None:
+                order.comment = comment
+                known = {"Статус заказа", "Отменен", "Менеджер", "Номер по 1С", "Дата по 1С"}
+                order.requisites.update({k: v for k, v in requisites.items() if k not in known})
+
+    def _changed(self, order: SandboxOrder) -> bool:
+        return self._uploaded.get(order.ref) != order.version
+
+    def _step(
+        self, http: requests.Session, log: ExchangeLog, url: str, mode: str, **kw: Any
+    ) -> str:
+        params = {"type": "sale", "mode": mode}
+        if "filename" in kw:
+            params["filename"] = kw.pop("filename")
+        data = kw.pop("data", None)
+        method = http.post if data is not None else http.get
+        reply = method(url, params=params, data=data, timeout=30, **kw)
+        charset = reply.encoding or "utf-8"
+        log.steps.append(Step(mode, reply.status_code, reply.content.decode(charset)))
+        return log.steps[-1].text
+
+    # -- OData ----------------------------------------------------------------------------
+
+    def _app(self) -> Flask:
+        app = Flask(__name__)
+        path = f"/trade/odata/standard.odata/{ENTITY}(guid'<ref>')"
+        app.add_url_rule(path, "get", self._get, methods=["GET"])
+        app.add_url_rule(path, "patch", self._patch, methods=["PATCH"])
+        return app
+
+    def _entity(self, order: SandboxOrder) -> dict[str, Any]:
+        return {
+            "Ref_Key": order.ref,
+            "DataVersion": _version(order.version),
+            "Number": order.number,
+            "Date": order.date.isoformat(),
+            "Статус": order.status,
+            "Комментарий": order.comment,
+            **{k: v for k, v in order.requisites.items()},
+        }
+
+    def _get(self, ref: str) -> Any:
+        with self._lock:
+            order = self.orders.get(ref)
+            if order is None:
+                return _error(404, 9, "Объект не найден")
+            entity = self._entity(order)
+        self.odata_log.append(("GET", ref, 200))
+        edit = self._after_read.pop(ref, None)
+        if edit is not None:
+            with self._lock:
+                edit(order)
+                order.version += 1
+        return jsonify(entity)
+
+    def _patch(self, ref: str) -> Any:
+        with self._lock:
+            order = self.orders.get(ref)
+            if order is None:
+                return _error(404, 9, "Объект не найден")
+            if request.headers.get("If-Match") not in (None, _version(order.version)):
+                self.odata_log.append(("PATCH", ref, 412))
+                return _error(412, 0, "Версия объекта изменена")
+            for key, value in (request.get_json() or {}).items():
+                if key == "Комментарий":
+                    order.comment = str(value)
+                else:
+                    order.requisites[key] = str(value)
+            order.version += 1
+            self.odata_log.append(("PATCH", ref, 200))
+            return jsonify(self._entity(order))
+
+
+def _version(number: int) -> str:
+    return base64.b64encode(number.to_bytes(8, "big")).decode()
+
+
+def _error(status: int, code: int, message: str) -> Response:
+    body = {"odata.error": {"code": str(code), "message": {"lang": "ru", "value": message}}}
+    answer = jsonify(body)
+    answer.status_code = status
+    return answer
+
+
+def _zip(body: bytes, name: str) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, body)
+    return out.getvalue()
