@@ -85,7 +85,7 @@ class TenantConfig(Strict):
     tasks_in: str | None = Field(
         default=None,
         description="another tenant whose CRM creates this tenant's tasks, where its own CRM "
-        "has none (orders kept in 1C, tasks in the company's Bitrix24 or amoCRM)",
+        "has none (orders kept in an accounting system, tasks in the company's CRM)",
     )
     retry_intervals: list[int] = Field(
         default_factory=lambda: [10, 60, 300, 900, 3600],

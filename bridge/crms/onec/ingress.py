@@ -117,7 +117,7 @@ def _file(site: Site, session: str) -> Response:
     try:
         site.store.append(session, name, request.stream, site.settings.limits.max_upload)
     except RequestEntityTooLarge:
-        site.store.reset(session)
+        site.store.refuse(session)
         limit = site.settings.limits.file_limit
         raise UploadRefused(f"часть файла {name} больше file_limit={limit} байт") from None
     return site.text("success")
@@ -158,7 +158,7 @@ def _finish(site: Site, session: str) -> None:
     try:
         kinds = [inspect(path, site.settings.limits) for path in files]
     except UploadRefused:
-        site.store.reset(session)
+        site.store.refuse(session)
         raise
     for path, kind in zip(files, kinds, strict=True):
         size = path.stat().st_size

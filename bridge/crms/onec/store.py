@@ -32,6 +32,7 @@ from bridge.crms.onec.order import Order
 from bridge.crms.onec.uploads import UploadRefused
 
 CHUNK = 64 * 1024
+REFUSED = ".refused"  # in a session's folder: it refused a file (names of files never start so)
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,10 @@ class Store:
         """Append a chunk to a file being received; returns the file's size.
 
         Raises:
-            UploadRefused: the file grew past ``limit`` (it is dropped: nothing half-kept).
+            UploadRefused: the file grew past ``limit``, or the session refused a file
+                before (its later chunks would make a file with a hole).
         """
+        self.check(session)
         path = self.incoming(session) / name
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("ab") as out:
@@ -108,12 +111,28 @@ class Store:
                 out.write(chunk)
                 if out.tell() > limit:
                     out.close()
-                    path.unlink()
+                    self.refuse(session)
                     raise UploadRefused(f"файл {name} больше {limit} байт")
             return out.tell()
 
+    def refuse(self, session: str) -> None:
+        """Drop what a session received, and refuse its further steps until ``init``."""
+        self.reset(session)
+        self.incoming(session).mkdir(parents=True, exist_ok=True)
+        (self.incoming(session) / REFUSED).touch()
+
+    def check(self, session: str) -> None:
+        """Raises :class:`UploadRefused` when the session refused a file since its ``init``."""
+        if (self.incoming(session) / REFUSED).exists():
+            raise UploadRefused("обмен прерван после отказа: начните заново (mode=init)")
+
     def received(self, session: str) -> list[Path]:
-        """The files a session received and did not finish yet."""
+        """The files a session received and did not finish yet.
+
+        Raises:
+            UploadRefused: the session refused a file since its ``init``.
+        """
+        self.check(session)
         folder = self.incoming(session)
         return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
 

@@ -45,7 +45,7 @@ def safe_name(raw: str) -> str:
     if ".." in (part.strip() for part in parts):
         raise UploadRefused(f"имя файла {raw[:80]!r} выходит за папку обмена (..)")
     name = parts[-1].strip()
-    if not name or name == "." or _CONTROL.search(name) or len(name) > 200:
+    if not name or name.startswith(".") or _CONTROL.search(name) or len(name) > 200:
         raise UploadRefused(f"недопустимое имя файла {raw[:80]!r}")
     return name
 

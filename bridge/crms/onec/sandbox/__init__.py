@@ -119,6 +119,8 @@ class OneCSandbox:
         filename: str = "orders.xml",
         before_query: Callable[[], None] | None = None,
         everything: bool = False,
+        file: bytes | None = None,
+        confirm: bool = True,
     ) -> ExchangeLog:
         """One scheduled exchange of orders with a site; returns what it said.
 
@@ -127,6 +129,8 @@ class OneCSandbox:
             chunk: POST size (default: the site's ``file_limit``).
             before_query: runs between ``import`` and ``query`` (a test runs the worker).
             everything: upload every order, not only those changed since the last exchange.
+            file: upload these bytes instead of the orders' file.
+            confirm: say ``success`` after taking the site's orders (False: 1C stops there).
         """
         log, http = ExchangeLog(), requests.Session()
         self.log.append(log)
@@ -137,15 +141,17 @@ class OneCSandbox:
         http.cookies.set(lines[1], lines[2])
         params = dict(line.split("=", 1) for line in self._step(http, log, url, "init").split())
         changed = [o for o in self.orders.values() if everything or self._changed(o)]
-        if changed:
-            body = self.file(changed)
+        if changed or file is not None:
+            body = file if file is not None else self.file(changed)
             if zipped and params.get("zip") == "yes":
                 body, filename = _zip(body, filename), filename.rsplit(".", 1)[0] + ".zip"
             size = chunk or int(params.get("file_limit", len(body)))
             for start in range(0, len(body), size):
                 part = body[start : start + size]
-                self._step(http, log, url, "file", data=part, filename=filename)
-            self._step(http, log, url, "import", filename=filename)
+                if self._step(http, log, url, "file", data=part, filename=filename) != "success":
+                    return log  # 1C stops the exchange at a failure
+            if self._step(http, log, url, "import", filename=filename) != "success":
+                return log
             if log.ok:
                 self._uploaded.update({o.ref: o.version for o in changed})
         if before_query is not None:
@@ -154,7 +160,8 @@ class OneCSandbox:
         log.steps.append(Step("query", reply.status_code, "", reply.content))
         if reply.ok and reply.content.startswith(b"<?xml"):
             self.take(reply.content)
-            self._step(http, log, url, "success")
+            if confirm:
+                self._step(http, log, url, "success")
         return log
 
     def file(self, orders: list[SandboxOrder]) -> bytes:
@@ -163,12 +170,16 @@ class OneCSandbox:
 
     def take(self, body: bytes) -> None:
         """Load a site's orders: 1C takes their comment and requisites."""
+        known = {"Статус заказа", "Отменен", "Менеджер", "Номер по 1С", "Дата по 1С", "Проведен"}
         for ref, comment, requisites in returned(body):
             order = self.orders.get(ref)
-            if order is not None:
+            if order is None:
+                continue
+            kept = {k: v for k, v in requisites.items() if k not in known}
+            if comment != order.comment or kept.items() - order.requisites.items():
                 order.comment = comment
-                known = {"Статус заказа", "Отменен", "Менеджер", "Номер по 1С", "Дата по 1С"}
-                order.requisites.update({k: v for k, v in requisites.items() if k not in known})
+                order.requisites.update(kept)
+                order.version += 1  # 1C registers the change: the next exchange uploads it
 
     def _changed(self, order: SandboxOrder) -> bool:
         return self._uploaded.get(order.ref) != order.version
