@@ -107,8 +107,10 @@ def make_onec(
         for user_id, name in PEOPLE.items():
             first, _, last = name.partition(" ")
             portal.add_user(user_id, last, first, f"user{user_id}@petarda.example")
-        if connection.pop("odata", False):
-            connection["odata"] = {"url": onec.odata_url, "login": "bridge-odata"}
+        odata = connection.pop("odata", None)
+        if odata:  # True, or more keys of the odata block
+            extra = odata if isinstance(odata, dict) else {}
+            connection["odata"] = {"url": onec.odata_url, "login": "bridge-odata", **extra}
             connection["odata_password_env"] = "FIREWORKS_1C_ODATA_PASSWORD"
         config = tmp_path / "bridge.yaml"
         body = {"version": 1, "tenants": tenants(tmp_path, connection)}
