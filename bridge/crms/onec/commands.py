@@ -1,33 +1,33 @@
 """The command 1C adds to ``bridge``: ``bridge import-1c FILE... --tenant NAME``.
 
-Orders from files instead of the exchange: CommerceML (``.xml``, or a ``.zip`` of them, as
-1C's "Выгрузка заказов в файл" writes it) and report exports (``.csv``, ``.xlsx``) read with
-the tenant's ``columns``. Each file is checked and read whole before anything of it is kept,
-with a progress bar; then the orders that changed are kept and queued as events, exactly as
-when 1C uploads them. Importing the same file again changes nothing.
+Orders from files instead of the exchange: CommerceML (``.xml``, or a ``.zip`` of them) and
+report exports (``.csv``, ``.xlsx``, read with the tenant's ``columns``). Each file is read
+whole first, with a progress bar, so that a bad file is named at once and nothing of it is
+kept; then it goes the way of an upload from 1C: kept, one ``batch`` event through the gate,
+split into order events by the worker. Importing the same file again changes nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sys
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
-from bridge import clock
-from bridge.crms.onec import OneC, commerceml
-from bridge.crms.onec.order import Order
-from bridge.crms.onec.tabular import TABULAR, TableError, orders, rows
-from bridge.crms.onec.uploads import UploadRefused, inspect, xml_members
+from bridge.crms.onec import OneC
+from bridge.crms.onec.files import ERRORS, kind_of, read_orders
+from bridge.crms.receive import Incoming
 from bridge.errors import BridgeError, ConfigError
+from bridge.models import BATCH
 
 
 def import_files(host: Any, config_path: str | None, tenant_name: str, files: list[Path]) -> str:
-    """Read, keep and queue the orders of each file; returns a summary line per file.
+    """Read, keep and queue each file; returns a summary line per file.
+
+    Args:
+        host: ``bridge``'s host object (:class:`bridge.cli.Host`): the runtime and the gate.
 
     Raises:
         ConfigError: no such 1C tenant.
@@ -40,47 +40,44 @@ def import_files(host: Any, config_path: str | None, tenant_name: str, files: li
     conn, gate = rt.connector(tenant), host.gate(rt)
     lines = []
     for path in files:
-        found = read_file(path, conn)
-        upload = _sha256(path)
-        items = conn.ingest(found, at=clock.utcnow(), upload=upload, source="import-1c")
-        counts = Counter(gate.accept(item)[1] for item in items)
+        try:
+            kind = kind_of(path, conn.options)
+            found = read_orders(path, kind, conn.options, conn.zone, _Bars())
+        except ERRORS as exc:
+            raise BridgeError(f"{path}: {exc}") from None
+        changed = conn.unseen(found)
+        sha = conn.store.keep(path, kind, move=False)
+        event_id, status = gate.accept(_batch(tenant.name, sha, path, kind))
         lines.append(
-            f"{path.name}: {len(found)} order(s), {len(items)} new or changed, "
-            f"{counts['queued']} queued"
+            f"{path.name}: {len(found)} order(s), {changed} new or changed; "
+            f"upload {sha[:12]} {status} (event {event_id})"
         )
     return "\n".join(lines)
 
 
-def read_file(path: Path, conn: Any) -> list[Order]:
-    """Every order of one file, read with a progress bar.
-
-    Raises:
-        BridgeError: unreadable, over a limit, not CommerceML, a report without the columns.
-    """
-    settings, zone = conn.options, conn.zone
-    try:
-        if path.suffix.lower() in TABULAR:
-            with click.progressbar(rows(path), label=path.name, file=sys.stderr) as table:
-                return list(orders(iter(table), settings.columns, zone, path.name))
-        inspect(path, settings.limits)
-        with xml_members(path, settings.limits) as members:
-            return [order for name, stream in members for order in _read(name, stream, zone)]
-    except (OSError, UploadRefused, TableError, commerceml.CommerceMLError) as exc:
-        raise BridgeError(f"{path}: {exc}") from None
+def _batch(tenant: str, sha: str, path: Path, kind: str) -> Incoming:
+    return Incoming(
+        tenant=tenant,
+        crm=OneC.name,
+        source="import-1c",
+        type=BATCH,
+        kind="",
+        record_id=sha,
+        dedup_key=f"onec:upload:{sha}",
+        payload={"file": path.name, "bytes": path.stat().st_size, "kind": kind},
+    )
 
 
-def _read(name: str, stream: IO[bytes], zone: str) -> list[Order]:
-    with click.progressbar(length=_size(stream) or 1, label=name, file=sys.stderr) as bar:
-        return commerceml.read(_Counted(stream, bar), zone)
+class _Bars:
+    """Progress bars on stderr: rows of a report, bytes of an XML file."""
 
+    def rows(self, table: Iterable[dict[str, str]], name: str) -> Iterator[dict[str, str]]:
+        with click.progressbar(table, label=name, file=sys.stderr) as bar:
+            yield from bar
 
-def _size(stream: IO[bytes]) -> int:
-    try:
-        end = stream.seek(0, 2)
-        stream.seek(0)
-        return end
-    except (AttributeError, OSError, ValueError):
-        return 0  # a zip member: no length known ahead
+    def stream(self, stream: IO[bytes], name: str) -> IO[bytes]:
+        bar = click.progressbar(length=_size(stream) or 1, label=name, file=sys.stderr)
+        return _Counted(stream, bar)  # type: ignore[return-value]
 
 
 class _Counted:
@@ -92,20 +89,18 @@ class _Counted:
     def read(self, size: int = -1) -> bytes:
         chunk = self.stream.read(size)
         self.bar.update(len(chunk))
+        if not chunk:
+            self.bar.render_finish()
         return chunk
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in _chunks(stream):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
-    while chunk := stream.read(1024 * 1024):
-        yield chunk
+def _size(stream: IO[bytes]) -> int:
+    try:
+        end = stream.seek(0, 2)
+        stream.seek(0)
+        return end
+    except (AttributeError, OSError, ValueError):
+        return 0  # a zip member: no length known ahead
 
 
 @click.command("import-1c")

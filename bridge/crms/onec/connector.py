@@ -20,11 +20,11 @@ from bridge import clock
 from bridge.actions import AddComment, UpdateFields
 from bridge.crms.base import CRM
 from bridge.crms.connector import Connector, Outcome, crm_value, to_record
-from bridge.crms.onec import OneC, OneCSettings, commerceml
+from bridge.crms.onec import OneC, OneCSettings
+from bridge.crms.onec.files import ERRORS, read_orders
 from bridge.crms.onec.odata import ODataWriter
 from bridge.crms.onec.order import Order, note_line
 from bridge.crms.onec.store import Changes, Kept, Store
-from bridge.crms.onec.uploads import UploadRefused, xml_members
 from bridge.crms.receive import Incoming
 from bridge.errors import PermanentError
 from bridge.models import OPEN, Action, Event, LookupQuery, Record, RecordRef
@@ -72,16 +72,16 @@ class OneCConnector(Connector):
         of the upload imported.
 
         Raises:
-            PermanentError: the upload is gone, over a limit, or not CommerceML.
+            PermanentError: the upload is gone, over a limit, or holds no orders we can read.
         """
         sha = event.ref.id
         try:
             path = self.store.upload(sha)
-            with xml_members(path, self.options.limits) as members:
-                orders = [o for _, stream in members for o in commerceml.read(stream, self.zone)]
-        except (FileNotFoundError, UploadRefused, commerceml.CommerceMLError) as exc:
+            found = read_orders(path, path.suffix.lstrip("."), self.options, self.zone)
+        except ERRORS as exc:
             raise PermanentError(f"upload {sha[:12]}: {exc}") from None
-        return self.ingest(orders, at=event.received_at, upload=sha, source=event.source)
+        mark = f"{sha[:16]}:{event.id}"
+        return self.ingest(found, at=event.received_at, upload=mark, source=event.source)
 
     def ingest(
         self, orders: Sequence[Order], *, at: datetime, upload: str, source: str
@@ -89,8 +89,8 @@ class OneCConnector(Connector):
         """Keep the orders that changed and return their events (for the gate).
 
         An order is skipped when its content is what the store holds, or a later upload
-        already brought it; the same upload read again (a retried job) announces its orders
-        again, and the gate's keys make that harmless.
+        already brought it; the same ``upload`` (a mark of one batch event) read again by a
+        retried job announces its orders again, and the gate's keys make that harmless.
         """
         stamp = at.astimezone(UTC).isoformat()
         items = []
@@ -114,6 +114,11 @@ class OneCConnector(Connector):
             dedup_key=f"onec:order:{order.id}:{digest[:16]}",
             payload={"number": order.number, "upload": upload[:12]},
         )
+
+    def unseen(self, orders: Sequence[Order]) -> int:
+        """How many of these orders the store does not hold as they are (new or changed)."""
+        held = {o.id: self.store.order(o.id) for o in orders}
+        return sum(1 for o in orders if held[o.id] is None or held[o.id].digest != o.digest())
 
     def find(self, query: LookupQuery) -> list[Record]:
         """Orders of the store whose canonical fields equal ``query.where``."""

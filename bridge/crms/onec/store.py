@@ -136,8 +136,9 @@ class Store:
         folder = self.incoming(session)
         return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
 
-    def keep(self, path: Path, kind: str) -> str:
-        """Move a received file among the kept uploads; returns its content's SHA-256."""
+    def keep(self, path: Path, kind: str, *, move: bool = True) -> str:
+        """Put a file among the kept uploads (moved, or copied: a file a person imports);
+        returns its content's SHA-256."""
         digest = hashlib.sha256()
         with path.open("rb") as stream:
             while chunk := stream.read(CHUNK):
@@ -145,6 +146,10 @@ class Store:
         sha = digest.hexdigest()
         target = self.root / "uploads" / f"{sha}.{kind}"
         target.parent.mkdir(parents=True, exist_ok=True)
+        if not move:
+            copy = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            shutil.copyfile(path, copy)
+            path = copy
         with path.open("rb") as stream:
             os.fsync(stream.fileno())
         os.replace(path, target)

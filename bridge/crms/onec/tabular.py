@@ -6,9 +6,10 @@ Reports are what a person sees (shared/reference/onec.md §3.4): Russian headers
 GUIDs. The tenant's ``columns`` setting says which header is which: the attributes of an order
 (``Ид``, ``Номер``, ``Дата``, ``Сумма``, ``Комментарий``, ``Контрагент``, ``Телефон``,
 ``Почта``) or a requisite by its name (``Статус заказа``, ``Менеджер``). A row without a
-number (a group's heading, a total) is no order. Without an ``Ид`` column the number is the
-order's identity: such orders are not the ones the exchange uploads, so use one channel per
-tenant or export the GUID.
+number, or without a date when a column holds the date, is no order: a group's heading
+carries its name in the first column, a total its sum. Without an ``Ид`` column the number is
+the order's identity: such orders are not the ones the exchange uploads, so use one channel
+per tenant, or export the GUID.
 """
 
 from __future__ import annotations
@@ -49,12 +50,13 @@ def orders(
     targets = set(columns.values())
     if not targets & {"Ид", "Номер"}:
         raise TableError(f"{name}: no column of `columns` is mapped to Номер or Ид")
+    dated = "Дата" in targets
     for line, row in enumerate(table, 2):
         values = {columns[h]: v for h, v in row.items() if h in columns and v is not None}
         number = values.get("Номер", "").strip()
         order_id = values.get("Ид", "").strip() or number
-        if not order_id:
-            continue  # a group's heading or a total
+        if not order_id or (dated and not values.get("Дата", "").strip()):
+            continue  # a group's heading (its name in the first column) or a total
         try:
             yield _order(order_id, number, values, timezone)
         except ValueError as exc:
