@@ -5,6 +5,10 @@ mapping for that CRM (``config/mappings/remarka-<crm>.yaml``), and the webhook s
 a short story through the real HTTP path (the sandbox posts events exactly as the CRM does);
 prints what the bridge wrote back; keeps serving until Ctrl-C. The story is told in Remarka's
 canonical words, so it is the same on every CRM: the pack does not change, only the mapping.
+
+A CRM whose records are no deals names another tenant of config/bridge.yaml to play
+(``Stand.demo_tenant``, with its own story); when that tenant has its tasks made by another
+(``tasks_in``), the other tenant's CRM gets a stand too, and its writes are shown as well.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +35,14 @@ from bridge.worker import run_worker
 CONFIG = Path("config/bridge.yaml")
 TENANT = "remarka"
 MANAGER = "ivanova"
+OPERATOR = "smirnova"
 
 
-def scenario(stand: Stand) -> list[tuple[str, Callable[[], str]]]:
-    """The story: (what a manager does, the change, returning the deal id)."""
+Story = list[tuple[str, Callable[[], str]]]
+
+
+def scenario(stand: Stand) -> Story:
+    """Remarka's story: (what a manager does, the change, returning the deal id)."""
     reason = {"refusal_reason": "Выбрали другого подрядчика"}
 
     def move(deal_id: str, stage: str, **fields: Any) -> str:
@@ -56,69 +64,142 @@ def scenario(stand: Stand) -> list[tuple[str, Callable[[], str]]]:
     ]
 
 
-def _tenant() -> dict[str, Any]:
-    return yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["tenants"][TENANT]
+def orders_scenario(stand: Stand) -> Story:
+    """The fireworks shop's orders (rules F6, F7): cancelled without and with the reason and
+    the operator's surname in the comment, and an order taken into work."""
+
+    def move(order: str, stage: str, **fields: Any) -> str:
+        stand.update_deal(order, stage, fields)
+        return order
+
+    first = stand.add_deal("Иванов Пётр", "new", OPERATOR)
+    second = stand.add_deal("Петрова Ольга", "new", OPERATOR)
+    third = stand.add_deal("ООО «Праздник»", "new", OPERATOR)
+    return [
+        (
+            "an order is cancelled, the comment has no reason nor surname",
+            lambda: move(first, "cancelled", comment="Клиент передумал"),
+        ),
+        (
+            "an order is cancelled with the reason and the surname",
+            lambda: move(second, "cancelled", comment="Клиент передумал, отменила Смирнова"),
+        ),
+        ("an order is taken into work", lambda: move(third, "in_work", comment="ждём оплату")),
+    ]
 
 
-def tenant_config(crm: str, connection: dict[str, Any], workdir: Path) -> Path:
-    """Remarka's tenant from ``config/bridge.yaml``, on ``crm``, written to ``workdir``."""
+STORIES: dict[str, Callable[[Stand], Story]] = {TENANT: scenario, "fireworks-1c": orders_scenario}
+"""The story of each tenant a stand may ask for (``Stand.demo_tenant``)."""
+
+
+def _tenants() -> dict[str, Any]:
+    return yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["tenants"]
+
+
+def tenants_config(stands: dict[str, tuple[str, dict[str, Any]]], workdir: Path) -> Path:
+    """The tenants of ``config/bridge.yaml`` named in ``stands`` (name -> the CRM to play it
+    on and the stand's connection block), paths made absolute, written to ``workdir``.
+
+    A tenant played on its own CRM keeps its connection settings, pointed at the stand; on
+    another CRM its mapping is ``mappings/<tenant>-<crm>.yaml``.
+    """
     base = CONFIG.resolve().parent
-    tenant = _tenant()
-    tenant.update(
-        crm=crm,
-        connection=connection,
-        mapping=str(base / "mappings" / f"{TENANT}-{crm}.yaml"),
-        regulations=[str(base / path) for path in tenant["regulations"]],
-    )
+    out = {}
+    for name, (crm, connection) in stands.items():
+        tenant = _tenants()[name]
+        own = tenant["crm"] == crm
+        mapping = tenant["mapping"] if own else f"mappings/{name}-{crm}.yaml"
+        tenant.update(
+            crm=crm,
+            connection={**tenant["connection"], **connection} if own else connection,
+            mapping=str(base / mapping),
+            regulations=[str(base / path) for path in tenant["regulations"]],
+        )
+        if tenant.get("email"):
+            email = tenant["email"]
+            email["templates"] = str(base / email["templates"])
+            email["signatures"] = str(base / email["signatures"])
+            email["outbox"] = str(workdir / "outbox")
+        out[name] = tenant
     path = workdir / "bridge.yaml"
-    path.write_text(yaml.safe_dump({"version": 1, "tenants": {TENANT: tenant}}), encoding="utf-8")
+    path.write_text(yaml.safe_dump({"version": 1, "tenants": out}), encoding="utf-8")
     return path
 
 
 def run(*, once: bool, port: int, crm: str | None = None) -> int:
     """Run the demo on ``crm`` (default: the CRM of Remarka's tenant); returns the exit code."""
-    crm = crm or _tenant()["crm"]
+    crm = crm or _tenants()[TENANT]["crm"]
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the demo prints what matters
     workdir = Path(tempfile.mkdtemp(prefix="bridge-demo-"))
-    stand_class = crms.get(crm).stand_class()
-    if stand_class is None:
-        raise click.UsageError(f"{crm} ships no sandbox to play the demo on")
-    stand: Stand = stand_class()
-    stand.start()
-    connection, secrets = stand.connection()
-    os.environ.update(secrets)
-    config = tenant_config(crm, connection, workdir)
+    stands = _stands(crm)
+    name, (_, stand) = next(iter(stands.items()))
+    blocks = {}
+    for tenant, (tenant_crm, one) in stands.items():
+        one.start()
+        connection, secrets = one.connection()
+        os.environ.update(secrets)
+        blocks[tenant] = (tenant_crm, connection)
+    config = tenants_config(blocks, workdir)
     rt = Runtime.build(
         str(config), f"sqlite:///{workdir / 'journal.db'}", EmbeddedRedis.shared().url
     )
     server = LoopbackServer(create_app(runtime=rt), port=port).start()
     try:
-        stand.seed(rt.settings.tenants[TENANT])
+        for tenant, (_, one) in stands.items():
+            one.seed(rt.settings.tenants[tenant])
         stand.connect(rt, server.url)
         click.echo(
             f"{crms.get(crm).title} sandbox and the bridge at {server.url}; journal: {workdir}"
         )
-        failures = play(stand, rt)
+        others = [one for _, one in list(stands.values())[1:]]
+        failures = play(stand, rt, STORIES[name], crms.get(crm).record_kinds[0].name, others)
         if once:
             return 1 if failures else 0
-        click.echo(f"\nServing webhooks at {server.url}/hooks/{crm}/{TENANT}; Ctrl-C stops.")
+        click.echo(f"\nServing webhooks at {server.url}/hooks/{crm}/{name}; Ctrl-C stops.")
         run_worker(rt)
         return 0
     finally:
         server.stop()
-        stand.stop()
+        for _, one in stands.values():
+            one.stop()
 
 
-def play(stand: Stand, rt: Runtime) -> int:
-    """Play the story step by step; returns how many events failed."""
+def _stands(crm: str) -> dict[str, tuple[str, Stand]]:
+    """The stand of ``crm`` under its demo tenant, and the stand of the tenant it names in
+    ``tasks_in`` (on that tenant's own CRM), if any."""
+    stand_class = crms.get(crm).stand_class()
+    if stand_class is None:
+        raise click.UsageError(f"{crm} ships no sandbox to play the demo on")
+    stands = {stand_class.demo_tenant: (crm, stand_class())}
+    paired = _tenants()[stand_class.demo_tenant].get("tasks_in")
+    if paired:
+        paired_crm = _tenants()[paired]["crm"]
+        stands[paired] = (paired_crm, crms.get(paired_crm).stand_class()())
+    return stands
+
+
+def play(
+    stand: Stand,
+    rt: Runtime,
+    story: Callable[[Stand], Story],
+    kind: str,
+    others: Sequence[Stand] = (),
+) -> int:
+    """Play a story step by step; returns how many events failed. ``kind``: what the stand's
+    records are called; ``others``: stands of paired tenants, whose writes are shown too."""
+    everyone = [stand, *others]
+
+    def written() -> list[str]:
+        return [line for one in everyone for line in one.written()]
+
     failures = 0
-    for title, step in scenario(stand):
+    for title, step in story(stand):
         _settle(stand, rt)  # the setup's own events first
-        before = stand.written()
-        deal_id = step()
+        before = written()
+        record_id = step()
         _settle(stand, rt)
-        click.echo(f"\n▶ {title} (deal {deal_id})")
-        new = list((Counter(stand.written()) - Counter(before)).elements())
+        click.echo(f"\n▶ {title} ({kind} {record_id})")
+        new = list((Counter(written()) - Counter(before)).elements())
         for line in new:
             click.echo(f"  {line}")
         if not new:

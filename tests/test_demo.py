@@ -1,5 +1,6 @@
 """`bridge demo --once`: the README's first command, on embedded defaults, exits 0 — on every
-CRM that ships a sandbox, with the same pack and the same story."""
+CRM that ships a sandbox: the same pack and story where records are deals, and the fireworks
+shop's order story on 1C, whose tasks its paired Bitrix24 makes."""
 
 from __future__ import annotations
 
@@ -39,3 +40,17 @@ def test_demo_once_plays_the_story_and_exits_0(
     assert f"task «Укажите причину отказа: Ремонт офиса, пр. Мира 12» → {manager}" in out
     assert f"▶ the client refuses, reason recorded ({refused})\n  nothing to do" in out
     assert "task «Зафиксируйте следующий контакт: Ремонт квартиры, ул. Ленина 5»" in out
+
+
+def test_demo_once_on_1c_plays_the_order_story_with_tasks_in_the_paired_crm() -> None:
+    out = demo("--crm", "onec")
+    assert "▶ an order is cancelled, the comment has no reason nor surname (order " in out
+    assert (
+        "  comment in 1C order ДЕМО-0001: Нарушение регламента: заказ отменён, а в комментарии "
+        "нет причины отмены и фамилии оператора, отменившего заказ."
+    ) in out
+    assert "  task «Допишите в комментарий причину отмены и свою фамилию: Заказ ДЕМО-0001 от" in out
+    assert "▶ an order is cancelled with the reason and the surname (order " in out
+    satisfied = ")\n  nothing to do: the regulations are satisfied\n\n▶ an order is taken into work"
+    assert satisfied in out
+    assert "  requisite of 1C order ДЕМО-0003: В работе с = " in out

@@ -9,7 +9,7 @@ the same story whatever the CRM, in the canonical words of the tenant's mapping.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from bridge.config import Tenant
@@ -24,6 +24,10 @@ class Stand(ABC):
     deals are added and moved with canonical stage and field names, translated through the
     tenant's mapping, and :meth:`written` lists what the bridge wrote back.
     """
+
+    demo_tenant: ClassVar[str] = "remarka"
+    """The tenant of config/bridge.yaml whose story ``bridge demo`` plays on this stand (a CRM
+    whose records are no deals plays another company's story)."""
 
     @abstractmethod
     def start(self) -> None:
