@@ -148,6 +148,7 @@ def _query(site: Site, session: str) -> Response:
 
 def _success(site: Site, session: str) -> Response:
     site.store.confirm(session)
+    site.store.reset(session)  # the exchange is over: its folder goes
     return site.text("success")
 
 

@@ -132,37 +132,28 @@ class OneCSandbox:
             file: upload these bytes instead of the orders' file.
             confirm: say ``success`` after taking the site's orders (False: 1C stops there).
         """
-        log, http = ExchangeLog(), requests.Session()
-        self.log.append(log)
-        answer = self._step(http, log, url, "checkauth", auth=(login, password))
-        lines = answer.split("\n")
-        if lines[0] != "success":
-            return log
-        http.cookies.set(lines[1], lines[2])
-        params = dict(line.split("=", 1) for line in self._step(http, log, url, "init").split())
+        session = _Session(url, ExchangeLog())
+        self.log.append(session.log)
+        if not session.login(login, password):
+            return session.log
+        params = session.init()
         changed = [o for o in self.orders.values() if everything or self._changed(o)]
         if changed or file is not None:
             body = file if file is not None else self.file(changed)
             if zipped and params.get("zip") == "yes":
                 body, filename = _zip(body, filename), filename.rsplit(".", 1)[0] + ".zip"
             size = chunk or int(params.get("file_limit", len(body)))
-            for start in range(0, len(body), size):
-                part = body[start : start + size]
-                if self._step(http, log, url, "file", data=part, filename=filename) != "success":
-                    return log  # 1C stops the exchange at a failure
-            if self._step(http, log, url, "import", filename=filename) != "success":
-                return log
-            if log.ok:
-                self._uploaded.update({o.ref: o.version for o in changed})
+            if not session.upload(body, filename, size):
+                return session.log  # 1C stops the exchange at a failure
+            self._uploaded.update({o.ref: o.version for o in changed})
         if before_query is not None:
             before_query()
-        reply = http.get(url, params={"type": "sale", "mode": "query"}, timeout=30)
-        log.steps.append(Step("query", reply.status_code, "", reply.content))
-        if reply.ok and reply.content.startswith(b"<?xml"):
-            self.take(reply.content)
+        orders = session.query()
+        if orders is not None:
+            self.take(orders)
             if confirm:
-                self._step(http, log, url, "success")
-        return log
+                session.step("success")
+        return session.log
 
     def file(self, orders: list[SandboxOrder]) -> bytes:
         """The CommerceML file 1C writes for these orders."""
@@ -183,19 +174,6 @@ class OneCSandbox:
 
     def _changed(self, order: SandboxOrder) -> bool:
         return self._uploaded.get(order.ref) != order.version
-
-    def _step(
-        self, http: requests.Session, log: ExchangeLog, url: str, mode: str, **kw: Any
-    ) -> str:
-        params = {"type": "sale", "mode": mode}
-        if "filename" in kw:
-            params["filename"] = kw.pop("filename")
-        data = kw.pop("data", None)
-        method = http.post if data is not None else http.get
-        reply = method(url, params=params, data=data, timeout=30, **kw)
-        charset = reply.encoding or "utf-8"
-        log.steps.append(Step(mode, reply.status_code, reply.content.decode(charset)))
-        return log.steps[-1].text
 
     # -- OData ----------------------------------------------------------------------------
 
@@ -247,6 +225,51 @@ class OneCSandbox:
             order.version += 1
             self.odata_log.append(("PATCH", ref, 200))
             return jsonify(self._entity(order))
+
+
+class _Session:
+    """One exchange of 1C with a site: its cookie, its steps, and the log of the answers."""
+
+    def __init__(self, url: str, log: ExchangeLog) -> None:
+        self.url, self.log, self.http = url, log, requests.Session()
+
+    def login(self, login: str, password: str) -> bool:
+        """``checkauth``; the cookie it hands out goes with every later step."""
+        lines = self.step("checkauth", auth=(login, password)).split("\n")
+        if lines[0] != "success":
+            return False
+        self.http.cookies.set(lines[1], lines[2])
+        return True
+
+    def init(self) -> dict[str, str]:
+        """``init``: the site's ``zip`` and ``file_limit``."""
+        return dict(line.split("=", 1) for line in self.step("init").split())
+
+    def upload(self, body: bytes, filename: str, size: int) -> bool:
+        """The file in POSTs of ``size`` bytes, then ``import``; False at a failure."""
+        for start in range(0, len(body), size):
+            part = body[start : start + size]
+            if self.step("file", data=part, filename=filename) != "success":
+                return False
+        return self.step("import", filename=filename) == "success"
+
+    def query(self) -> bytes | None:
+        """``query``: the site's orders (None when it answered something else)."""
+        reply = self.http.get(self.url, params={"type": "sale", "mode": "query"}, timeout=30)
+        self.log.steps.append(Step("query", reply.status_code, "", reply.content))
+        return reply.content if reply.ok and reply.content.startswith(b"<?xml") else None
+
+    def step(self, mode: str, **kw: Any) -> str:
+        """One request; the site's text answer (kept in the log)."""
+        params = {"type": "sale", "mode": mode}
+        if "filename" in kw:
+            params["filename"] = kw.pop("filename")
+        data = kw.pop("data", None)
+        method = self.http.post if data is not None else self.http.get
+        reply = method(self.url, params=params, data=data, timeout=30, **kw)
+        text = reply.content.decode(reply.encoding or "utf-8")
+        self.log.steps.append(Step(mode, reply.status_code, text))
+        return text
 
 
 def _version(number: int) -> str:
