@@ -150,3 +150,35 @@ def test_an_order_in_work_for_8_days_goes_to_the_head_of_sales(
     onec.exchange()
     note = "] Заказ 7 дней «в работе»/«обработан»: передан начальнику ОП на отмену."
     assert order.comment.endswith(note)
+
+
+def test_a_second_order_of_a_client_with_one_in_work_is_flagged_and_routed(
+    onec: OneCBridge,
+) -> None:
+    onec.onec.add_order(
+        "ПТ00-000580",
+        datetime(2025, 10, 29, 12, 0),
+        status="В работе",
+        comment="ждём оплату",
+        manager="Кузнецова Мария",
+        phone="+7 916 123-45-67",
+    )
+    onec.exchange()
+    second = onec.onec.add_order(
+        "ПТ00-000605",
+        datetime(2025, 10, 31, 17, 45),
+        status="Новый",
+        manager="Смирнова Анна",
+        phone="+7 916 123-45-67",
+    )
+
+    onec.exchange()
+    onec.exchange()  # the flag went back into 1C; the next upload brings it back: no echo
+
+    assert second.requisites["Повторный заказ к"] == "ПТ00-000580"
+    assert "] Повторный заказ: у клиента уже есть открытый заказ №ПТ00-000580." in second.comment
+    [task] = [t for t in onec.tasks() if t["TITLE"].startswith("Клиент уже в работе")]
+    assert task["TITLE"].endswith("Заказ ПТ00-000580 от 29.10.2025")
+    assert task["RESPONSIBLE_ID"] == "3"
+    assert "ответственный — пользователь 4" in task["DESCRIPTION"]
+    assert len([t for t in onec.tasks() if t["TITLE"].startswith("Клиент уже в работе")]) == 1
