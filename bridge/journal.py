@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -24,14 +25,16 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from bridge import clock
+from bridge.errors import SchemaError
 
 DEFAULT_URL = "sqlite:///var/journal.db"
 
@@ -64,7 +67,11 @@ class EventRow(Base):
     """An event as received: accepted, rejected at the door, processed or failed."""
 
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("tenant", "dedup_key"),)
+    __table_args__ = (
+        UniqueConstraint("tenant", "dedup_key"),
+        Index("ix_events_entry", "tenant", "entry", unique=True),
+        Index("ix_events_record", "tenant", "kind", "record_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
@@ -80,6 +87,8 @@ class EventRow(Base):
     payload: Mapped[Any] = mapped_column(JSON, default=dict)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    entry: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class DecisionRow(Base):
@@ -99,6 +108,9 @@ class ActionRow(Base):
     """One action, keyed for idempotency: pending before the CRM call, done after it."""
 
     __tablename__ = "actions"
+    __table_args__ = (
+        Index("ix_actions_record", "tenant", "record_kind", "record_id", "kind", "stay"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
@@ -149,14 +161,71 @@ class SnapshotRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
 
 
+def _alembic_config(connection: Any) -> Any:
+    from alembic.config import Config  # late: only the migrate step needs Alembic
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head() -> str:
+    """The newest schema revision this bridge knows."""
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(_alembic_config(None)).get_current_head())
+
+
+def migrate(url: str | None = None) -> str:
+    """Create or upgrade the journal's schema to this bridge's; returns the revision.
+
+    A database whose tables were made by ``create_all`` (before migrations) is stamped at the
+    first revision first, so that its data is kept.
+    """
+    from alembic import command
+
+    engine = _engine(_url(url))
+    with engine.begin() as connection:
+        cfg = _alembic_config(connection)
+        names = set(inspect(connection).get_table_names())
+        if "events" in names and "alembic_version" not in names:
+            command.stamp(cfg, FIRST_REVISION)
+        command.upgrade(cfg, "head")
+    engine.dispose()
+    return head()
+
+
+FIRST_REVISION = "0001"
+
+
+def _url(url: str | None) -> str:
+    return url or os.environ.get("BRIDGE_JOURNAL_URL") or DEFAULT_URL
+
+
 class Journal:
-    """Access to the journal database."""
+    """Access to the journal database (its schema made by :func:`migrate`)."""
 
     def __init__(self, url: str | None = None) -> None:
-        self.url = url or os.environ.get("BRIDGE_JOURNAL_URL") or DEFAULT_URL
+        self.url = _url(url)
         self.engine = _engine(self.url)
-        Base.metadata.create_all(self.engine)
+        self._check_schema()
         self.session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _check_schema(self) -> None:
+        with self.engine.connect() as connection:
+            try:
+                found = connection.exec_driver_sql("SELECT version_num FROM alembic_version")
+                version = found.scalar()
+            except (OperationalError, ProgrammingError):
+                version = None
+        if version != head():
+            where = mask_url(self.url)
+            state = f"is at revision {version}" if version else "has no schema"
+            raise SchemaError(
+                f"the journal at {where} {state}, this bridge needs {head()}: "
+                "run `bridge migrate` (once, before starting the bridge's processes)"
+            )
 
     def record_event(self, **values: Any) -> tuple[int, bool]:
         """Insert an event; returns ``(id, created)``, ``created`` False for a known dedup key."""
@@ -316,6 +385,11 @@ def _with_children(s: Session, row: EventRow) -> dict[str, Any]:
     decisions = s.scalars(select(DecisionRow).where(DecisionRow.event_id == row.id)).all()
     actions = s.scalars(select(ActionRow).where(ActionRow.event_id == row.id)).all()
     return {"event": row, "decisions": list(decisions), "actions": list(actions)}
+
+
+def mask_url(url: str) -> str:
+    """A database URL without its password, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _engine(url: str) -> Engine:

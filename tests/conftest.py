@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from bridge.journal import migrate
 from bridge.services import EmbeddedRedis
 from tests.amocrm_env import amo, make_amo_bridge  # noqa: F401 - the amoCRM fixtures
 from tests.bitrix24_env import Bridge, bridge, make_bridge  # noqa: F401 - the Bitrix24 fixtures
@@ -56,8 +57,10 @@ def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def journal_url(tmp_path: Path) -> str:
-    """A fresh SQLite journal."""
-    return f"sqlite:///{tmp_path / 'journal.db'}"
+    """A fresh SQLite journal, its schema made by the migrations."""
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    migrate(url)
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +74,9 @@ def pg_url() -> Iterator[str]:
             conn.exec_driver_sql(f"CREATE DATABASE {name}")
     except Exception as exc:  # noqa: BLE001 - any failure means: no server here
         pytest.skip(f"no PostgreSQL at {PG_ADMIN_URL}: {type(exc).__name__}")
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    migrate(url)
+    yield url
     with admin.connect() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     admin.dispose()
