@@ -130,7 +130,7 @@ def play(stand: Stand, rt: Runtime) -> int:
 
 def _settle(stand: Stand, rt: Runtime) -> None:
     stand.wait_delivered()
-    run_worker(rt, burst=True, with_scheduler=False)
+    run_worker(rt, burst=True)
 
 
 def _failures(rt: Runtime) -> int:

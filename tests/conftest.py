@@ -45,6 +45,18 @@ def _own_redis(redis_url: str) -> None:
     """Every test runs with ``REDIS_URL`` on the session's Redis, even one that asks no fixture."""
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_spool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The session's spool folder (never the working copy's var/spool)."""
+    previous = os.environ.get("BRIDGE_SPOOL")
+    os.environ["BRIDGE_SPOOL"] = str(tmp_path_factory.mktemp("spool"))
+    yield
+    if previous is None:
+        os.environ.pop("BRIDGE_SPOOL", None)
+    else:
+        os.environ["BRIDGE_SPOOL"] = previous
+
+
 @pytest.fixture
 def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
     """The session's Redis, empty at the start and the end of the test."""

@@ -68,7 +68,7 @@ def tiny(
 def settle(sandbox: TinySandbox, rt: Runtime) -> None:
     for _ in range(3):  # the bridge's own writes echo back as webhooks
         sandbox.wait_delivered()
-        run_worker(rt, burst=True, with_scheduler=False)
+        run_worker(rt, burst=True)
 
 
 def test_the_remarka_pack_runs_on_a_crm_added_from_tests(

@@ -56,13 +56,21 @@ def receive(tenant: str, secret: str) -> ResponseReturnValue:
     except Rejected as error:
         return gate().reject(tenant, CRM, error)
     accepted = map(gate().accept, items)
-    events = [{"event_id": event_id, "status": status} for event_id, status in accepted]
+    events = [{"entry": entry, "status": status} for entry, status in accepted]
     return jsonify(status="accepted", events=events), 200
 
 
 def parse(tenant: str, secret: str, pairs: Any) -> list[Incoming]:
     """Turn a form body into one :class:`Incoming` per entity, or raise :class:`Rejected`."""
     found = _authenticate(tenant, secret)
+    try:
+        return _events(found, pairs)
+    except Rejected as error:
+        error.trusted = True  # it came with the hook's secret: the account itself sent it
+        raise
+
+
+def _events(found: Tenant, pairs: Any) -> list[Incoming]:
     try:
         body = formdata.parse_pairs(pairs)
     except formdata.FormKeyError as exc:
@@ -82,7 +90,7 @@ def _authenticate(tenant: str, secret: str) -> Tenant:
     try:
         expected = found.secret("webhook_secret")
     except ConfigError as exc:
-        raise Rejected(503, str(exc)) from None
+        raise Rejected(503, str(exc), trusted=True) from None
     if not hmac.compare_digest(secret.encode(), expected.encode()):
         raise Rejected(403, "the secret in the hook's URL does not match the tenant's")
     return found
