@@ -24,7 +24,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from bridge.calendar import as_datetime, parse_deadline
+from bridge.calendar import as_datetime
+from bridge.deadlines import parse_deadline
 from bridge.yamlfile import Strict
 
 if TYPE_CHECKING:

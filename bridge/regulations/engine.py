@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bridge.calendar import BusinessCalendar, as_datetime, parse_deadline
+from bridge.calendar import BusinessCalendar, as_datetime
+from bridge.deadlines import parse_deadline
 from bridge.models import Action, Decision, Event, LookupQuery, Plan, Record, Timer
 from bridge.regulations.conditions import is_empty
 from bridge.regulations.pack import Rule, split_field_time

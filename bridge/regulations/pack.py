@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from bridge import actions, yamlfile
-from bridge.calendar import parse_deadline
+from bridge.deadlines import parse_deadline
 from bridge.models import EVENT_TYPES, STANDARD_FIELDS
 from bridge.regulations.conditions import Condition, deadline_text
 from bridge.yamlfile import Strict
