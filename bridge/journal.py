@@ -128,9 +128,13 @@ class ChangeRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     record_id: Mapped[str] = mapped_column(String(64))
     field: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(64), nullable=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
 
-    __table_args__ = (Index("ix_changes_record", "tenant", "kind", "record_id"),)
+    __table_args__ = (
+        Index("ix_changes_record", "tenant", "kind", "record_id"),
+        Index("ix_changes_client", "tenant", "client"),
+    )
 
 
 class SnapshotRow(Base):
@@ -254,17 +258,34 @@ class Journal:
             return row
 
     def record_changes(
-        self, tenant: str, kind: str, record_id: str, fields: list[str], at: datetime
+        self,
+        tenant: str,
+        kind: str,
+        record_id: str,
+        fields: list[str],
+        at: datetime,
+        client: Any = None,
     ) -> None:
-        """Append the fields that changed between two snapshots."""
+        """Append the fields that changed between two snapshots (and whose client it is)."""
         if not fields:
             return
+        who = str(client) if client not in (None, "", "0") else None
         with self.session() as s:
             s.add_all(
-                ChangeRow(tenant=tenant, kind=kind, record_id=record_id, field=f, at=at)
+                ChangeRow(tenant=tenant, kind=kind, record_id=record_id, field=f, at=at, client=who)
                 for f in fields
             )
             s.commit()
+
+    def client_change_counts(self, tenant: str, client: Any) -> dict[str, int]:
+        """Field -> how many times it changed over every record of one client."""
+        with self.session() as s:
+            rows = s.execute(
+                select(ChangeRow.field, func.count())
+                .where(ChangeRow.tenant == tenant, ChangeRow.client == str(client))
+                .group_by(ChangeRow.field)
+            )
+            return {field: count for field, count in rows}
 
     def change_counts(self, tenant: str, kind: str, record_id: str) -> dict[str, int]:
         """Field -> how many times it changed."""

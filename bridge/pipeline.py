@@ -9,24 +9,26 @@ crash in between replays the same diff and the same keys.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from bridge import actions, email, timers
+from bridge import actions, email, notify, tables, timers
 from bridge.calendar import as_datetime
 from bridge.config import Tenant
 from bridge.crms.connector import Connector, Outcome
 from bridge.errors import PermanentError, TransientError
 from bridge.journal import EventRow, SnapshotRow
 from bridge.models import STANDARD_FIELDS, Action, Event, Plan, Record, RecordRef
-from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups
+from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups, uses_planned
 from bridge.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 FINAL = ("processed", "failed")
+CLIENT = "contact_id"
+"""The canonical field naming a record's client: history ``per: client`` is keyed by it."""
 
 
 def run_event(rt: Runtime, event_id: int) -> str:
@@ -91,8 +93,10 @@ def _store(
 ) -> None:
     data = record.to_dict()
     if previous is not None:
+        fields = changed_fields(previous, record)
+        client = record.value(CLIENT)
         rt.journal.record_changes(
-            tenant.name, record.kind, record.id, changed_fields(previous, record), event.received_at
+            tenant.name, record.kind, record.id, fields, event.received_at, client=client
         )
     rt.journal.store_snapshot(
         tenant.name, record.kind, record.id, record.stage, data, event.received_at
@@ -116,18 +120,22 @@ def context(
 ) -> Context:
     """The engine's context for one event: time, calendar, stay, people and facts."""
     stay = stay_of(snap, record)
-    base = tenant_context(tenant, event, stay)
-    queries = needed_lookups(event, record, previous, tenant.rules, base)
+    client = record.value(CLIENT)
     facts = Facts(
         stage_since=stage_since(snap, record, event.received_at),
-        lookups={
-            rule: {n: tuple(conn.find(q)) for n, q in qs.items()} for rule, qs in queries.items()
-        },
         emails_sent=rt.journal.emails_sent(tenant.name, record.kind, record.id, stay),
         history=rt.journal.change_counts(tenant.name, record.kind, record.id),
+        client_history=rt.journal.client_change_counts(tenant.name, client) if client else {},
         activity=conn.activity_of(event),
+        planned_at=conn.planned_activity(record) if uses_planned(tenant.rules) else None,
     )
-    return replace(base, facts=facts)
+    base = tenant_context(tenant, event, stay, facts)
+    # look-ups last: they run only for rules that the other facts leave able to fire
+    queries = needed_lookups(event, record, previous, tenant.rules, base)
+    lookups = {
+        rule: {n: tuple(conn.find(q)) for n, q in qs.items()} for rule, qs in queries.items()
+    }
+    return replace(base, facts=replace(facts, lookups=lookups))
 
 
 def tenant_context(tenant: Tenant, event: Event, stay: str, facts: Facts | None = None) -> Context:
@@ -139,6 +147,10 @@ def tenant_context(tenant: Tenant, event: Event, stay: str, facts: Facts | None 
         people=tenant.people(),
         schedules=tenant.schedules(),
         facts=facts or Facts(),
+        constants=tenant.constants(),
+        surnames=tenant.surnames(),
+        labels=tenant.mapping.labels(),
+        types=tenant.mapping.types(),
     )
 
 
@@ -190,7 +202,7 @@ def execute(
     todo = [a for a in plan_actions if _still_to_do(rt, conn, event, record, a, stay)]
     crm = [a for a in todo if a.params.by == "crm"]
     outcomes = conn.execute(record, crm) if crm else {}
-    outcomes.update({a.key: _send_email(rt, conn, record, a) for a in todo if a.params.by != "crm"})
+    outcomes.update({a.key: _by_bridge(rt, conn, record, a) for a in todo if a.params.by != "crm"})
     failed, waiting = [], []
     for action in todo:
         outcome = outcomes[action.key]
@@ -205,15 +217,41 @@ def execute(
     return failed
 
 
-def _send_email(rt: Runtime, conn: Connector, record: Record, action: Action) -> Outcome:
+Executor = Callable[[Runtime, Connector, Record, Action], dict[str, Any]]
+
+
+def _send_email(rt: Runtime, conn: Connector, record: Record, action: Action) -> dict[str, Any]:
     assert isinstance(action.params, actions.SendEmail)
+    sent = email.send_action(rt.mailer(conn.tenant), conn, record, action)
+    return {"template": action.params.template, "message_id": sent.message_id}
+
+
+def _notify(rt: Runtime, conn: Connector, record: Record, action: Action) -> dict[str, Any]:
+    assert isinstance(action.params, actions.Notify)
+    return notify.send(conn.tenant, action.params)
+
+
+def _append_row(rt: Runtime, conn: Connector, record: Record, action: Action) -> dict[str, Any]:
+    assert isinstance(action.params, actions.AppendRow)
+    return tables.append(conn.tenant, action.params, action.key)
+
+
+BRIDGE_EXECUTORS: dict[str, Executor] = {
+    "send_email": _send_email,
+    "notify": _notify,
+    "append_row": _append_row,
+}
+"""The action kinds the bridge carries out itself (``by = "bridge"``), whatever the CRM."""
+
+
+def _by_bridge(rt: Runtime, conn: Connector, record: Record, action: Action) -> Outcome:
+    """One bridge-executed action; a transient error makes it wait, a permanent one fails it."""
     try:
-        sent = email.send_action(rt.mailer(conn.tenant), conn, record, action)
+        result = BRIDGE_EXECUTORS[action.kind](rt, conn, record, action)
     except TransientError as exc:
         return Outcome("retry", error=str(exc))
     except PermanentError as exc:
         return Outcome("failed", error=str(exc))
-    result: dict[str, Any] = {"template": action.params.template, "message_id": sent.message_id}
     return Outcome("done", result)
 
 
