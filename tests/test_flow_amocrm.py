@@ -113,7 +113,7 @@ def test_task_hooks_name_their_lead_and_others_are_skipped(amo: AmoBridge) -> No
     event = amo.runtime.journal.event(created["event_id"])
     assert (event.source, event.type, event.record_id, event.subject) == (
         "task[update]",
-        "record.updated",
+        "activity.updated",
         str(lead_id),
         "4745251",
     )
