@@ -43,11 +43,12 @@ def _duration(value: str | None) -> str | None:
 
 
 class Ref(Strict):
-    """A value taken from the data: ``{field: created_at, minus: 1 month}`` or
-    ``{constant: season_start}``."""
+    """A value taken from the data: ``{field: created_at, minus: 1 month}``,
+    ``{constant: season_start}``, or ``{role: supervip_staff}`` (its members' user ids)."""
 
     field: str | None = None
     constant: str | None = None
+    role: str | None = Field(default=None, description="the user ids of a role's members")
     plus: str | float | None = Field(default=None, description="a duration or a number")
     minus: str | float | None = Field(default=None, description="a duration or a number")
 
@@ -55,14 +56,16 @@ class Ref(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> Ref:
-        if (self.field is None) == (self.constant is None):
-            raise ValueError("a reference names either `field` or `constant`")
+        if sum(x is not None for x in (self.field, self.constant, self.role)) != 1:
+            raise ValueError("a reference names one of `field`, `constant` or `role`")
         if self.plus is not None and self.minus is not None:
             raise ValueError("a reference takes `plus` or `minus`, not both")
         return self
 
     def resolve(self, scope: Scope) -> Any:
         """The referenced value, its offset applied (a date moved, a number added)."""
+        if self.role is not None:
+            return list(scope.people.get(self.role, ()))
         if self.constant is not None:
             base = scope.constants.get(self.constant)
         else:

@@ -480,4 +480,6 @@ def _matches(record: Record, query: LookupQuery) -> bool:
         return False
     if query.exclude is not None and record.ref == query.exclude:
         return False
+    if query.in_stage and not any(record.in_stage(s) for s in query.in_stage):
+        return False
     return all(str(record.value(k) or "") == str(v) for k, v in query.where)

@@ -18,6 +18,7 @@ import json
 import logging
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -144,6 +145,15 @@ class Bitrix24Connector(Connector):
     def find(self, query: LookupQuery) -> list[Record]:
         """``crm.<kind>.list`` filtered by fields (D:api-reference/crm/deals/crm-deal-list.md)."""
         kind = query.kind
+        outcomes = set(self.mapping.kind(kind).outcomes.values())
+        semantic = tuple(s for s in query.in_stage if s in outcomes)
+        named = tuple(s for s in query.in_stage if s not in outcomes)
+        if semantic and named:
+            # one filter cannot say "in these stages, or won": ask twice
+            return [
+                *self.find(replace(query, in_stage=named)),
+                *self.find(replace(query, in_stage=semantic)),
+            ]
         filt: dict[str, Any] = {
             self.mapping.field_code(kind, k): crm_value(kind, k, v, self.mapping)
             for k, v in query.where
