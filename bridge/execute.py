@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bridge import actions, email
+from bridge import actions, email, notify, tables
 from bridge.crms.connector import Connector, Outcome
 from bridge.errors import PermanentError, TransientError
 from bridge.journal import Settled
@@ -48,7 +48,21 @@ def _send_email(rt: Runtime, conn: Connector, record: Record, action: Action) ->
     return {"template": action.params.template, "message_id": sent.message_id}
 
 
-EXECUTORS: dict[str, Executor] = {actions.SendEmail.kind: _send_email}
+def _notify(rt: Runtime, conn: Connector, record: Record, action: Action) -> dict[str, Any]:
+    assert isinstance(action.params, actions.Notify)
+    return notify.send(conn.tenant, action.params)
+
+
+def _append_row(rt: Runtime, conn: Connector, record: Record, action: Action) -> dict[str, Any]:
+    assert isinstance(action.params, actions.AppendRow)
+    return tables.append(conn.tenant, action.params, action.key)
+
+
+EXECUTORS: dict[str, Executor] = {
+    actions.SendEmail.kind: _send_email,
+    actions.Notify.kind: _notify,
+    actions.AppendRow.kind: _append_row,
+}
 """The bridge's own executors, by action kind (the actions whose ``by`` is ``bridge``)."""
 
 

@@ -27,15 +27,17 @@ from bridge.config import Tenant
 from bridge.crms.connector import Connector
 from bridge.errors import PermanentError, TransientError
 from bridge.execute import Item, execute
-from bridge.journal import GAVE_UP, EventRow, Snapshot
+from bridge.journal import GAVE_UP, EventRow, Snapshot, client_key
 from bridge.models import STANDARD_FIELDS, Event, Plan, Record, RecordRef
 from bridge.queue import Entry
-from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups
+from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups, uses_planned
 from bridge.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 FINAL = ("processed", "failed")
+CLIENT = "contact_id"
+"""The canonical field naming a record's client: history ``per: client`` is keyed by it."""
 
 
 @dataclass
@@ -206,18 +208,22 @@ def context(
     stay: str,
 ) -> Context:
     """The engine's context for one event: time, calendar, stay, people and facts."""
-    base = tenant_context(tenant, event, stay)
-    queries = needed_lookups(event, record, previous, tenant.rules, base)
+    client = record.value(CLIENT)
     facts = Facts(
         stage_since=stage_since(snap, record, event.received_at),
-        lookups={
-            rule: {n: tuple(conn.find(q)) for n, q in qs.items()} for rule, qs in queries.items()
-        },
         emails_sent=rt.journal.emails_sent(tenant.name, record.kind, record.id, stay),
         history=rt.journal.change_counts(tenant.name, record.kind, record.id),
+        client_history=rt.journal.client_change_counts(tenant.name, client) if client else {},
         activity=conn.activity_of(event),
+        planned_at=conn.planned_activity(record) if uses_planned(tenant.rules) else None,
     )
-    return replace(base, facts=facts)
+    base = tenant_context(tenant, event, stay, facts)
+    # look-ups last: they run only for rules that the other facts leave able to fire
+    queries = needed_lookups(event, record, previous, tenant.rules, base)
+    lookups = {
+        rule: {n: tuple(conn.find(q)) for n, q in qs.items()} for rule, qs in queries.items()
+    }
+    return replace(base, facts=replace(facts, lookups=lookups))
 
 
 def tenant_context(tenant: Tenant, event: Event, stay: str, facts: Facts | None = None) -> Context:
@@ -229,6 +235,10 @@ def tenant_context(tenant: Tenant, event: Event, stay: str, facts: Facts | None 
         people=tenant.people(),
         schedules=tenant.schedules(),
         facts=facts or Facts(),
+        constants=tenant.constants(),
+        surnames=tenant.surnames(),
+        labels=tenant.mapping.labels(),
+        types=tenant.mapping.types(),
     )
 
 
@@ -325,7 +335,7 @@ def finish(rt: Runtime, tenant: Tenant | None, tenant_name: str, works: list[Wor
 
 def _snapshots(
     works: list[Work], held: set[tuple[str, str]]
-) -> tuple[dict[tuple[str, str], Snapshot], list[tuple[str, str, str, datetime]]]:
+) -> tuple[dict[tuple[str, str], Snapshot], list[tuple[str, str, str, datetime, str | None]]]:
     """The last snapshot of each record the batch carried through, and the fields each event
     changed. A record with an event that must wait keeps its old snapshot: the retry replays
     the same diff and the same keys."""
@@ -338,7 +348,8 @@ def _snapshots(
         snaps[(record.kind, record.id)] = work.after
         if work.previous is not None:
             at, fields = work.event.received_at, changed_fields(work.previous, record)
-            changes += [(record.kind, record.id, f, at) for f in fields]
+            client = client_key(record.value(CLIENT))
+            changes += [(record.kind, record.id, f, at, client) for f in fields]
     return snaps, changes
 
 

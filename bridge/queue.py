@@ -160,6 +160,10 @@ class EventQueue:
         """Is the tenant on hold?"""
         return bool(self.redis.exists(f"{PREFIX}hold:{tenant}"))
 
+    def held_for(self, tenant: str) -> float:
+        """Seconds the tenant's hold still lasts (0 when none)."""
+        return max(int(self.redis.pttl(f"{PREFIX}hold:{tenant}")), 0) / 1000
+
     def resume(self, tenant: str) -> None:
         """End a hold now (new credentials, an admin's replay)."""
         self.redis.delete(f"{PREFIX}hold:{tenant}")

@@ -14,8 +14,8 @@ import logging
 from datetime import datetime, timedelta
 
 from bridge import clock
-from bridge.calendar import DeadlineKind, Unit, parse_deadline
 from bridge.config import Tenant
+from bridge.deadlines import DeadlineKind, Unit, parse_deadline
 from bridge.execute import Item, execute
 from bridge.journal import SnapshotRow
 from bridge.masking import redact
@@ -121,9 +121,9 @@ def check(rt: Runtime, tenant_name: str, method: str) -> str:
 def interval_seconds(every: str) -> int:
     """A pack's ``sweep_every`` as seconds (a plain duration: minutes, hours or days)."""
     deadline = parse_deadline(every)
-    if deadline.kind is not DeadlineKind.CALENDAR:
+    units = {Unit.MINUTES: 60, Unit.HOURS: 3600, Unit.DAYS: 86400}
+    if deadline.kind is not DeadlineKind.CALENDAR or deadline.unit not in units or deadline.then:
         raise ValueError(
             f"sweep_every must be a plain duration such as '60 minutes', not {every!r}"
         )
-    unit = {Unit.MINUTES: 60, Unit.HOURS: 3600, Unit.DAYS: 86400}[deadline.unit]
-    return int(timedelta(seconds=deadline.amount * unit).total_seconds())
+    return int(timedelta(seconds=deadline.amount * units[deadline.unit]).total_seconds())

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 IDLE_WAIT = 1.0
 """Seconds an idle worker sleeps at most (the doorbell wakes it sooner)."""
 MAX_BACKOFF = 30.0
+BURST_PATIENCE = 1.0
+"""Seconds a burst run waits for a tenant's hold to end before it calls the queue done."""
 
 
 class Drainer:
@@ -90,9 +92,10 @@ class Drainer:
         return total
 
     def idle(self) -> bool:
-        """Nothing to take now: every tenant's stream is empty or held back."""
+        """Nothing to take soon: every tenant's stream is empty or held back for longer than
+        a burst waits (a second)."""
         q = self.rt.queue
-        return all(q.waiting(t) == 0 or q.held(t) for t in q.tenants())
+        return all(q.waiting(t) == 0 or q.held_for(t) > BURST_PATIENCE for t in q.tenants())
 
     def run(self, stop: threading.Event, *, burst: bool = False) -> None:
         """Drain until ``stop`` is set (with ``burst``: until nothing is left to take)."""

@@ -24,11 +24,12 @@ from tests.amocrm_env import (
     IVANOVA,
     LOST,
     MEETING,
-    ORDER_NEW,
+    ORDER_SHIPPING,
     ORDERS,
     REQUEST_NEW,
     REQUESTS,
     SMIRNOV,
+    WON,
     AmoBridge,
     lead,
 )
@@ -111,7 +112,7 @@ def test_task_hooks_name_their_lead_and_others_are_skipped(amo: AmoBridge) -> No
     event = amo.runtime.journal.event_by_entry("remarka", created["entry"])
     assert (event.source, event.type, event.record_id, event.subject) == (
         "task[update]",
-        "record.updated",
+        "activity.updated",
         str(lead_id),
         "4745251",
     )
@@ -289,7 +290,13 @@ def test_a_request_from_a_returning_client_is_commented_and_marked(
     sb.add_contact(501, "Пётр", email="petr@example.com")
     client = {"_embedded": {"contacts": [{"id": 501, "is_main": True}]}}
     titles = ["Колодки передние", "Щётки стеклоочистителя", "Масляный фильтр Mann W712/75"]
-    orders = [sb.add_lead(lead(t, ORDER_NEW, SMIRNOV, ORDERS, **client)) for t in titles]
+    # paid orders (being delivered, or done) count; a lost one does not
+    stages = [ORDER_SHIPPING, WON, ORDER_SHIPPING]
+    orders = [
+        sb.add_lead(lead(t, s, SMIRNOV, ORDERS, **client))
+        for t, s in zip(titles, stages, strict=True)
+    ]
+    sb.add_lead(lead("Отменённый заказ", LOST, SMIRNOV, ORDERS, **client))
     sb.subscribe(amo.hook_url("autoparts"), ["add_lead", "update_lead", "status_lead"])
     request = sb.add_lead(
         lead("Фильтры на ТО Skoda Octavia", REQUEST_NEW, SMIRNOV, REQUESTS, **client)

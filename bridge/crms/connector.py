@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bridge.errors import PermanentError, TransientError
@@ -74,6 +75,11 @@ class Connector(ABC):
     def activity_of(self, event: Event) -> dict[str, Any] | None:
         """For ``activity.created``: ``{"type": call|email|meeting|task|other, "direction":
         incoming|outgoing|"", "completed": bool}``; None where the CRM does not say."""
+        return None
+
+    def planned_activity(self, record: Record) -> datetime | None:
+        """When the record's nearest open activity (call, meeting, task) is due, or None:
+        the next contact scheduled in the CRM itself. None where the CRM does not say."""
         return None
 
     @abstractmethod

@@ -216,17 +216,34 @@ class Journal(BatchWrites):
             return row
 
     def record_changes(
-        self, tenant: str, kind: str, record_id: str, fields: list[str], at: datetime
+        self,
+        tenant: str,
+        kind: str,
+        record_id: str,
+        fields: list[str],
+        at: datetime,
+        client: Any = None,
     ) -> None:
-        """Append the fields that changed between two snapshots."""
+        """Append the fields that changed between two snapshots (and whose client it is)."""
         if not fields:
             return
+        who = client_key(client)
         with self.session() as s:
             s.add_all(
-                ChangeRow(tenant=tenant, kind=kind, record_id=record_id, field=f, at=at)
+                ChangeRow(tenant=tenant, kind=kind, record_id=record_id, field=f, at=at, client=who)
                 for f in fields
             )
             s.commit()
+
+    def client_change_counts(self, tenant: str, client: Any) -> dict[str, int]:
+        """Field -> how many times it changed over every record of one client."""
+        with self.session() as s:
+            rows = s.execute(
+                select(ChangeRow.field, func.count())
+                .where(ChangeRow.tenant == tenant, ChangeRow.client == str(client))
+                .group_by(ChangeRow.field)
+            )
+            return {field: count for field, count in rows}
 
     def change_counts(self, tenant: str, kind: str, record_id: str) -> dict[str, int]:
         """Field -> how many times it changed."""
@@ -296,6 +313,11 @@ def _with_children(s: Session, row: EventRow) -> dict[str, Any]:
     decisions = s.scalars(select(DecisionRow).where(DecisionRow.event_id == row.id)).all()
     actions = s.scalars(select(ActionRow).where(ActionRow.event_id == row.id)).all()
     return {"event": row, "decisions": list(decisions), "actions": list(actions)}
+
+
+def client_key(client: Any) -> str | None:
+    """How a record's client is kept with its changes (None: the record names no client)."""
+    return str(client) if client not in (None, "", "0") else None
 
 
 def mask_url(url: str) -> str:

@@ -135,11 +135,12 @@ class BatchWrites:
         self,
         tenant: str,
         snapshots: dict[tuple[str, str], Snapshot],
-        changes: Iterable[tuple[str, str, str, datetime]],
+        changes: Iterable[tuple[str, str, str, datetime, str | None]],
         finished: Iterable[tuple[int, str, str]],
     ) -> None:
         """One transaction at the end of a batch: the records' new snapshots, the fields that
-        changed ``(kind, id, field, at)``, and the events' final ``(id, status, reason)``."""
+        changed ``(kind, id, field, at, client)``, and the events' final ``(id, status,
+        reason)``."""
         now = clock.utcnow()
         with self.session() as s:
             for (kind, record_id), snap in snapshots.items():
@@ -150,8 +151,8 @@ class BatchWrites:
                 row.stage_since, row.data, row.updated_at = snap.stage_since, snap.data, now
                 s.add(row)
             s.add_all(
-                ChangeRow(tenant=tenant, kind=k, record_id=i, field=f, at=at)
-                for k, i, f, at in changes
+                ChangeRow(tenant=tenant, kind=k, record_id=i, field=f, at=at, client=c)
+                for k, i, f, at, c in changes
             )
             for event_id, status, reason in finished:
                 s.execute(

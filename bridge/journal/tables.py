@@ -122,9 +122,13 @@ class ChangeRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     record_id: Mapped[str] = mapped_column(String(64))
     field: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(64), nullable=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
 
-    __table_args__ = (Index("ix_changes_record", "tenant", "kind", "record_id"),)
+    __table_args__ = (
+        Index("ix_changes_record", "tenant", "kind", "record_id"),
+        Index("ix_changes_client", "tenant", "client"),
+    )
 
 
 class SnapshotRow(Base):

@@ -42,9 +42,10 @@ LEAD_ACTIONS = {
     "responsible": "record.updated",
     "restore": "record.updated",
 }
-# task[<action>] (singular in the official example): a new task is an activity on its lead;
-# an edited or completed one changes the lead's open tasks (closest_task_at)
-TASK_ACTIONS = {"add": "activity.created", "update": "record.updated"}
+# task[<action>] (singular in the official example): a task is an activity on its lead; an
+# update may complete it (status 1, action_close 1: the contact happened), which the pipeline
+# reads from the task itself (https://www.amocrm.ru/developers/content/crm_platform/tasks-api)
+TASK_ACTIONS = {"add": "activity.created", "update": "activity.updated"}
 LEGACY_LEAD = "2"  # element_type of a lead in legacy bodies (reference §1.4)
 
 

@@ -28,6 +28,10 @@ EVENTS = {
     "ONCRMLEADADD": ("record.created", "lead"),
     "ONCRMLEADUPDATE": ("record.updated", "lead"),
     "ONCRMACTIVITYADD": ("activity.created", "activity"),
+    # a call or meeting marked done, a deadline moved: data[FIELDS][ID] is the activity's id
+    # (D:api-reference/crm/timeline/activities/events/on-crm-activity-update.md; RU:
+    # https://dev.1c-bitrix.ru/rest_help/crm/rest_activity/events_business/on_Crm_Activity_Update.php)
+    "ONCRMACTIVITYUPDATE": ("activity.updated", "activity"),
 }
 REQUIRED = ("event", "data[FIELDS][ID]", "ts", "auth[application_token]")
 
