@@ -8,9 +8,10 @@ from flask import Flask, current_app, jsonify
 
 from bridge import crms
 from bridge.crms.receive import GATE
-from bridge.ingress import Gate
+from bridge.ingress import Gate, Unavailable, unavailable
 from bridge.masking import install_log_redaction
 from bridge.runtime import Runtime
+from bridge.spool import Replayer
 
 
 def create_app(test_config: dict[str, Any] | None = None, runtime: Runtime | None = None) -> Flask:
@@ -33,7 +34,9 @@ def create_app(test_config: dict[str, Any] | None = None, runtime: Runtime | Non
         app.config.get("REDIS_URL"),
     )
     app.extensions["bridge"] = rt
-    app.extensions[GATE] = Gate(rt)
+    gate = app.extensions[GATE] = Gate(rt)
+    Replayer.ensure(gate.spool, gate.replay_spool)
+    app.register_error_handler(Unavailable, unavailable)
     for crm in crms.every():
         app.register_blueprint(crm.blueprint())
     app.add_url_rule("/health", "health", _health)

@@ -72,6 +72,18 @@ def validate(path: str | None) -> None:
 
 
 @cli.command()
+@click.option(
+    "--journal", "url", default=None, help="SQLAlchemy URL (default: $BRIDGE_JOURNAL_URL)."
+)
+def migrate(url: str | None) -> None:
+    """Create or upgrade the journal's schema (run once, before starting the processes)."""
+    from bridge.journal import migrate as run
+
+    revision = run(url)
+    click.echo(f"journal schema at revision {revision}")
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True)
 def serve(host: str, port: int) -> None:
@@ -184,8 +196,22 @@ for _crm in crms.every():
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point."""
-    cli.main(args=argv, prog_name="bridge")
+    """Console entry point: an error the bridge raises on purpose is a message, not a traceback."""
+    from bridge.errors import BridgeError
+
+    try:
+        cli.main(args=argv, prog_name="bridge", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except BridgeError as exc:
+        click.echo(f"bridge: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

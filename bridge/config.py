@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from bridge import crms, mappings, yamlfile
 from bridge.actions import CreateTask
@@ -39,10 +39,43 @@ WorkingHours = Annotated[dict[str, str], AfterValidator(_check_hours)]
 
 
 class StaffConfig(Strict):
-    """One person's working hours, when they differ from the tenant's."""
+    """One person of the staff: their surname (rules look for it in texts), and their working
+    hours when they differ from the tenant's."""
 
-    working_hours: WorkingHours = Field(default_factory=lambda: {"mon-fri": "09:00-18:00"})
+    surname: str | None = Field(default=None, description="as they sign comments")
+    working_hours: WorkingHours | None = Field(
+        default=None, description="own hours (default: the tenant's)"
+    )
     days_off: list[date] = Field(default_factory=list)
+
+
+class ChannelConfig(Strict):
+    """A messenger channel for ``notify``: an apprise URL held in the environment (it
+    carries the bot's token), e.g. ``tgram://<token>/<chat id>``."""
+
+    url_env: str = Field(description="env var (or secrets file entry) with the apprise URL")
+
+
+class TableConfig(Strict):
+    """A table for ``append_row``: a CSV or XLSX file, or a Google Sheet."""
+
+    columns: list[str] = Field(min_length=1, description="the header, in order")
+    file: str | None = Field(default=None, description=".csv or .xlsx, relative to this file")
+    sheet: str | None = Field(default=None, description="worksheet (XLSX, Google Sheets)")
+    google_sheet: str | None = Field(default=None, description="a spreadsheet's key")
+    credentials_env: str | None = Field(
+        default=None, description="env var with the Google service account's JSON key"
+    )
+
+    @model_validator(mode="after")
+    def _one_place(self) -> TableConfig:
+        if (self.file is None) == (self.google_sheet is None):
+            raise ValueError("a table is either a `file` or a `google_sheet`")
+        if self.file and not self.file.endswith((".csv", ".xlsx")):
+            raise ValueError(f"file {self.file!r} must end in .csv or .xlsx")
+        if self.google_sheet and not self.credentials_env:
+            raise ValueError("a google_sheet needs `credentials_env`")
+        return self
 
 
 class EmailConfig(Strict):
@@ -79,7 +112,17 @@ class TenantConfig(Strict):
         default_factory=dict, description="role -> user alias(es) or id(s), in order of preference"
     )
     staff: dict[str, StaffConfig] = Field(
-        default_factory=dict, description="user alias -> own working hours (who is at work when)"
+        default_factory=dict,
+        description="user alias -> surname and own working hours (who is at work when)",
+    )
+    constants: dict[str, Any] = Field(
+        default_factory=dict, description="values the packs refer to (override their defaults)"
+    )
+    channels: dict[str, ChannelConfig] = Field(
+        default_factory=dict, description="messenger channels for `notify`, by name"
+    )
+    tables: dict[str, TableConfig] = Field(
+        default_factory=dict, description="tables for `append_row`, by name"
     )
     email: EmailConfig | None = Field(default=None, description="template e-mail; none: no e-mail")
     tasks_in: str | None = Field(
@@ -168,13 +211,30 @@ class Tenant:
 
     def schedules(self) -> dict[str, BusinessCalendar]:
         """CRM user id -> that person's calendar (only for staff with their own hours)."""
-        return {self.mapping.user(alias): self._calendars[alias] for alias in self.config.staff}
+        return {self.mapping.user(alias): cal for alias, cal in self._calendars.items()}
+
+    def surnames(self) -> dict[str, str]:
+        """CRM user id -> surname, for the staff whose surname the tenant lists."""
+        staff = self.config.staff.items()
+        return {self.mapping.user(alias): s.surname for alias, s in staff if s.surname}
+
+    def constants(self) -> dict[str, Any]:
+        """The packs' constants with the tenant's values over their defaults."""
+        merged: dict[str, Any] = {}
+        for pack in self.packs:
+            merged.update(pack.constants)
+        return {**merged, **self.config.constants}
 
     def __post_init__(self) -> None:
         tz = self.config.timezone
         self._calendars = {
-            alias: BusinessCalendar(tz, parse_hours(s.working_hours), extra_days_off=s.days_off)
+            alias: BusinessCalendar(
+                tz,
+                parse_hours(s.working_hours or self.config.working_hours),
+                extra_days_off=[*self.config.days_off, *s.days_off],
+            )
             for alias, s in self.config.staff.items()
+            if s.working_hours or s.days_off
         }
 
     def secret(self, key: str) -> str:
@@ -286,6 +346,10 @@ def _known(crm: type[crms.CRM], mapping: mappings.Mapping, cfg: TenantConfig, ba
         stages={k: mapping.canonical_stages(k) for k in kinds},
         people=set(mapping.users) | set(cfg.roles),
         templates=templates,
+        constants=cfg.constants,
+        labels={k: set(mapping.kind(k).labels) for k in kinds},
+        channels=set(cfg.channels),
+        tables={name: t.columns for name, t in cfg.tables.items()},
     )
 
 

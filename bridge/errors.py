@@ -39,3 +39,7 @@ class TenantPaused(TransientError):
     Transient on purpose: the tenant's work stops, but its events stay queued and are retried
     by rq; they go through once an admin re-authorizes (``bridge amocrm-auth``), never dropped.
     """
+
+
+class SchemaError(BridgeError):
+    """The journal's database has no schema, or an older one: run ``bridge migrate``."""

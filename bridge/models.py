@@ -19,9 +19,14 @@ EVENT_TYPES = (
     "record.updated",
     "stage.changed",
     "activity.created",
+    "activity.updated",
+    "activity.completed",
     "timer.due",
     "sweep",
+    "broadcast",
 )
+"""``stage.changed`` and ``activity.completed`` are derived by the engine (from the snapshot,
+from the activity); ``broadcast`` runs only through ``bridge broadcast``."""
 
 BATCH = "batch"
 """The type of an event that stands for many records: a file a CRM uploaded (1C's exchange).

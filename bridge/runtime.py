@@ -7,6 +7,7 @@ in workers (rq imports job functions by name, so they find their runtime here).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import redis
 
@@ -79,9 +80,24 @@ class Runtime:
             self._mailers[tenant.name] = email.mailer_for(tenant)
         return self._mailers[tenant.name]
 
-    def requeue_failed(self, tenant: str) -> int:
-        """Put a tenant's event and timer jobs that ran out of retries back in the queue."""
-        return queue.requeue_failed(self.redis, tenant)
+    @cached_property
+    def queue(self) -> queue.EventQueue:
+        """The tenants' event streams on this process's Redis."""
+        return queue.EventQueue(self.redis)
+
+    def replay(self, event_ids: list[int]) -> int:
+        """Put journaled events back in their tenants' streams (dead letters, an admin's
+        replay): what they did is kept, what failed or never ran runs again."""
+        rows = self.journal.events_by_id(event_ids)
+        for row in rows.values():
+            self.queue.append(row.tenant, {"k": "replay", "event": row.id})
+        return len(rows)
+
+    def resume(self, tenant: str) -> int:
+        """A tenant's CRM works again (new credentials): end its hold and replay the events
+        that ran out of retries meanwhile; returns how many."""
+        self.queue.resume(tenant)
+        return self.replay(self.journal.dead_letters(tenant))
 
 
 _current: Runtime | None = None

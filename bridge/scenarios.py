@@ -18,6 +18,7 @@ from pydantic import Field
 from bridge import yamlfile
 from bridge.calendar import BusinessCalendar
 from bridge.config import parse_hours
+from bridge.mappings import Mapping
 from bridge.models import Action, Event, Plan, Record, Timer
 from bridge.regulations.engine import Context, Facts, evaluate
 from bridge.regulations.pack import Pack, load_pack
@@ -55,6 +56,14 @@ class Scenario(Strict):
     staff: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="user id -> working hours"
     )
+    surnames: dict[str, str] = Field(default_factory=dict, description="user id -> surname")
+    constants: dict[str, Any] = Field(
+        default_factory=dict, description="the tenant's constants (over the pack's defaults)"
+    )
+    mapping: str | None = Field(
+        default=None,
+        description="a tenant's mapping file (relative to this one): its labels and types",
+    )
     previous: dict[str, Any] | None = None
     steps: list[Step] = Field(min_length=1)
 
@@ -84,7 +93,8 @@ def run_file(pack: Pack, path: Path) -> Result:
     doc = yamlfile.load(path)
     scenario: Scenario = yamlfile.validate(Scenario, doc)
     result = Result(path, scenario.scenario)
-    state = _State(scenario)
+    mapping = _mapping(path.parent / scenario.mapping) if scenario.mapping else Mapping()
+    state = _State(scenario, pack, mapping)
     for i, step in enumerate(scenario.steps):
         plan = state.play(pack, step)
         for problem in compare(step.expect, plan):
@@ -101,7 +111,13 @@ def run_pack(pack_path: Path) -> list[Result]:
 class _State:
     """What the pipeline would remember between events: snapshot, stay, timers."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, pack: Pack, mapping: Mapping) -> None:
+        self.extra = {
+            "constants": {**pack.constants, **scenario.constants},
+            "surnames": scenario.surnames,
+            "labels": mapping.labels(),
+            "types": mapping.types(),
+        }
         self.calendar = BusinessCalendar(scenario.timezone, parse_hours(scenario.working_hours))
         self.people = {
             k: (v,) if isinstance(v, str) else tuple(v) for k, v in scenario.people.items()
@@ -123,7 +139,15 @@ class _State:
             timer = self.timers[step.timer or ""]
             subject = timer.subject
         event = Event("scenario", record.crm, step.event, record.ref, step.at, subject=subject)
-        ctx = Context(step.at, self.calendar, stay, self.people, self.schedules, _facts(step.facts))
+        ctx = Context(
+            step.at,
+            self.calendar,
+            stay,
+            self.people,
+            self.schedules,
+            _facts(step.facts),
+            **self.extra,
+        )
         plan = evaluate(event, record, self.previous, pack.rules, ctx)
         self.timers.update({t.rule: t for t in plan.timers})
         self.previous, self.stay, self.version = record, stay, self.version + 1
@@ -145,6 +169,11 @@ class _State:
         return self.stay
 
 
+def _mapping(path: Path) -> Mapping:
+    """A tenant's mapping file on its own (its labels and types; no CRM defaults)."""
+    return yamlfile.validate(Mapping, yamlfile.load(path))
+
+
 def _record(data: dict[str, Any]) -> Record:
     defaults = {"kind": "deal", "id": "1", "crm": "scenario", "responsible": "1", "title": ""}
     merged = {**defaults, **data}
@@ -164,8 +193,14 @@ def _facts(data: dict[str, Any]) -> Facts:
         lookups=lookups,
         emails_sent=frozenset(data.get("emails_sent") or ()),
         history=dict(data.get("history") or {}),
+        client_history=dict(data.get("client_history") or {}),
         activity=data.get("activity"),
+        planned_at=_when(data.get("planned_at")),
     )
+
+
+def _when(value: Any) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None
 
 
 def compare(expect: Expect, plan: Plan) -> list[str]:

@@ -14,12 +14,14 @@ import logging
 from datetime import datetime, timedelta
 
 from bridge import clock
-from bridge.calendar import DeadlineKind, Unit, parse_deadline
 from bridge.config import Tenant
+from bridge.deadlines import DeadlineKind, Unit, parse_deadline
+from bridge.execute import Item, execute
 from bridge.journal import SnapshotRow
 from bridge.masking import redact
 from bridge.models import Event, Record
-from bridge.pipeline import execute, plan_for, stage_since, stay_of
+from bridge.pipeline import plan_for, stage_since, stay_of
+from bridge.queue import BATCH
 from bridge.regulations.engine import Facts
 from bridge.runtime import Runtime
 
@@ -32,7 +34,11 @@ def sweep_rules(tenant: Tenant) -> list:
 
 
 def sweep(rt: Runtime, tenant_name: str) -> str:
-    """Evaluate the sweep rules over every open record; returns a summary."""
+    """Evaluate the sweep rules over every open record; returns a summary.
+
+    The records' actions are carried out a batch at a time across records (one Bitrix24
+    ``batch`` for 50 of them), not one request per record.
+    """
     tenant = rt.tenant(tenant_name)
     rules = sweep_rules(tenant) if tenant else []
     if not rules:
@@ -43,46 +49,53 @@ def sweep(rt: Runtime, tenant_name: str) -> str:
         crm=tenant.config.crm,
         source="sweep",
         type="sweep",
-        status="queued",
+        status="processing",
         received_at=now,
     )
     kinds = sorted({k for rule in rules for k in (rule.when.kind or ["deal"])})
     seen = acted = 0
+    pending: list[Item] = []
     for kind in kinds:
         snaps = rt.journal.snapshots(tenant.name, kind)
         for record in rt.connector(tenant).list_open(kind):
             seen += 1
-            acted += _one(rt, tenant, event_id, record, snaps.get(record.id), now)
+            items = _plan(rt, tenant, event_id, record, snaps.get(record.id), now)
+            acted += bool(items)
+            pending += items
+            if len(pending) >= BATCH:
+                execute(rt, rt.connector(tenant), pending)
+                pending = []
+    if pending:
+        execute(rt, rt.connector(tenant), pending)
     summary = f"{seen} open record(s) swept, {acted} with actions"
     rt.journal.finish_event(event_id, "processed", summary)
     return summary
 
 
-def _one(
+def _plan(
     rt: Runtime,
     tenant: Tenant,
     event_id: int,
     record: Record,
     snap: SnapshotRow | None,
     now: datetime,
-) -> int:
+) -> list[Item]:
     event = Event(tenant.name, tenant.config.crm, "sweep", record.ref, now, "sweep", event_id)
     stay = stay_of(snap, record)
     facts = Facts(stage_since=stage_since(snap, record, now))
     plan = plan_for(tenant, event, record, None, stay, facts)
     if not plan.actions:
-        return 0
+        return []
     fired = [d for d in plan.decisions if d.verdict == "fired"]
     rt.journal.add_decisions(
         event_id, [(d.rule, d.verdict, f"{record.ref}: {d.detail}") for d in fired]
     )
-    execute(rt, rt.connector(tenant), event, record, plan.actions, stay)
     if snap is None or snap.stage != record.stage:
         # a record first met here: remember its stay so that the next sweep keeps its keys
         rt.journal.store_snapshot(
             tenant.name, record.kind, record.id, record.stage, record.to_dict(), now
         )
-    return 1
+    return [Item(event_id, tenant.name, record, a, stay) for a in plan.actions]
 
 
 def check(rt: Runtime, tenant_name: str, method: str) -> str:
@@ -108,9 +121,9 @@ def check(rt: Runtime, tenant_name: str, method: str) -> str:
 def interval_seconds(every: str) -> int:
     """A pack's ``sweep_every`` as seconds (a plain duration: minutes, hours or days)."""
     deadline = parse_deadline(every)
-    if deadline.kind is not DeadlineKind.CALENDAR:
+    units = {Unit.MINUTES: 60, Unit.HOURS: 3600, Unit.DAYS: 86400}
+    if deadline.kind is not DeadlineKind.CALENDAR or deadline.unit not in units or deadline.then:
         raise ValueError(
             f"sweep_every must be a plain duration such as '60 minutes', not {every!r}"
         )
-    unit = {Unit.MINUTES: 60, Unit.HOURS: 3600, Unit.DAYS: 86400}[deadline.unit]
-    return int(timedelta(seconds=deadline.amount * unit).total_seconds())
+    return int(timedelta(seconds=deadline.amount * units[deadline.unit]).total_seconds())

@@ -3,7 +3,7 @@ loopback, its tasks created in the shop's Bitrix24 (sandbox), e-mail in an outbo
 
 The tenants are the example's (config/bridge.yaml: ``fireworks`` on Bitrix24, ``fireworks-1c``
 on 1C with ``tasks_in: fireworks``), with their real mappings, packs and templates, written
-into the test's folder with the spool, the outbox and no waiting between retries.
+into the test's folder with the store, the outbox and no waiting between retries.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def tenants(tmp: Path, connection: dict[str, Any]) -> dict[str, Any]:
         }
         tenant["retry_intervals"] = [0, 0, 0]
         out[name] = tenant
-    out[TENANT]["connection"] |= {"spool": str(tmp / "spool"), **connection}
+    out[TENANT]["connection"] |= {"store": str(tmp / "store"), **connection}
     return out
 
 
@@ -71,7 +71,7 @@ class OneCBridge:
 
     def work(self) -> None:
         """Run the worker until the queue is empty."""
-        run_worker(self.runtime, burst=True, with_scheduler=False)
+        run_worker(self.runtime, burst=True)
 
     def exchange(self, **options: Any) -> ExchangeLog:
         """One exchange of 1C with the bridge; the worker runs between import and query."""

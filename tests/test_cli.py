@@ -24,6 +24,7 @@ def test_check_passes_on_the_example_pack() -> None:
 def test_check_prints_a_readable_diff_and_fails(tmp_path: Path) -> None:
     folder = tmp_path / "regulations"
     shutil.copytree(ROOT / "config" / "regulations", folder)
+    shutil.copytree(ROOT / "config" / "mappings", tmp_path / "mappings")  # scenarios' labels
     scenario = folder / "scenarios" / "remarka" / "refusal-without-reason.yaml"
     scenario.write_text(scenario.read_text().replace("10:30:00", "11:30:00"), encoding="utf-8")
     result = CliRunner().invoke(cli, ["check", "remarka", "--dir", str(folder)])

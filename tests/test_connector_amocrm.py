@@ -24,7 +24,7 @@ from bridge.crms.amocrm import AmoCRM
 from bridge.crms.amocrm.connector import AmoCRMConnector, marker
 from bridge.errors import PermanentError, TenantPaused, TransientError
 from bridge.masking import redact
-from bridge.models import Action, LookupQuery, Record, RecordRef
+from bridge.models import Action, Event, LookupQuery, Record, RecordRef
 from tests.amocrm_env import (
     IVANOVA,
     MEETING,
@@ -396,3 +396,76 @@ def test_hook_secrets_and_bearer_tokens_are_masked() -> None:
     line = '"POST /hooks/amocrm/remarka/remarka-hook-s3cr3t HTTP/1.1" 200 -'
     assert redact(line) == '"POST /hooks/amocrm/remarka/*** HTTP/1.1" 200 -'
     assert redact("Authorization: Bearer eyJ0.eyJq.c2ln") == "Authorization: Bearer ***"
+
+
+# D:crm_platform/events-and-notes, «Получение примечания по ID»: a call note; params as the page
+# lists them for call_in / call_out (uniq, duration, source, link, phone, call_status)
+CALL_NOTE = {
+    "id": 76787983,
+    "entity_id": 167353,
+    "created_by": 504141,
+    "updated_by": 504141,
+    "created_at": 1588841241,
+    "updated_at": 1588841241,
+    "responsible_user_id": 504141,
+    "group_id": 0,
+    "note_type": "call_out",
+    "params": {
+        "uniq": "8f52d38a-5fb3-406d-93a3-a4832dc28f8b",
+        "duration": 0,
+        "source": "onlinePBX",
+        "link": "https://example.com/record.mp3",
+        "phone": "+79999999999",
+        "call_status": 6,
+    },
+    "account_id": 28805383,
+}
+# D:crm_platform/tasks-api, «Получение задачи по ID», completed with a result
+DONE_TASK = {
+    "id": 4745251,
+    "entity_id": 167353,
+    "entity_type": "leads",
+    "task_type_id": 2,
+    "text": "Встреча на объекте",
+    "is_completed": True,
+    "result": {"text": "Клиент думает, перезвонить в пятницу"},
+    "complete_till": 1588885140,
+}
+
+
+@responses.activate
+def test_a_call_note_is_a_completed_call_with_its_outcome(conn: AmoCRMConnector) -> None:
+    responses.get(f"{BASE}/api/v4/leads/notes/76787983", json=CALL_NOTE)
+    event = Event(
+        "remarka",
+        "amocrm",
+        "activity.created",
+        RecordRef("", "167353"),
+        datetime(2025, 10, 22, tzinfo=UTC),
+        source="leads[note]",
+        subject="76787983",
+    )
+    assert conn.activity_of(event) == {
+        "type": "call",
+        "direction": "outgoing",
+        "completed": True,
+        "outcome": "no_answer",
+    }
+
+
+@responses.activate
+def test_a_completed_task_is_a_completed_contact(conn: AmoCRMConnector) -> None:
+    responses.get(f"{BASE}/api/v4/tasks/4745251", json=DONE_TASK)
+    event = Event(
+        "remarka",
+        "amocrm",
+        "activity.updated",
+        RecordRef("", "167353"),
+        datetime(2025, 10, 22, tzinfo=UTC),
+        source="task[update]",
+        subject="4745251",
+    )
+    activity = conn.activity_of(event)
+    assert activity is not None
+    assert (activity["type"], activity["completed"]) == ("meeting", True)
+    assert activity["result"] == "Клиент думает, перезвонить в пятницу"

@@ -10,9 +10,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from bridge.errors import PermanentError
+from bridge.errors import PermanentError, TransientError
 from bridge.mappings import Mapping
 from bridge.models import OPEN, Action, Event, LookupQuery, Record, RecordRef
 
@@ -77,6 +78,11 @@ class Connector(ABC):
         incoming|outgoing|"", "completed": bool}``; None where the CRM does not say."""
         return None
 
+    def planned_activity(self, record: Record) -> datetime | None:
+        """When the record's nearest open activity (call, meeting, task) is due, or None:
+        the next contact scheduled in the CRM itself. None where the CRM does not say."""
+        return None
+
     @abstractmethod
     def execute(self, record: Record, actions: Sequence[Action]) -> dict[str, Outcome]:
         """Carry out actions on one record, in as few requests as the CRM allows.
@@ -92,6 +98,37 @@ class Connector(ABC):
         Raises:
             bridge.errors.TransientError: nothing could be sent now (rate limit, outage).
         """
+
+    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | PermanentError]:
+        """Read several records, in as few requests as the CRM allows (default: one each).
+
+        A record the CRM will never give (deleted, no access) maps to its PermanentError.
+
+        Raises:
+            TransientError: nothing could be read now.
+        """
+        out: dict[RecordRef, Record | PermanentError] = {}
+        for ref in dict.fromkeys(refs):
+            try:
+                out[ref] = self.fetch(ref)
+            except PermanentError as exc:
+                out[ref] = exc
+        return out
+
+    def execute_many(self, plans: Sequence[tuple[Record, Sequence[Action]]]) -> dict[str, Outcome]:
+        """Carry out the actions of several records (default: :meth:`execute` for each).
+
+        A request that fails fails (or makes wait) only its own actions.
+        """
+        out: dict[str, Outcome] = {}
+        for record, actions in plans:
+            try:
+                out.update(self.execute(record, actions))
+            except TransientError as exc:
+                out.update({a.key: Outcome("retry", error=str(exc)) for a in actions})
+            except PermanentError as exc:
+                out.update({a.key: Outcome("failed", error=str(exc)) for a in actions})
+        return out
 
     def expand(self, event: Event) -> list[Incoming]:
         """A ``batch`` event (:data:`bridge.models.BATCH`: a file the CRM uploaded) as the

@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bridge.calendar import BusinessCalendar, as_datetime, parse_deadline
+from bridge.calendar import BusinessCalendar, as_datetime
+from bridge.deadlines import parse_deadline
 from bridge.models import Action, Decision, Event, LookupQuery, Plan, Record, Timer
-from bridge.regulations.conditions import is_empty
-from bridge.regulations.pack import Rule, split_field_time
+from bridge.regulations.action_specs import split_field_time
+from bridge.regulations.conditions import ActivityPlanned
+from bridge.regulations.pack import Rule
 from bridge.regulations.text import render
+from bridge.regulations.values import is_empty
 
 NOT_MATCHED, SATISFIED, FIRED, SCHEDULED = "not_matched", "satisfied", "fired", "scheduled"
 
@@ -32,13 +35,18 @@ class Facts:
         lookups: rule id -> look-up name -> records found.
         emails_sent: templates sent to this record during the current stay.
         history: field -> how many times it changed (from the journal).
+        client_history: the same over every record of the record's client.
+        activity: what the event's activity is (type, direction, completed, outcome).
+        planned_at: the due time of the record's nearest open activity, if any.
     """
 
     stage_since: datetime | None = None
     lookups: Mapping[str, Mapping[str, tuple[Record, ...]]] = field(default_factory=dict)
     emails_sent: frozenset[str] = frozenset()
     history: Mapping[str, int] = field(default_factory=dict)
+    client_history: Mapping[str, int] = field(default_factory=dict)
     activity: Mapping[str, Any] | None = None
+    planned_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,10 @@ class Context:
             timers, so a rule acts once per stay and again after a re-entry.
         people: user aliases and roles -> candidate CRM user ids, in order of preference.
         schedules: user id -> that person's working calendar (else the tenant's).
+        constants: the tenant's values that packs refer to (thresholds, season dates).
+        surnames: user id -> surname, for the staff the tenant lists.
+        labels: record kind -> canonical field -> its human label in the tenant's CRM.
+        types: record kind -> canonical field -> its type (how emptiness and equality work).
     """
 
     now: datetime
@@ -59,6 +71,14 @@ class Context:
     people: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     schedules: Mapping[str, BusinessCalendar] = field(default_factory=dict)
     facts: Facts = field(default_factory=Facts)
+    constants: Mapping[str, Any] = field(default_factory=dict)
+    surnames: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    types: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def label(self, kind: str, name: str) -> str:
+        """A canonical field's human label for managers (the name itself when unlabelled)."""
+        return self.labels.get(kind, {}).get(name, name)
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,12 @@ class Scope:
     history: Mapping[str, int]
     previous: Record | None = None
     activity: Mapping[str, Any] | None = None
+    client_history: Mapping[str, int] = field(default_factory=dict)
+    planned_at: datetime | None = None
+    constants: Mapping[str, Any] = field(default_factory=dict)
+    surnames: Mapping[str, str] = field(default_factory=dict)
+    people: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    types: Mapping[str, str] = field(default_factory=dict)
 
 
 def evaluate(
@@ -83,13 +109,13 @@ def evaluate(
     rules = list(rules)
     if event.type == "timer.due":
         return _timer_due(event, record, rules, ctx)
-    types = event_types(event, record, previous)
+    types = event_types(event, record, previous, ctx.facts)
     actions: list[Action] = []
     decisions: list[Decision] = []
     timers: list[Timer] = []
     for rule in rules:
         scope = _scope(rule, record, ctx, previous)
-        verdict, detail, missing = _judge(rule, types, record, previous, scope)
+        verdict, detail, missing = _judge(rule, types, record, previous, scope, ctx)
         if verdict == FIRED and rule.timed:
             timer = _first_timer(event.tenant, rule, record, ctx)
             verdict, detail = _scheduled(timer, rule)
@@ -105,57 +131,104 @@ def evaluate(
     return Plan(tuple(actions), tuple(decisions), tuple(timers))
 
 
-def event_types(event: Event, record: Record, previous: Record | None) -> set[str]:
-    """The event's type plus what the diff with the snapshot reveals (``stage.changed``)."""
+def event_types(
+    event: Event, record: Record, previous: Record | None, facts: Facts | None = None
+) -> set[str]:
+    """The event's type plus what the diff and the facts reveal: ``stage.changed`` (the
+    record entered a stage) and ``activity.completed`` (the event's activity is done)."""
     types = {event.type}
     if event.type != "sweep" and (previous is None or previous.stage != record.stage):
         types.add("stage.changed")
+    activity = facts.activity if facts else None
+    if event.type.startswith("activity.") and activity and activity.get("completed"):
+        types.add("activity.completed")
     return types
 
 
 def needed_lookups(
     event: Event, record: Record, previous: Record | None, rules: Iterable[Rule], ctx: Context
 ) -> dict[str, dict[str, LookupQuery]]:
-    """The look-ups that rules which may fire on this event need (rule id -> name -> query)."""
-    types = event_types(event, record, previous)
+    """The look-ups to run (rule id -> name -> query): only for rules that may still fire
+    once their look-ups are known (their other conditions hold, a required field is empty),
+    and never with an empty value as a filter (such a look-up finds nothing)."""
+    types = event_types(event, record, previous, ctx.facts)
     out: dict[str, dict[str, LookupQuery]] = {}
     for rule in rules:
         if not rule.lookup or _mismatch(rule, types, record, previous, None):
             continue
+        scope = _scope(rule, record, ctx, previous)
+        if rule.when.if_ is not None and not rule.when.if_.possible(scope):
+            continue
+        if rule.require and not _missing(rule, record, ctx):
+            continue
         context = _template_context(record, previous, [], rule, ctx)
-        out[rule.id] = {name: _query(q, record, context) for name, q in rule.lookup.items()}
+        queries = {name: _query(q, record, context) for name, q in rule.lookup.items()}
+        wanted = {name: q for name, q in queries.items() if q is not None}
+        if wanted:
+            out[rule.id] = wanted
     return out
 
 
-def _query(lookup: Any, record: Record, context: dict[str, Any]) -> LookupQuery:
+def uses_planned(rules: Iterable[Rule]) -> bool:
+    """Does any rule ask whether an activity is planned (so the pipeline must find out)?"""
+    return any(_asks_planned(c) for r in rules for c in (r.when.if_, r.unless) if c is not None)
+
+
+def _asks_planned(cond: Any) -> bool:
+    if isinstance(cond, ActivityPlanned):
+        return True
+    inner = getattr(cond, "all_", None) or getattr(cond, "any_", None) or []
+    inner = [*inner, *([cond.not_] if hasattr(cond, "not_") else [])]
+    return any(_asks_planned(c) for c in inner)
+
+
+def _query(lookup: Any, record: Record, context: dict[str, Any]) -> LookupQuery | None:
     where = tuple((k, render(v, context)) for k, v in lookup.where.items())
+    if any(is_empty(value, "text") for _, value in where):
+        return None  # "every open order with no phone" is not what a rule means
     exclude = record.ref if lookup.exclude_self else None
     return LookupQuery(lookup.kind, where, lookup.open_only, exclude, tuple(lookup.in_stage))
 
 
 def _scope(rule: Rule, record: Record, ctx: Context, previous: Record | None = None) -> Scope:
     f = ctx.facts
-    lookups = f.lookups.get(rule.id, {})
     return Scope(
         record,
         ctx.now,
         ctx.calendar,
         f.stage_since,
-        lookups,
+        f.lookups.get(rule.id, {}),
         f.emails_sent,
         f.history,
         previous,
         f.activity,
+        f.client_history,
+        f.planned_at,
+        ctx.constants,
+        ctx.surnames,
+        ctx.people,
+        ctx.types.get(record.kind, {}),
     )
 
 
+def _missing(rule: Rule, record: Record, ctx: Context) -> list[str]:
+    """The rule's required fields that are empty (by their types in the mapping)."""
+    types = ctx.types.get(record.kind, {})
+    return [name for name in rule.require if is_empty(record.value(name), types.get(name))]
+
+
 def _judge(
-    rule: Rule, types: set[str], record: Record, previous: Record | None, scope: Scope
+    rule: Rule,
+    types: set[str],
+    record: Record,
+    previous: Record | None,
+    scope: Scope,
+    ctx: Context,
 ) -> tuple[str, str, list[str]]:
     reason = _mismatch(rule, types, record, previous, scope)
     if reason:
         return NOT_MATCHED, reason, []
-    missing = [name for name in rule.require if is_empty(record.value(name))]
+    missing = _missing(rule, record, ctx)
     if rule.require and not missing:
         return SATISFIED, "required fields are filled: " + ", ".join(rule.require), []
     detail = "missing: " + ", ".join(missing) if missing else "conditions met"
@@ -290,12 +363,19 @@ def _actions(
 def _template_context(
     record: Record, previous: Record | None, missing: list[str], rule: Rule, ctx: Context
 ) -> dict[str, Any]:
+    def label(name: str) -> str:
+        return ctx.label(record.kind, name)
+
     return {
         "record": record,
         "previous": previous,
-        "missing": missing,
+        "missing": [label(name) for name in missing],  # what managers read: the CRM's labels
+        "missing_fields": missing,
+        "label": label,
         "rule": rule,
         "lookups": ctx.facts.lookups.get(rule.id, {}),
+        "constants": ctx.constants,
+        "activity": ctx.facts.activity or {},
         "now": ctx.now,
     }
 

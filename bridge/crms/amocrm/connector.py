@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from bridge.actions import AddComment, CreateTask, MoveStage, Reassign, UpdateFields
+from bridge.calendar import as_datetime
 from bridge.crms.amocrm import AmoCRM, AmoCRMSettings, shapes
 from bridge.crms.amocrm.auth import (
     LongLivedToken,
@@ -43,6 +44,14 @@ PAGE = 250  # the largest page (reference §2.0)
 TASK_TYPE_CALL = 1  # «Связаться», standard in every account (D:crm_platform/tasks-api)
 CACHE_TTL = 600.0  # pipelines, loss reasons and field definitions change rarely
 NO_DEADLINE = timedelta(days=1)  # amoCRM requires complete_till; a rule without a deadline
+# D:crm_platform/tasks-api: the standard task types 1 «Связаться» (a call), 2 «Встреча»
+TASK_TYPES = {1: "call", 2: "meeting"}
+# D:crm_platform/events-and-notes: call notes and their params.call_status (1 left a message,
+# 2 call back later, 3 not available, 4 the conversation took place, 5 wrong number,
+# 6 no answer, 7 busy)
+CALL_NOTES = {"call_in": "incoming", "call_out": "outgoing"}
+CALL_STATUS = {1: "other", 2: "call_back", 3: "no_answer", 4: "answered"}
+CALL_STATUS |= {5: "wrong_number", 6: "no_answer", 7: "busy"}
 
 
 def marker(action: Action) -> str:
@@ -128,6 +137,33 @@ class AmoCRMConnector(Connector):
             return event.ref
         raw = self._lead(event.ref.id)
         return RecordRef(kind_of(self.mapping, raw.get("pipeline_id")), str(raw["id"]))
+
+    def activity_of(self, event: Event) -> dict[str, Any] | None:
+        """What a task or note event's activity is: a task read with ``GET /api/v4/tasks/{id}``
+        (its type, ``is_completed``, the result's text), a call note with
+        ``GET /api/v4/leads/notes/{id}`` (direction, ``call_status`` as the outcome)."""
+        if not event.type.startswith("activity.") or not event.subject:
+            return None
+        if event.source.startswith("task["):
+            task = self.api.call("GET", f"/api/v4/tasks/{int(event.subject)}") or {}
+            return {
+                "type": TASK_TYPES.get(task.get("task_type_id"), "task"),
+                "direction": "",
+                "completed": bool(task.get("is_completed")),
+                "result": str((task.get("result") or {}).get("text") or ""),
+            }
+        note = self.api.call("GET", f"/api/v4/leads/notes/{int(event.subject)}") or {}
+        direction = CALL_NOTES.get(str(note.get("note_type")))
+        if direction is None:
+            return {"type": "other", "direction": "", "completed": False}
+        status = (note.get("params") or {}).get("call_status")
+        outcome = CALL_STATUS.get(int(status), "other") if str(status or "").isdigit() else None
+        return {"type": "call", "direction": direction, "completed": True, "outcome": outcome}
+
+    def planned_activity(self, record: Record) -> datetime | None:
+        """The lead's ``closest_task_at``: amoCRM keeps the nearest open task's deadline on the
+        lead itself (D:crm_platform/leads-api), so no request is needed."""
+        return as_datetime(record.value("closest_task_at"), self.tenant.config.timezone)
 
     def disabled_hooks(self) -> list[str]:
         """A problem per webhook amoCRM has switched off after too many bad answers (a check).
@@ -444,5 +480,7 @@ def _matches(record: Record, query: LookupQuery) -> bool:
     if query.open_only and record.outcome != OPEN:
         return False
     if query.exclude is not None and record.ref == query.exclude:
+        return False
+    if query.in_stage and not any(record.in_stage(s) for s in query.in_stage):
         return False
     return all(str(record.value(k) or "") == str(v) for k, v in query.where)

@@ -18,6 +18,7 @@ import json
 import logging
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -26,6 +27,7 @@ from fast_bitrix24 import BitrixAsync
 
 from bridge import formdata
 from bridge.actions import ActionParams, AddComment, CreateTask, MoveStage, Reassign, UpdateFields
+from bridge.calendar import as_datetime
 from bridge.crms.base import CRM
 from bridge.crms.bitrix24 import Bitrix24
 from bridge.crms.connector import Connector, Outcome, crm_value, to_crm_fields, to_record
@@ -70,9 +72,9 @@ class Bitrix24Connector(Connector):
 
     def subject_owner(self, event: Event) -> RecordRef:
         """The deal or lead an activity belongs to (D:.../activity-base/crm-activity-get.md)."""
-        if event.type != "activity.created":
+        if not event.type.startswith("activity."):
             return event.ref
-        activity = self._activity(str(event.subject))
+        activity = self._activity(event)
         kind = OWNER_KINDS.get(str(activity.get("OWNER_TYPE_ID")))
         if kind is None:
             raise PermanentError(f"activity {event.subject} belongs to no deal or lead")
@@ -84,22 +86,43 @@ class Bitrix24Connector(Connector):
         TYPE_ID and DIRECTION are the enumerations of D:api-reference/crm/data-types.md
         (#activity-enums): 1 meeting, 2 call, 3 task, 4 e-mail; 1 incoming, 2 outgoing.
         """
-        if event.type != "activity.created":
+        if not event.type.startswith("activity."):
             return None
-        raw = self._activity(str(event.subject))
+        raw = self._activity(event)
         return {
             "type": ACTIVITY_TYPES.get(str(raw.get("TYPE_ID")), "other"),
             "direction": DIRECTIONS.get(str(raw.get("DIRECTION")), ""),
             "completed": raw.get("COMPLETED") == "Y",
         }
 
-    def _activity(self, activity_id: str) -> dict[str, Any]:
-        # asked twice per event (owner, then type): an activity's owner and type never change
-        if activity_id not in self._activities:
+    def _activity(self, event: Event) -> dict[str, Any]:
+        # asked twice per event (owner, then type); read afresh for each event, since an
+        # update may be the one that completed it
+        key = f"{event.id}:{event.subject}"
+        if key not in self._activities:
             if len(self._activities) > 256:
                 self._activities.clear()
-            self._activities[activity_id] = self.call("crm.activity.get", {"id": activity_id})
-        return self._activities[activity_id]
+            self._activities[key] = self.call("crm.activity.get", {"id": str(event.subject)})
+        return self._activities[key]
+
+    def planned_activity(self, record: Record) -> datetime | None:
+        """The nearest open activity's DEADLINE: ``crm.activity.list`` filtered by owner and
+        ``COMPLETED: N`` (D:api-reference/crm/timeline/activities/activity-base/
+        crm-activity-list.md), the next contact as scheduled in the portal itself."""
+        found = self.call(
+            "crm.activity.list",
+            {
+                "filter": {
+                    "OWNER_TYPE_ID": ENTITY[record.kind][0],
+                    "OWNER_ID": record.id,
+                    "COMPLETED": "N",
+                },
+                "order": {"DEADLINE": "ASC"},
+                "select": ["ID", "DEADLINE"],
+            },
+        )
+        times = [as_datetime(a.get("DEADLINE"), "UTC") for a in found or []]
+        return min((t for t in times if t is not None), default=None)
 
     def find_done(self, record: Record, action: Action) -> Any | None:
         """Look for the task a crashed attempt may have created (by its XML_ID marker).
@@ -123,6 +146,15 @@ class Bitrix24Connector(Connector):
     def find(self, query: LookupQuery) -> list[Record]:
         """``crm.<kind>.list`` filtered by fields (D:api-reference/crm/deals/crm-deal-list.md)."""
         kind = query.kind
+        outcomes = set(self.mapping.kind(kind).outcomes.values())
+        semantic = tuple(s for s in query.in_stage if s in outcomes)
+        named = tuple(s for s in query.in_stage if s not in outcomes)
+        if semantic and named:
+            # one filter cannot say "in these stages, or won": ask twice
+            return [
+                *self.find(replace(query, in_stage=named)),
+                *self.find(replace(query, in_stage=semantic)),
+            ]
         filt: dict[str, Any] = {
             self.mapping.field_code(kind, k): crm_value(kind, k, v, self.mapping)
             for k, v in query.where

@@ -77,7 +77,7 @@ class OneCSettings(BaseModel):
 
     login: str = Field(description="the login 1C's exchange node uses (HTTP Basic)")
     password_env: str = Field(description="env var: its password")
-    spool: str = Field(
+    store: str = Field(
         default="var/onec",
         description="folder of uploads and the order store, relative to the config file; the "
         "web process and the workers must share it",

@@ -14,7 +14,9 @@ the "site" of 1C's standard exchange (P:, shared/reference/onec.md §1).
 - ``query``: the orders the bridge changed, as CommerceML; ``success``: 1C took them, and
   only now are they marked delivered (a ``query`` without ``success`` sends them again).
 
-A refused upload is dropped whole and journaled; 1C is told why.
+A refused upload is dropped whole and journaled; 1C is told why. While Redis is down the
+gate keeps the upload's event in its spool; when nothing can keep it, the app answers 503 and
+1C, which reads that as a failed exchange, sends the orders again next time.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def exchange(tenant: str) -> Response:
     except Rejected as error:
         gate().reject(tenant, CRM, error)  # journaled; 1C gets its own words below
         return Response(f"failure\n{error.reason}", content_type="text/plain; charset=utf-8")
-    mode = request.args.get("mode", "")
+    mode, session = request.args.get("mode", ""), None
     try:
         if request.args.get("type", "sale") != "sale":
             raise UploadRefused("мост принимает только заказы (type=sale)")
@@ -81,7 +83,9 @@ def exchange(tenant: str) -> Response:
             raise UploadRefused("нет сессии обмена: начните с mode=checkauth")
         return step(site, session)
     except UploadRefused as refused:
-        gate().reject(tenant, CRM, Rejected(400, f"{mode}: {refused.reason}"))
+        # journaled row by row once the caller proved it is the tenant's 1C (a session)
+        error = Rejected(400, f"{refused.reason} (mode {mode})", trusted=session is not None)
+        gate().reject(tenant, CRM, error)
         return site.text(f"failure\n{refused.reason}")
 
 

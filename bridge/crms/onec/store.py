@@ -2,7 +2,7 @@
 
 1C has no API the bridge can read at will: what the bridge knows of an order is what 1C last
 uploaded, and what it wants 1C to take back waits here until 1C asks (``mode=query``) and
-confirms (``mode=success``). Plain files in one folder (``spool`` of the tenant's settings),
+confirms (``mode=success``). Plain files in one folder (``store`` of the tenant's settings),
 shared by the web process and the workers; every read-modify-write holds the folder's lock,
 every write is a new file renamed into place (a crash leaves the old version or the new one).
 
@@ -72,8 +72,8 @@ class Store:
 
     @classmethod
     def of(cls, tenant: Any, settings: OneCSettings) -> Store:
-        """A tenant's store: ``<spool>/<tenant>``, the spool relative to its config file."""
-        return cls(Path(tenant.base) / settings.spool / tenant.name)
+        """A tenant's store: ``<store>/<tenant>``, the folder relative to its config file."""
+        return cls(Path(tenant.base) / settings.store / tenant.name)
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -159,7 +159,7 @@ class Store:
         """A kept upload by its SHA-256.
 
         Raises:
-            FileNotFoundError: no such upload (or the spool is not shared with this process).
+            FileNotFoundError: no such upload (or the store is not shared with this process).
         """
         found = sorted((self.root / "uploads").glob(f"{sha}.*"))
         if not found:

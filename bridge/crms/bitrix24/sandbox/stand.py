@@ -2,7 +2,8 @@
 
 Every canonical stage of the mapping becomes a stage of its pipeline (``C<n>:`` ids make
 pipeline ``n``), each pipeline gets a won and a lost stage, every ``UF_CRM_*`` code becomes a
-user field, every user alias a user. ``bridge demo`` plays its story on it.
+user field (with the mapping's label and type), every user alias a user. ``bridge demo``
+plays its story on it.
 """
 
 from __future__ import annotations
@@ -58,10 +59,11 @@ class Bitrix24Stand(Stand):
             stages += [("WON", "won", "S"), ("LOSE", "lost", "F")]
             self.sandbox.add_pipeline(number, f"pipeline {number}", stages)
         for kind in ("deal", "lead"):
-            for name, code in mapping.kind(kind).fields.items():
+            km = mapping.kind(kind)
+            for name, code in km.fields.items():
                 if code.startswith("UF_CRM_"):
-                    kind_of_field = "datetime" if name.endswith("_at") else "string"
-                    self.sandbox.add_userfield(kind, code, kind_of_field, name)
+                    field_type = "datetime" if km.types.get(name) == "datetime" else "string"
+                    self.sandbox.add_userfield(kind, code, field_type, km.labels.get(name, name))
 
     def connect(self, rt: Any, bridge_url: str) -> None:
         """Subscribe the bridge's hook to the events a portal posts."""
