@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bridge.crms.base import CRM, RecordKind
+from bridge.crms.base import CRM, ConnectionSettings, RecordKind
 
 ACTIONS = frozenset({"add_comment", "update_fields"})
 """What the exchange (or OData) can carry back into a 1C order: its comment and requisites."""
@@ -61,13 +61,10 @@ class ODataSettings(BaseModel):
     fields: dict[str, str] = Field(
         default_factory=dict, description="canonical field -> OData property, for update_fields"
     )
-    timeout: float = Field(default=20.0, description="seconds per HTTP request")
 
 
-class OneCSettings(BaseModel):
-    """The ``connection`` block of a 1C tenant."""
-
-    model_config = ConfigDict(extra="forbid")
+class OneCSettings(ConnectionSettings):
+    """The ``connection`` block of a 1C tenant (its pace and timeout: the OData client's)."""
 
     @model_validator(mode="after")
     def _odata_password(self) -> OneCSettings:
@@ -111,8 +108,9 @@ class OneCSettings(BaseModel):
     odata_password_env: str | None = Field(
         default=None, description="env var: the password of odata.login"
     )
-    requests_per_second: float = Field(default=5.0, description="OData requests per second")
-    burst: int = Field(default=5, description="OData requests at once")
+    requests_per_second: float = Field(default=5.0, gt=0, description="OData requests a second")
+    burst: int = Field(default=5, ge=1, description="OData requests back to back")
+    timeout: float = Field(default=20.0, gt=0, description="seconds per OData request")
 
 
 class OneC(CRM):
@@ -124,7 +122,7 @@ class OneC(CRM):
         "https://v8.1c.ru/tekhnologii/obmen-dannymi-i-integratsiya/standarty-i-formaty/"
         "protokol-obmena-s-saytom/"
     )
-    settings: ClassVar[type[BaseModel]] = OneCSettings
+    settings: ClassVar[type[ConnectionSettings]] = OneCSettings
     record_kinds: ClassVar[tuple[RecordKind, ...]] = (RecordKind("order", "заказ", ACTIONS),)
     # the cookie checkauth hands out is the exchange's credential while it lives
     secret_patterns: ClassVar[tuple[str, ...]] = (

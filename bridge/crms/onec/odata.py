@@ -164,7 +164,7 @@ class ODataWriter:
                 method,
                 self.url(ref),
                 params={"$format": "json"},
-                timeout=self.settings.timeout,
+                timeout=self.conn.options.timeout,
                 **kwargs,
             )
         except requests.RequestException as exc:
