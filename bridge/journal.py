@@ -9,6 +9,7 @@ SQLite file by default, any SQLAlchemy URL (PostgreSQL) by ``BRIDGE_JOURNAL_URL`
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from sqlalchemy.types import TypeDecorator
 
 from bridge import clock
 from bridge.errors import SchemaError
+from bridge.models import Decision, Record
 
 DEFAULT_URL = "sqlite:///var/journal.db"
 
@@ -71,6 +73,8 @@ class EventRow(Base):
         UniqueConstraint("tenant", "dedup_key"),
         Index("ix_events_entry", "tenant", "entry", unique=True),
         Index("ix_events_record", "tenant", "kind", "record_id"),
+        # the admin pages read a tenant's events by period
+        Index("ix_events_tenant_received", "tenant", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -92,9 +96,15 @@ class EventRow(Base):
 
 
 class DecisionRow(Base):
-    """One rule's verdict on one event."""
+    """One rule's verdict on one event, with the record as the rule saw it.
+
+    ``breach`` (``missing``, ``overdue`` or empty) marks a broken rule; ``responsible`` and
+    ``stage`` say whose record it was and where it stood; ``due`` is the deadline a
+    ``scheduled`` verdict set. The admin pages' reports read these.
+    """
 
     __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_breach", "breach"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
@@ -102,6 +112,12 @@ class DecisionRow(Base):
     verdict: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
+    record_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    record_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    responsible: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    stage: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    breach: Mapped[str] = mapped_column(String(16), default="")
+    due: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class ActionRow(Base):
@@ -149,6 +165,8 @@ class SnapshotRow(Base):
     """The last state of a record the bridge saw, and since when it stands in its stage."""
 
     __tablename__ = "snapshots"
+    # the refusal report reads a tenant's records by when they entered their stage
+    __table_args__ = (Index("ix_snapshots_tenant_stage_since", "tenant", "stage_since"),)
 
     tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -265,11 +283,26 @@ class Journal:
             row.status, row.reason, row.processed_at = status, reason, clock.utcnow()
             s.commit()
 
-    def add_decisions(self, event_id: int, decisions: list[tuple[str, str, str]]) -> None:
-        """Journal the rules' verdicts ``(rule, verdict, detail)`` on an event."""
+    def add_decisions(
+        self, event_id: int, decisions: Iterable[Decision], record: Record | None = None
+    ) -> None:
+        """Journal the rules' verdicts on an event, with the record they judged."""
+        seen: dict[str, Any] = {}
+        if record is not None:
+            seen = dict(record_kind=record.kind, record_id=record.id, stage=record.stage)
+            seen["responsible"] = record.responsible
         with self.session() as s:
             s.add_all(
-                DecisionRow(event_id=event_id, rule=r, verdict=v, detail=d) for r, v, d in decisions
+                DecisionRow(
+                    event_id=event_id,
+                    rule=d.rule,
+                    verdict=d.verdict,
+                    detail=d.detail,
+                    breach=d.breach,
+                    due=d.due,
+                    **seen,
+                )
+                for d in decisions
             )
             s.commit()
 

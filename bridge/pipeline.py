@@ -75,7 +75,7 @@ def _process(rt: Runtime, tenant: Tenant, event: Event) -> str:
     previous = Record.from_dict(snap.data) if snap else None
     ctx = context(rt, tenant, conn, event, record, previous, snap)
     plan = evaluate(event, record, previous, tenant.rules, ctx)
-    rt.journal.add_decisions(event.id, [(d.rule, d.verdict, d.detail) for d in plan.decisions])
+    rt.journal.add_decisions(event.id, plan.decisions, record)
     failed = execute(rt, conn, event, record, plan.actions, ctx.stay)
     timers.schedule(rt.redis, tenant.name, plan.timers)
     _store(rt, tenant, event, record, previous)

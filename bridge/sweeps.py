@@ -11,6 +11,7 @@ the CRM's own stamp (Bitrix24's ``MOVED_TIME``).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bridge import clock
@@ -74,7 +75,7 @@ def _one(
         return 0
     fired = [d for d in plan.decisions if d.verdict == "fired"]
     rt.journal.add_decisions(
-        event_id, [(d.rule, d.verdict, f"{record.ref}: {d.detail}") for d in fired]
+        event_id, [replace(d, detail=f"{record.ref}: {d.detail}") for d in fired], record
     )
     execute(rt, rt.connector(tenant), event, record, plan.actions, stay)
     if snap is None or snap.stage != record.stage:
