@@ -13,7 +13,7 @@ from typing import Any
 from flask import jsonify
 from flask.typing import ResponseReturnValue
 
-from bridge import clock, queue
+from bridge import clock, metrics, queue
 from bridge.config import Tenant
 from bridge.crms.receive import Incoming, Rejected
 from bridge.runtime import Runtime
@@ -37,6 +37,7 @@ class Gate:
             tenant=tenant, crm=crm, status="rejected", reason=error.reason, payload=error.payload
         )
         log.warning("rejected %s call for %s: %s", crm, tenant, error.reason)
+        metrics.EVENTS.labels(crm, "rejected").inc()
         return jsonify(error="rejected", reason=error.reason), error.status
 
     def accept(self, item: Incoming) -> tuple[int, str]:
@@ -58,6 +59,7 @@ class Gate:
             first = rt.journal.event_by_key(item.tenant, item.dedup_key)
             if first is None or first.status in ("queued", "retrying"):
                 event_id, _ = rt.journal.record_event(**values, status="duplicate")
+                metrics.EVENTS.labels(item.crm, "duplicate").inc()
                 return event_id, "duplicate"
             key = None  # a later change within the same second: process it again
         try:
@@ -68,4 +70,5 @@ class Gate:
             if key is not None:
                 queue.forget_delivery(rt.redis, item.tenant, item.dedup_key)
             raise
+        metrics.EVENTS.labels(item.crm, "queued").inc()
         return event_id, "queued"

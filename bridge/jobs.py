@@ -6,9 +6,11 @@ but ids and names travels in a job (never a phone or an e-mail: rq logs job argu
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from rq.cron import CronScheduler
 
-from bridge import clock, crms, pipeline, queue, runtime, sweeps
+from bridge import clock, crms, metrics, pipeline, queue, runtime, sweeps
 from bridge.runtime import Runtime
 
 
@@ -21,6 +23,8 @@ def fire_timer(tenant: str, kind: str, record_id: str, subject: str, due: str) -
     """Journal a ``timer.due`` event and process it like any other."""
     rt = runtime.current()
     found = rt.tenant(tenant)
+    lag = (clock.utcnow() - datetime.fromisoformat(due)).total_seconds()
+    metrics.TIMER_LAG.observe(max(0.0, lag))
     event_id, _ = rt.journal.record_event(
         tenant=tenant,
         crm=found.config.crm if found else "",

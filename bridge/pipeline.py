@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from bridge import actions, email, timers
+from bridge import actions, email, metrics, timers
 from bridge.calendar import as_datetime
 from bridge.config import Tenant
 from bridge.crms.connector import Connector, Outcome
@@ -196,6 +196,7 @@ def execute(
         outcome = outcomes[action.key]
         status = "pending" if outcome.status == "retry" else outcome.status
         rt.journal.settle_action(action.key, status, outcome.result, outcome.error)
+        metrics.ACTIONS.labels(action.kind, status).inc()
         if outcome.status == "retry":
             waiting.append(action.key)
         elif status == "failed":

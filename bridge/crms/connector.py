@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bridge.mappings import Mapping
@@ -21,6 +22,22 @@ if TYPE_CHECKING:
     from bridge.config import Tenant
     from bridge.crms.base import CRM
     from bridge.ratelimit import RateLimiter
+
+
+@dataclass(frozen=True)
+class Step:
+    """One moment of a record's past, as its CRM remembers it (a backtest replays these).
+
+    Attributes:
+        at: when the record entered ``record.stage``.
+        record: the record as it stood then: the stage from the CRM's history, the other
+            fields as they are now (CRMs keep a history of stages, not of every field).
+        created: the record was created at this moment.
+    """
+
+    at: datetime
+    record: Record
+    created: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +122,14 @@ class Connector(ABC):
     @abstractmethod
     def user_email(self, user_id: str) -> str | None:
         """The e-mail address of a CRM user (a manager), or None."""
+
+    def history(self, kind: str, since: datetime) -> Iterator[Step]:
+        """The stage moves of records of ``kind`` since a moment, oldest first; read only.
+
+        Raises:
+            NotImplementedError: the CRM keeps no history the bridge can read.
+        """
+        raise NotImplementedError(f"{self.crm.title} keeps no stage history the bridge can read")
 
 
 def to_record(kind: str, raw: dict[str, Any], mapping: Mapping, crm: str, record_id: str) -> Record:
