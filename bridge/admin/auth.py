@@ -67,7 +67,7 @@ def load_user(login: str) -> User | None:
     found = settings().users.get(login)
     if found is None:
         return None
-    every = sorted(runtime().settings.tenants)
+    every = list(runtime().settings.tenants)  # in the config's order: the first is the default
     return User(login, tuple(found.tenants or every))
 
 
