@@ -4,8 +4,10 @@ the counts that history implies, by the CLI, the engine and the admin page alike
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
@@ -15,6 +17,11 @@ from bridge.backtest import pack_of, run
 from bridge.cli import cli
 from bridge.worker import run_worker
 from tests.admin_env import Admin
+from tests.amocrm_env import CREW, FIRST_CONTACT
+from tests.amocrm_env import IVANOVA as AMO_IVANOVA
+from tests.amocrm_env import LOST as AMO_LOST
+from tests.amocrm_env import PETROV as AMO_PETROV
+from tests.amocrm_env import lead as amo_lead
 from tests.bitrix24_env import TEST_CONFIG, Bridge, deal
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -140,3 +147,25 @@ def test_the_backtest_page_runs_it_on_a_worker_with_a_progress_bar(
     rows = csv.data.decode("utf-8-sig").splitlines()
     assert rows == ["Менеджер,Число", "ivanova (3),2", "petrov (5),1", "sidorova (7),1"]
     assert orlov.get(f"/admin/backtest/{job_id}?tenant=autoparts").status_code == 404
+
+
+def test_an_amocrm_history_from_its_events_feed(make_amo_bridge: Callable[..., Any]) -> None:
+    amo = make_amo_bridge(events=[])
+    sb = amo.sandbox
+    start = datetime.now(MSK).replace(microsecond=0) - timedelta(days=20)
+
+    def at(days: float) -> None:
+        sb.clock = lambda: (start + timedelta(days=days)).timestamp()
+
+    at(0)
+    lost = sb.add_lead(amo_lead("Кухня", FIRST_CONTACT, AMO_IVANOVA))
+    kept = sb.add_lead(amo_lead("Ванная", FIRST_CONTACT, AMO_PETROV))
+    at(1)
+    sb.update_lead(lost, {"status_id": AMO_LOST})  # no loss reason
+    sb.update_lead(kept, {"status_id": CREW})  # a booking left for more than 3 days
+    sb.clock = time.time
+    tenant = amo.runtime.tenant("remarka")
+    result = run(tenant, pack_of(tenant, "remarka"), amo.connector(), start, clock.utcnow())
+    assert result.records == 2 and result.steps == 4
+    assert result.per_rule() == {"refusal-needs-reason": 1, "crew-booking-expires": 1}
+    assert result.per_manager() == {str(AMO_IVANOVA): 1, str(AMO_PETROV): 1}
