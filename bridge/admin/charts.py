@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pygal
 from markupsafe import Markup
 from pygal.style import Style
@@ -36,7 +38,11 @@ def bars(table: Table, value: int = -1, label: int = 0, title: str = "") -> Mark
     )
     labels = [str(v) for v in table.column(label)]
     chart.x_labels = labels
-    chart.add(table.columns[value], [float(v) for v in table.column(value)])
+    values = table.column(value)
+    chart.add(table.columns[value], [float(v) for v in values])
+    if values and all(isinstance(v, int) for v in values):
+        top = max(values)
+        chart.y_labels = list(range(0, top + 1, max(1, math.ceil(top / 10))))  # counts: whole
     return _svg(chart, table)
 
 
