@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from click.testing import CliRunner
 
 from bridge import clock
@@ -114,7 +115,10 @@ def test_the_history_starts_where_asked(make_bridge: Callable[..., Bridge]) -> N
     assert later.per_rule() == {}  # B had its reason; E moved on from a stay begun before
 
 
-def test_bridge_backtest_prints_the_counts(make_bridge: Callable[..., Bridge]) -> None:
+def test_bridge_backtest_prints_the_counts(
+    make_bridge: Callable[..., Bridge], journal_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRIDGE_JOURNAL_URL", journal_url)  # migrated by the bridge's fixture
     bridge = make_bridge(subscribe=False)
     start = seed_history(bridge)
     since = (start - timedelta(days=1)).date().isoformat()

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from bridge.app import create_app
+from bridge.journal import migrate
 from bridge.runtime import Runtime
 from tests.bitrix24_env import ROOT, TEST_CONFIG, Bridge, deal
 
@@ -101,6 +102,7 @@ def test_counts_are_right_under_several_gunicorn_workers(
         "BRIDGE_BIND": f"127.0.0.1:{port}",
         "BRIDGE_WEB_WORKERS": "3",
     }
+    migrate(env["BRIDGE_JOURNAL_URL"])  # `bridge migrate`, once before the processes start
     gunicorn = Path(sys.executable).parent / "gunicorn"
     server = subprocess.Popen(
         [str(gunicorn), "-c", str(ROOT / "gunicorn.conf.py"), "webhooks:create_app()"],
