@@ -3,7 +3,8 @@
 Users from the mapping's aliases; one pipeline per kind that names its ``pipelines`` (else one
 for all of the kind's stages) holding its canonical stages; a custom field per ``cf_<id>``
 code, named by its label (``date_time`` for fields typed ``datetime``, ``select`` for fields
-with ``values``, else ``text``); loss reasons as they are first used. ``bridge demo --crm amocrm`` plays on it.
+with ``values``, else ``text``); loss reasons as they are first used. ``bridge demo --crm
+amocrm`` plays on it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Every canonical stage of the mapping becomes a stage of its pipeline (``C<n>:`` ids make
 pipeline ``n``), each pipeline gets a won and a lost stage, every ``UF_CRM_*`` code becomes a
-user field (with the mapping's label and type), every user alias a user. ``bridge demo`` plays its story on it.
+user field (with the mapping's label and type), every user alias a user. ``bridge demo``
+plays its story on it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ if TYPE_CHECKING:
     from bridge.config import Tenant
 
 # what a portal posts to the bridge (README, "From the demo to a real Bitrix24 portal")
-EVENTS = ("ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMLEADADD", "ONCRMLEADUPDATE", "ONCRMACTIVITYADD")
+EVENTS = (
+    "ONCRMDEALADD",
+    "ONCRMDEALUPDATE",
+    "ONCRMLEADADD",
+    "ONCRMLEADUPDATE",
+    "ONCRMACTIVITYADD",
+    "ONCRMACTIVITYUPDATE",
+)
 WEBHOOK_ENV, TOKEN_ENV = "STAND_B24_WEBHOOK_URL", "STAND_B24_APP_TOKEN"
 
 
