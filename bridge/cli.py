@@ -175,6 +175,32 @@ def dry_run(event_file: Any) -> None:
     click.echo(run(json.load(event_file)))
 
 
+@cli.command()
+@click.argument("pack")
+@click.option("--tenant", required=True, help="The tenant whose CRM history is read.")
+@click.option("--since", required=True, help="The first day replayed, e.g. 2025-01-01.")
+@click.option("--config", "path", default=None, help="Config file (default: $BRIDGE_CONFIG).")
+def backtest(pack: str, tenant: str, since: str, path: str | None) -> None:
+    """Replay PACK (a file, or a pack of the tenant) over the CRM's history; writes nothing."""
+    from bridge.backtest import print_run
+
+    try:
+        print_run(Host().runtime(path), tenant, pack, since, click.echo)
+    except (ConfigError, NotImplementedError) as exc:
+        problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+        click.echo("\n".join(problems), err=True)
+        sys.exit(1)
+
+
+@cli.command("admin-password")
+@click.password_option(help="The password (asked twice when not given).")
+def admin_password(password: str) -> None:
+    """Print the hash of a password for admin.users.<login>.password_hash."""
+    from werkzeug.security import generate_password_hash
+
+    click.echo(generate_password_hash(password))
+
+
 def format_entry(entry: dict) -> str:
     """One journal entry as readable lines."""
     e = entry["event"]

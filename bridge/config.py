@@ -155,11 +155,61 @@ class TenantConfig(Strict):
         return value
 
 
+HASH_METHODS = ("scrypt:", "pbkdf2:")
+
+
+class AdminUser(Strict):
+    """One person who may open the admin pages."""
+
+    password_hash: str = Field(description="a werkzeug hash: `bridge admin-password` prints one")
+    tenants: list[str] = Field(
+        default_factory=list, description="the tenants this person sees; empty: every tenant"
+    )
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash(cls, value: str) -> str:
+        if not value.startswith(HASH_METHODS):
+            raise ValueError(
+                "password_hash must be a hash such as scrypt:32768:8:1$...; "
+                "make one with `bridge admin-password`, never write the password itself"
+            )
+        return value
+
+
+class AdminConfig(Strict):
+    """The admin pages (``/admin``): who may log in, and how the login is guarded."""
+
+    secret_key_env: str = Field(
+        description="env var holding the key that signs session cookies (secret; the same "
+        "in every web process)"
+    )
+    users: dict[str, AdminUser] = Field(description="login -> password hash and tenants")
+    max_failures: int = Field(default=5, ge=1, description="failed logins before a lock-out")
+    lockout_minutes: int = Field(default=15, ge=1, description="how long a lock-out lasts")
+    session_hours: int = Field(default=8, ge=1, description="a login lasts this long")
+    secure_cookies: bool = Field(
+        default=True, description="send the session cookie over HTTPS only (false: plain HTTP)"
+    )
+
+
 class BridgeConfig(Strict):
     """The top of ``bridge.yaml``."""
 
     version: Literal[1] = 1
     tenants: dict[str, TenantConfig]
+    admin: AdminConfig | None = Field(default=None, description="the admin pages; none: off")
+
+    @model_validator(mode="after")
+    def _admin_tenants(self) -> BridgeConfig:
+        for login, user in (self.admin.users if self.admin else {}).items():
+            for name in user.tenants:
+                if name not in self.tenants:
+                    raise ValueError(
+                        f"admin.users.{login}.tenants: unknown tenant {name!r}"
+                        f"{yamlfile.suggest(name, list(self.tenants))}"
+                    )
+        return self
 
 
 def parse_hours(spec: dict[str, str]) -> dict[int, tuple[time, time]]:
@@ -248,6 +298,7 @@ class Settings:
 
     path: Path
     tenants: dict[str, Tenant]
+    admin: AdminConfig | None = None
 
 
 def load(path: str | Path | None = None) -> Settings:
@@ -269,7 +320,7 @@ def load(path: str | Path | None = None) -> Settings:
     problems.extend(_pairing_problems(top, doc))
     if problems:
         raise ConfigError(problems)
-    return Settings(path=path, tenants=tenants)
+    return Settings(path=path, tenants=tenants, admin=top.admin)
 
 
 def _pairing_problems(top: BridgeConfig, doc: yamlfile.YamlDoc) -> list[str]:
@@ -351,6 +402,20 @@ def _known(crm: type[crms.CRM], mapping: mappings.Mapping, cfg: TenantConfig, ba
         channels=set(cfg.channels),
         tables={name: t.columns for name, t in cfg.tables.items()},
     )
+
+
+def pack_for(tenant: Tenant, path: str | Path) -> Pack:
+    """A pack file checked against a tenant's mapping, roles and CRM (a backtest's pack).
+
+    Raises:
+        ConfigError: shape errors and unknown names, each with file:line.
+    """
+    crm = crms.get(tenant.config.crm)
+    pack, doc = load_pack(path)
+    problems = check(pack, doc, _known(crm, tenant.mapping, tenant.config, tenant.base))
+    if problems:
+        raise ConfigError(problems)
+    return pack
 
 
 def calendar(cfg: TenantConfig) -> BusinessCalendar:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bridge import clock, config, crms
+from bridge.crms.connector import Connector
 from bridge.journal import Journal
 from bridge.models import Event, Plan, Record, RecordRef
 from bridge.pipeline import plan_for, stage_since, stay_of
@@ -21,7 +22,21 @@ from bridge.regulations.engine import Facts
 def dry_run(data: dict[str, Any]) -> str:
     """The readable plan for an event description."""
     settings = config.load(data.get("config"))
-    tenant = settings.tenants[data["tenant"]]
+    return describe(plan(settings.tenants[data["tenant"]], data))
+
+
+def plan(
+    tenant: config.Tenant,
+    data: dict[str, Any],
+    connector: Connector | None = None,
+    journal: Journal | None = None,
+) -> Plan:
+    """The plan for an event description (the admin pages' "try a rule" too).
+
+    Args:
+        connector: reads the record when ``data`` gives none (default: a new one).
+        journal: holds the record's last snapshot (default: ``BRIDGE_JOURNAL_URL``'s).
+    """
     at = datetime.fromisoformat(data["at"]) if data.get("at") else clock.utcnow()
     kind, record_id = data.get("kind", "deal"), str(data.get("id", "1"))
     event = Event(
@@ -36,16 +51,14 @@ def dry_run(data: dict[str, Any]) -> str:
             {"kind": kind, "id": record_id, "crm": tenant.config.crm, **data["record"]}
         )
         previous = Record.from_dict(data["previous"]) if data.get("previous") else None
-        plan = plan_for(tenant, event, record, previous, "1")
-    else:
-        plan = _from_crm(tenant, event)
-    return describe(plan)
+        return plan_for(tenant, event, record, previous, "1")
+    conn = connector or crms.get(tenant.config.crm).connector_class()(tenant)
+    return _from_crm(tenant, event, conn, journal or Journal())
 
 
-def _from_crm(tenant: config.Tenant, event: Event) -> Plan:
-    conn: Any = crms.get(tenant.config.crm).connector_class()(tenant)
+def _from_crm(tenant: config.Tenant, event: Event, conn: Connector, journal: Journal) -> Plan:
     record = conn.fetch(event.ref)
-    snap = Journal().snapshot(tenant.name, record.kind, record.id)
+    snap = journal.snapshot(tenant.name, record.kind, record.id)
     previous = Record.from_dict(snap.data) if snap else None
     facts = Facts(stage_since=stage_since(snap, record, event.received_at))
     return plan_for(tenant, event, record, previous, stay_of(snap, record), facts)

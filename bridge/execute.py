@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bridge import actions, email, notify, tables
+from bridge import actions, email, metrics, notify, tables
 from bridge.crms.connector import Connector, Outcome
 from bridge.errors import PermanentError, TransientError
 from bridge.journal import Settled
@@ -82,10 +82,14 @@ def execute(rt: Runtime, conn: Connector, items: Sequence[Item]) -> dict[str, Ou
     for item in todo:
         if item.action.params.by != "crm":
             outcomes[item.action.key] = _run_own(rt, conn, item)
-    rt.journal.settle_many(
+    settled = [
         Settled(key, "pending" if o.status == "retry" else o.status, o.result, o.error)
         for key, o in outcomes.items()
-    )
+    ]
+    rt.journal.settle_many(settled)
+    kinds = {i.action.key: i.action.kind for i in todo}
+    for item in settled:
+        metrics.ACTIONS.labels(kinds[item.key], item.status).inc()
     return outcomes
 
 

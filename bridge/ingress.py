@@ -15,7 +15,7 @@ import redis
 from flask import jsonify
 from flask.typing import ResponseReturnValue
 
-from bridge import clock
+from bridge import clock, metrics
 from bridge.config import Tenant
 from bridge.crms.receive import Incoming, Rejected
 from bridge.masking import redact
@@ -59,6 +59,7 @@ class Gate:
                 payload=error.payload,
                 received_at=clock.utcnow(),
             )
+        metrics.EVENTS.labels(crm, "rejected").inc()
         response = jsonify(error="rejected", reason=error.reason)
         return response, error.status
 
@@ -96,8 +97,11 @@ class Gate:
                 self.spool.keep(item.tenant, item.dedup_key, fields)
             except OSError as spool_error:
                 raise Unavailable(f"the queue and the spool both failed: {spool_error}") from exc
+            metrics.EVENTS.labels(item.crm, "spooled").inc()
             return None, "spooled"
-        return entry, "queued" if entry else "duplicate"
+        status = "queued" if entry else "duplicate"
+        metrics.EVENTS.labels(item.crm, status).inc()
+        return entry, status
 
     def replay_spool(self, tenant: str, key: str, fields: dict[str, Any]) -> None:
         """Admit one spooled event (the spool's replayer calls this)."""

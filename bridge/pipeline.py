@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from bridge import clock, timers
+from bridge import clock, metrics, timers
 from bridge.calendar import as_datetime
 from bridge.config import Tenant
 from bridge.crms.connector import Connector
@@ -129,6 +129,7 @@ def _values(entry: Entry, crm: str) -> dict[str, Any]:
     f = entry.fields
     if entry.kind == "timer":
         _, kind, record_id, subject = timers.parse(f["m"])
+        metrics.TIMER_LAG.observe(max(0.0, clock.utcnow().timestamp() - float(f["due"])))
         values = {"source": "timer", "type": "timer.due", "kind": kind, "record_id": record_id}
         values.update(subject=subject, payload={"due": f["due"]}, received_at=clock.utcnow())
     else:
@@ -140,7 +141,7 @@ def _values(entry: Entry, crm: str) -> dict[str, Any]:
 
 
 def _replayed(rt: Runtime, replays: dict[str, int]) -> dict[str, EventRow | None]:
-    rows = rt.journal.events_by_id(replays.values())
+    rows = rt.journal.replaying(replays.values())
     return {entry: rows.get(event_id) for entry, event_id in replays.items()}
 
 
@@ -225,7 +226,7 @@ def decide(rt: Runtime, tenant: Tenant, conn: Connector, works: list[Work]) -> N
         work.stay = stay_of(snap, record)
         ctx = context(rt, tenant, conn, work.event, record, work.previous, snap, work.stay)
         work.plan = evaluate(work.event, record, work.previous, tenant.rules, ctx)
-        decisions += [(work.row.id, d.rule, d.verdict, d.detail) for d in work.plan.decisions]
+        decisions += [(work.row.id, d, record) for d in work.plan.decisions]
         work.after = snaps[ref] = next_snapshot(snap, record, work.event.received_at)
     rt.journal.add_decisions_many(decisions)
 

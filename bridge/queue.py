@@ -198,6 +198,11 @@ class EventQueue:
         if names:
             self.redis.delete(*names)
 
+    def peek(self, tenant: str, count: int) -> list[Entry]:
+        """The first entries of a tenant's stream, as they wait (nothing is taken)."""
+        found = self.redis.xrange(stream_key(tenant), count=count)
+        return [Entry(i.decode(), _decode(f)) for i, f in found]
+
     def waiting(self, tenant: str | None = None) -> int:
         """Entries not yet acknowledged, of one tenant or of all."""
         names = [tenant] if tenant else [t.decode() for t in self.redis.smembers(TENANTS)]

@@ -11,7 +11,7 @@ from functools import cached_property
 
 import redis
 
-from bridge import config, crms, email, queue, services
+from bridge import config, crms, email, metrics, queue, services
 from bridge.actions import CreateTask
 from bridge.crms.connector import Connector
 from bridge.journal import Journal
@@ -60,7 +60,8 @@ class Runtime:
                 self.redis, crm.limiter_key(tenant.name, options), crm.pace(options), options.burst
             )
             cls = crm.connector_class()
-            self._connectors[tenant.name] = cls(tenant, limiter=limiter, shared=self.redis)
+            made = cls(tenant, limiter=limiter, shared=self.redis)
+            self._connectors[tenant.name] = metrics.instrument(made)
         return self._connectors[tenant.name]
 
     def executor(self, tenant: config.Tenant, record_kind: str, action_kind: str) -> Connector:

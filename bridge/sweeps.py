@@ -11,6 +11,7 @@ the CRM's own stamp (Bitrix24's ``MOVED_TIME``).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bridge import clock
@@ -88,7 +89,7 @@ def _plan(
         return []
     fired = [d for d in plan.decisions if d.verdict == "fired"]
     rt.journal.add_decisions(
-        event_id, [(d.rule, d.verdict, f"{record.ref}: {d.detail}") for d in fired]
+        event_id, [replace(d, detail=f"{record.ref}: {d.detail}") for d in fired], record
     )
     if snap is None or snap.stage != record.stage:
         # a record first met here: remember its stay so that the next sweep keeps its keys

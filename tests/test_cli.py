@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from bridge.cli import cli
 from bridge.journal import Journal
+from bridge.models import Decision
 from tests.bitrix24_env import ROOT, TEST_CONFIG
 
 
@@ -67,7 +68,9 @@ def test_journal_lists_events_with_decisions(journal_url: str, monkeypatch) -> N
         record_id="7",
         status="queued",
     )
-    journal.add_decisions(event_id, [("refusal-needs-reason", "fired", "missing: refusal_reason")])
+    journal.add_decisions(
+        event_id, [Decision("refusal-needs-reason", "fired", "missing: refusal_reason", "missing")]
+    )
     journal.finish_event(event_id, "processed", "1 action(s) done")
     monkeypatch.setenv("BRIDGE_JOURNAL_URL", journal_url)
     result = CliRunner().invoke(cli, ["journal"])

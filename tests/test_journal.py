@@ -20,6 +20,7 @@ from bridge.journal import (
     head,
     migrate,
 )
+from bridge.models import Decision
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -71,7 +72,7 @@ def test_a_new_stage_opens_a_new_stay(journal: Journal) -> None:
 
 def test_recent_lists_events_with_their_decisions(journal: Journal) -> None:
     event_id, _ = journal.record_event(tenant="t", crm="bitrix24", status="queued")
-    journal.add_decisions(event_id, [("rule-1", "fired", "missing: x")])
+    journal.add_decisions(event_id, [Decision("rule-1", "fired", "missing: x", "missing")])
     journal.finish_event(event_id, "processed", "1 action(s) done")
     [entry] = journal.recent(5)
     assert entry["event"].status == "processed"

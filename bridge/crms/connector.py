@@ -27,6 +27,22 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One moment of a record's past, as its CRM remembers it (a backtest replays these).
+
+    Attributes:
+        at: when the record entered ``record.stage``.
+        record: the record as it stood then: the stage from the CRM's history, the other
+            fields as they are now (CRMs keep a history of stages, not of every field).
+        created: the record was created at this moment.
+    """
+
+    at: datetime
+    record: Record
+    created: bool = False
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What happened to one action: ``done`` with the CRM's result, or an error."""
 
@@ -158,6 +174,14 @@ class Connector(ABC):
     @abstractmethod
     def user_email(self, user_id: str) -> str | None:
         """The e-mail address of a CRM user (a manager), or None."""
+
+    def history(self, kind: str, since: datetime) -> Iterator[Step]:
+        """The stage moves of records of ``kind`` since a moment, oldest first; read only.
+
+        Raises:
+            NotImplementedError: the CRM keeps no history the bridge can read.
+        """
+        raise NotImplementedError(f"{self.crm.title} keeps no stage history the bridge can read")
 
 
 def to_record(kind: str, raw: dict[str, Any], mapping: Mapping, crm: str, record_id: str) -> Record:

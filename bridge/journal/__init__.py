@@ -9,6 +9,7 @@ SQLite file by default, any SQLAlchemy URL (PostgreSQL) by ``BRIDGE_JOURNAL_URL`
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from bridge.journal.tables import (
     EventRow,
     SnapshotRow,
 )
+from bridge.models import Decision, Record
 
 DEFAULT_URL = "sqlite:///var/journal.db"
 GAVE_UP = "gave up after"
@@ -158,13 +160,11 @@ class Journal(BatchWrites):
             row.status, row.reason, row.processed_at = status, reason, clock.utcnow()
             s.commit()
 
-    def add_decisions(self, event_id: int, decisions: list[tuple[str, str, str]]) -> None:
-        """Journal the rules' verdicts ``(rule, verdict, detail)`` on an event."""
-        with self.session() as s:
-            s.add_all(
-                DecisionRow(event_id=event_id, rule=r, verdict=v, detail=d) for r, v, d in decisions
-            )
-            s.commit()
+    def add_decisions(
+        self, event_id: int, decisions: Iterable[Decision], record: Record | None = None
+    ) -> None:
+        """Journal the rules' verdicts on an event, with the record they judged."""
+        self.add_decisions_many((event_id, d, record) for d in decisions)
 
     def claim_action(self, key: str, **values: Any) -> tuple[ActionRow, bool]:
         """Insert the action as pending; returns ``(row, created)``.

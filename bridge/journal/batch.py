@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import clock
 from bridge.journal.tables import ActionRow, ChangeRow, DecisionRow, EventRow, SnapshotRow
+from bridge.models import Decision, Record
 
 
 @dataclass(frozen=True)
@@ -64,15 +65,27 @@ class BatchWrites:
             found.update({row.entry: row for row in new})
             return [found[i] for i in ids]
 
+    def replaying(self, ids: Iterable[int]) -> dict[int, EventRow]:
+        """Events taken up again (replays of dead letters): their attempts start over."""
+        ids = list(ids)
+        with self.session() as s:
+            s.execute(
+                update(EventRow)
+                .where(EventRow.id.in_(ids), EventRow.status == "failed")
+                .values(status="processing", attempts=0)
+            )
+            s.commit()
+        return self.events_by_id(ids)
+
     def events_by_id(self, ids: Iterable[int]) -> dict[int, EventRow]:
-        """Events by id (replays of dead letters)."""
+        """Events by id."""
         with self.session() as s:
             return {r.id: r for r in s.scalars(select(EventRow).where(EventRow.id.in_(list(ids))))}
 
-    def add_decisions_many(self, rows: Iterable[tuple[int, str, str, str]]) -> None:
-        """Journal ``(event id, rule, verdict, detail)`` verdicts in one transaction."""
+    def add_decisions_many(self, rows: Iterable[tuple[int, Decision, Record | None]]) -> None:
+        """Journal ``(event id, verdict, the record it judged)`` rows in one transaction."""
         with self.session() as s:
-            s.add_all(DecisionRow(event_id=e, rule=r, verdict=v, detail=d) for e, r, v, d in rows)
+            s.add_all(_decision_row(event_id, d, record) for event_id, d, record in rows)
             s.commit()
 
     def claim_actions(self, values: Sequence[dict[str, Any]]) -> dict[str, tuple[ActionRow, bool]]:
@@ -174,3 +187,19 @@ class BatchWrites:
             s.commit()
             rows = s.execute(select(EventRow.id, EventRow.attempts).where(EventRow.id.in_(ids)))
             return {event_id: attempts for event_id, attempts in rows}
+
+
+def _decision_row(event_id: int, d: Decision, record: Record | None) -> DecisionRow:
+    seen: dict[str, Any] = {}
+    if record is not None:
+        seen = dict(record_kind=record.kind, record_id=record.id, stage=record.stage)
+        seen["responsible"] = record.responsible
+    return DecisionRow(
+        event_id=event_id,
+        rule=d.rule,
+        verdict=d.verdict,
+        detail=d.detail,
+        breach=d.breach,
+        due=d.due,
+        **seen,
+    )

@@ -53,6 +53,8 @@ class EventRow(Base):
         UniqueConstraint("tenant", "dedup_key"),
         Index("ix_events_entry", "tenant", "entry", unique=True),
         Index("ix_events_record", "tenant", "kind", "record_id"),
+        # the admin pages read a tenant's events by period
+        Index("ix_events_tenant_received", "tenant", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -74,9 +76,15 @@ class EventRow(Base):
 
 
 class DecisionRow(Base):
-    """One rule's verdict on one event."""
+    """One rule's verdict on one event, with the record as the rule saw it.
+
+    ``breach`` (``missing``, ``overdue`` or empty) marks a broken rule; ``responsible`` and
+    ``stage`` say whose record it was and where it stood; ``due`` is the deadline a
+    ``scheduled`` verdict set. The admin pages' reports read these.
+    """
 
     __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_breach", "breach"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
@@ -84,6 +92,12 @@ class DecisionRow(Base):
     verdict: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
+    record_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    record_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    responsible: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    stage: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    breach: Mapped[str] = mapped_column(String(16), default="")
+    due: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class ActionRow(Base):
@@ -135,6 +149,8 @@ class SnapshotRow(Base):
     """The last state of a record the bridge saw, and since when it stands in its stage."""
 
     __tablename__ = "snapshots"
+    # the refusal report reads a tenant's records by when they entered their stage
+    __table_args__ = (Index("ix_snapshots_tenant_stage_since", "tenant", "stage_since"),)
 
     tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)

@@ -24,6 +24,7 @@ from bridge.regulations.text import render
 from bridge.regulations.values import is_empty
 
 NOT_MATCHED, SATISFIED, FIRED, SCHEDULED = "not_matched", "satisfied", "fired", "scheduled"
+MISSING, OVERDUE = "missing", "overdue"
 
 
 @dataclass(frozen=True)
@@ -116,10 +117,12 @@ def evaluate(
     for rule in rules:
         scope = _scope(rule, record, ctx, previous)
         verdict, detail, missing = _judge(rule, types, record, previous, scope, ctx)
+        due = None
         if verdict == FIRED and rule.timed:
             timer = _first_timer(event.tenant, rule, record, ctx)
             verdict, detail = _scheduled(timer, rule)
             timers.extend([timer] if timer else [])
+            due = timer.due if timer else None
         elif verdict == FIRED:
             stay = (
                 f"event:{event.id or event.received_at.isoformat()}"
@@ -127,7 +130,8 @@ def evaluate(
                 else None
             )
             actions.extend(_actions(event.tenant, rule, 0, record, previous, missing, ctx, stay))
-        decisions.append(Decision(rule.id, verdict, detail))
+        breach = MISSING if verdict == FIRED and missing else ""
+        decisions.append(Decision(rule.id, verdict, detail, breach, due))
     return Plan(tuple(actions), tuple(decisions), tuple(timers))
 
 
@@ -312,11 +316,28 @@ def _timer_due(event: Event, record: Record, rules: list[Rule], ctx: Context) ->
         return Plan(decisions=(Decision(rule.id, SATISFIED, "`unless` holds on fresh data"),))
     moved = _moved(event.tenant, rule, step, record, ctx, stay)
     if moved:
-        return Plan(decisions=(Decision(rule.id, SCHEDULED, "the date moved"),), timers=(moved,))
+        decision = Decision(rule.id, SCHEDULED, "the date moved", due=moved.due)
+        return Plan(decisions=(decision,), timers=(moved,))
     actions = _actions(event.tenant, rule, step, record, None, [], ctx, stay)
     timers = _next_step(event.tenant, rule, step, record, ctx, stay)
     detail = f"step {step} due" + (f"; next step {timers[0].due:%Y-%m-%d %H:%M}" if timers else "")
-    return Plan(tuple(actions), (Decision(rule.id, FIRED, detail),), timers)
+    breach = OVERDUE if step == breach_step(rule) else ""
+    due = timers[0].due if timers else None
+    return Plan(tuple(actions), (Decision(rule.id, FIRED, detail, breach, due),), timers)
+
+
+def breach_step(rule: Rule) -> int | None:
+    """The timer step whose firing means the rule was broken, or None for a mere reminder.
+
+    A ``within`` rule is broken when its deadline passes with ``unless`` still false (step
+    0). An ``at`` rule's first step is the reminder at the date; it is broken when its first
+    escalation fires (step 1), and never when it has none.
+    """
+    if rule.within:
+        return 0
+    if rule.at and rule.escalate:
+        return 1
+    return None
 
 
 def _moved(

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from bridge.actions import AddComment, CreateTask, MoveStage, Reassign, UpdateFields
 from bridge.calendar import as_datetime
-from bridge.crms.amocrm import AmoCRM, AmoCRMSettings, shapes
+from bridge.crms.amocrm import AmoCRM, AmoCRMSettings, history, shapes
 from bridge.crms.amocrm.auth import (
     LongLivedToken,
     OAuthClient,
@@ -35,7 +35,7 @@ from bridge.crms.amocrm.auth import (
 from bridge.crms.amocrm.http import Api, TokenSource, Transport
 from bridge.crms.amocrm.shapes import kind_of
 from bridge.crms.base import CRM
-from bridge.crms.connector import Connector, Outcome, to_crm_fields, to_record
+from bridge.crms.connector import Connector, Outcome, Step, to_crm_fields, to_record
 from bridge.errors import ConfigError, PermanentError, TransientError
 from bridge.models import OPEN, Action, Event, LookupQuery, Record, RecordRef
 
@@ -256,6 +256,14 @@ class AmoCRMConnector(Connector):
         """A user's ``email``: ``GET /api/v4/users/{id}`` (D:crm_platform/users-api: admins)."""
         raw = self.api.call("GET", f"/api/v4/users/{int(user_id)}") or {}
         return str(raw["email"]) if raw.get("email") else None
+
+    def history(self, kind: str, since: datetime) -> Iterator[Step]:
+        """Stage moves from the events feed (:func:`bridge.crms.amocrm.history.steps`)."""
+        return history.steps(self, kind, since)
+
+    def leads(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Leads of ``GET /api/v4/leads`` with filters, every page."""
+        return self._leads(params)
 
     def _leads(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return self.api.pages(

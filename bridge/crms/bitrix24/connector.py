@@ -29,8 +29,15 @@ from bridge import formdata
 from bridge.actions import ActionParams, AddComment, CreateTask, MoveStage, Reassign, UpdateFields
 from bridge.calendar import as_datetime
 from bridge.crms.base import CRM
-from bridge.crms.bitrix24 import Bitrix24
-from bridge.crms.connector import Connector, Outcome, crm_value, to_crm_fields, to_record
+from bridge.crms.bitrix24 import Bitrix24, history
+from bridge.crms.connector import (
+    Connector,
+    Outcome,
+    Step,
+    crm_value,
+    to_crm_fields,
+    to_record,
+)
 from bridge.errors import AuthError, PermanentError, TransientError
 from bridge.masking import redact
 from bridge.models import Action, Event, LookupQuery, Record, RecordRef
@@ -217,6 +224,10 @@ class Bitrix24Connector(Connector):
         users = self.call("user.get", {"filter": {"ID": user_id}}) or []
         email = users[0].get("EMAIL") if users else None
         return str(email) if email else None
+
+    def history(self, kind: str, since: datetime) -> Iterator[Step]:
+        """Stage moves of ``crm.stagehistory.list`` (:func:`bridge.crms.bitrix24.history.steps`)."""
+        return history.steps(self, kind, since)
 
     # -- writing ------------------------------------------------------------------------
 

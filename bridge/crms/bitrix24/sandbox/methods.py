@@ -206,6 +206,30 @@ def status_entity_types(store: PortalStore, call: Call) -> Reply:
     return Reply(store.entity_types())
 
 
+# --- crm.stagehistory.list ----------------------------------------------------------------------
+
+
+# D:api-reference/crm/crm-stage-history-list.md (the older page: rest_help/crm/stagehistory.php)
+@method("crm.stagehistory.list")
+def stage_history_list(store: PortalStore, call: Call) -> Reply:
+    """crm.stagehistory.list: moves of leads (entityTypeId 1) or deals (2) between stages.
+
+    The result is ``{"items": [...]}`` with ``total`` and ``next`` beside it; the filter takes
+    exact values, arrays and the =, !=, <, >, >=, <= modifiers (no LIKE).
+    """
+    entity = to_int(call.get("entityTypeId"))
+    if entity not in store.stage_history:
+        raise RestError(400, "", "Entity type is not supported")
+    flt, order = _mapping(call, "filter"), _mapping(call, "order")
+    items = [dict(i) for i in store.stage_history[entity] if matches(i, flt, str)]
+    page = paginate(order_records(items, order, [("ID", "ASC")]), call.get("start"))
+    select = names(call.get("select"))
+    if select and "*" not in select:
+        page.result = [{k: v for k, v in i.items() if k in select} for i in page.result]
+    page.result = {"items": page.result}
+    return page
+
+
 # --- crm.timeline.comment.* ----------------------------------------------------------------------
 
 

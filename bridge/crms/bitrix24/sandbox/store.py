@@ -105,7 +105,9 @@ class PortalStore(WorkItems):
         self.tasks: dict[int, dict[str, Any]] = {}
         self.comments: dict[int, dict[str, Any]] = {}
         self.activities: dict[int, dict[str, Any]] = {}
-        kinds = ("deal", "lead", "task", "comment", "activity", "multifield", "enum")
+        # crm.stagehistory.list's items, per entityTypeId (1 lead, 2 deal)
+        self.stage_history: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+        kinds = ("deal", "lead", "task", "comment", "activity", "multifield", "enum", "history")
         self._seq = {kind: itertools.count(1) for kind in kinds}
         self._status_seq = itertools.count(201, 2)
         self._emit = emit
@@ -291,7 +293,7 @@ class PortalStore(WorkItems):
             values = self._accepted(kind, fields, trusted=trusted, adding=True)
             stage = values.pop(kind.stage_field, None)  # placed below, with its semantics
             self._apply(record, values)
-            self._place(kind, record, stage, by_user, fresh=True)
+            self._place(kind, record, stage, by_user, fresh=True, created=True)
             self._finish(kind, record, values if trusted else {})
             self.table(kind)[new_id] = record
             self._emit(kind.add_event, new_id)
@@ -372,7 +374,14 @@ class PortalStore(WorkItems):
             record.pop(key, None)
 
     def _place(
-        self, kind: CrmKind, record: dict[str, Any], stage: Any, by_user: int, *, fresh: bool
+        self,
+        kind: CrmKind,
+        record: dict[str, Any],
+        stage: Any,
+        by_user: int,
+        *,
+        fresh: bool,
+        created: bool = False,
     ) -> None:
         """Put the record on a stage; ``fresh`` (new record, new pipeline) picks a valid one."""
         if kind is DEAL and fresh:
@@ -397,6 +406,19 @@ class PortalStore(WorkItems):
             record["IS_NEW"] = "Y" if status is stages[0] else "N"
         else:
             record["DATE_CLOSED"] = "" if semantic == "P" else self.stamp()
+        self._remember_stage(kind, record, 1 if created else 2 if semantic == "P" else 3)
+
+    def _remember_stage(self, kind: CrmKind, record: dict[str, Any], type_id: int) -> None:
+        """An item of crm.stagehistory.list (D:api-reference/crm/crm-stage-history-list.md):
+        TYPE_ID 1 created, 2 moved to an intermediate stage, 3 moved to a final one; deals
+        carry CATEGORY_ID, STAGE_SEMANTIC_ID, STAGE_ID, leads STATUS_SEMANTIC_ID, STATUS_ID."""
+        item: dict[str, Any] = {"ID": next(self._seq["history"]), "TYPE_ID": type_id}
+        item |= {"OWNER_ID": int(record["ID"]), "CREATED_TIME": self.stamp()}
+        if kind is DEAL:
+            item["CATEGORY_ID"] = int(record["CATEGORY_ID"])
+        item |= {kind.semantic_field: record[kind.semantic_field]}
+        item |= {kind.stage_field: record[kind.stage_field]}
+        self.stage_history[1 if kind is LEAD else 2].append(item)
 
     def _finish(self, kind: CrmKind, record: dict[str, Any], overrides: Mapping[str, Any]) -> None:
         # Seeding may backdate DATE_CREATE, MOVED_TIME... after the stage logic has run; the
