@@ -124,6 +124,40 @@ def journal(limit: int, tenant: str | None) -> None:
 
 
 @cli.command()
+@click.option("--tenant", default=None, help="Only this tenant's.")
+@click.option("--limit", default=50, show_default=True)
+def failed(tenant: str | None, limit: int) -> None:
+    """List failed events with the CRM's error (dead letters first say how often they ran)."""
+    from bridge.journal import Journal
+    from bridge.masking import redact
+
+    rows = Journal().failed(tenant, limit)
+    for row in rows:
+        what = f"{row.kind} {row.record_id}" if row.record_id else (row.subject or "-")
+        click.echo(
+            f"#{row.id} {row.received_at:%Y-%m-%d %H:%M:%S} {row.tenant} {row.source} {what}: "
+            f"{redact(row.reason)}"
+        )
+    click.echo(
+        f"{len(rows)} failed event(s)" + ("; `bridge replay ID` runs one again" if rows else "")
+    )
+
+
+@cli.command()
+@click.argument("event_ids", nargs=-1, type=int)
+@click.option("--tenant", default=None, help="Every dead letter of this tenant.")
+@click.pass_obj
+def replay(host: Host, event_ids: tuple[int, ...], tenant: str | None) -> None:
+    """Run failed events again: what they did stays done, what failed or never ran runs."""
+    if not event_ids and not tenant:
+        raise click.UsageError("name event ids, or --tenant for all of a tenant's dead letters")
+    rt = host.runtime()
+    count = rt.resume(tenant) if tenant else 0
+    count += rt.replay(list(event_ids)) if event_ids else 0
+    click.echo(f"{count} event(s) put back in the queue; a worker runs them")
+
+
+@cli.command()
 @click.argument("packs", nargs=-1)
 @click.option("--dir", "folder", default="config/regulations", show_default=True)
 def check(packs: tuple[str, ...], folder: str) -> None:

@@ -28,10 +28,11 @@ from bridge import clock, metrics, timers
 from bridge.calendar import as_datetime
 from bridge.config import Tenant
 from bridge.crms.connector import Connector
-from bridge.errors import PermanentError, TransientError
+from bridge.errors import NeedsAttention, PermanentError, TransientError
 from bridge.execute import Item, execute
 from bridge.ingress import Gate, Unavailable
 from bridge.journal import GAVE_UP, EventRow, Snapshot, client_key
+from bridge.masking import redact
 from bridge.models import BATCH, STANDARD_FIELDS, Event, Plan, Record, RecordRef
 from bridge.queue import Entry
 from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups, uses_planned
@@ -97,10 +98,40 @@ def run_batch(rt: Runtime, tenant_name: str, entries: Sequence[Entry]) -> Result
             decide(rt, tenant, conn, records)
             act(rt, conn, tenant_name, records)
         except TransientError as exc:
-            for work in todo:
-                if work.open:
-                    work.waiting = str(exc)
+            _wait(todo, str(exc))
+            if isinstance(exc, NeedsAttention):
+                alert(rt, tenant, exc)
+        except Exception as exc:  # a bug must not lose the batch: it waits, then dead-letters
+            log.exception("%s: a batch of %d failed", tenant_name, len(todo))
+            _wait(todo, f"{type(exc).__name__}: {redact(exc)}")
     return finish(rt, tenant, tenant_name, works)
+
+
+def _wait(works: list[Work], reason: str) -> None:
+    for work in works:
+        if work.open:
+            work.waiting = reason
+
+
+ALERT_EVERY = 3600
+"""Seconds between two alerts of one tenant for the same kind of trouble."""
+
+
+def alert(rt: Runtime, tenant: Tenant, error: NeedsAttention) -> None:
+    """Journal (at most hourly) that a tenant's work waits for a person to act."""
+    key = f"bridge:alert:{tenant.name}:{type(error).__name__}"
+    if not rt.redis.set(key, 1, nx=True, ex=ALERT_EVERY):
+        return
+    log.error("%s: %s", tenant.name, redact(error))
+    rt.journal.record_event(
+        tenant=tenant.name,
+        crm=tenant.config.crm,
+        source="pipeline",
+        type="alert",
+        status="alert",
+        reason=redact(error),
+        received_at=clock.utcnow(),
+    )
 
 
 def journal_entries(
@@ -199,7 +230,10 @@ def read(conn: Connector, works: list[Work]) -> None:
         except PermanentError as exc:
             work.failed = str(exc)
     refs = [w.ref for w in works if w.open and w.ref is not None]
-    records = conn.fetch_many(refs) if refs else {}
+    try:
+        records = conn.fetch_many(refs) if refs else {}
+    except PermanentError as exc:  # the whole read refused: every event of it fails
+        records = dict.fromkeys(refs, exc)
     for work in works:
         if work.open and work.ref is not None:
             found = records[work.ref]

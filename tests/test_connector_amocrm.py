@@ -262,7 +262,8 @@ def answer_plan_writes() -> None:
     responses.post(f"{BASE}/api/v4/tasks", json=tasks)
     notes = {"_embedded": {"notes": [{"id": 21, "entity_id": 7, "request_id": "c" * 12}]}}
     responses.post(f"{BASE}/api/v4/leads/notes", json=notes)
-    responses.patch(f"{BASE}/api/v4/leads/7", json={"id": 7, "updated_at": 1700000000})
+    leads = {"_embedded": {"leads": [{"id": 7, "updated_at": 1700000000}]}}
+    responses.patch(f"{BASE}/api/v4/leads", json=leads)
     fields = {"_embedded": {"custom_fields": [{"id": 294472, "name": "Цель", "type": "text"}]}}
     responses.get(f"{BASE}/api/v4/leads/custom_fields", json=fields)
     statuses = [{"id": s, "name": str(s)} for s in (31044552, 31044553, 142, 143)]
@@ -281,7 +282,7 @@ def test_a_plan_is_one_request_per_kind_of_write(conn: AmoCRMConnector) -> None:
     assert [(w.method, w.path_url) for w in writes] == [
         ("POST", "/api/v4/tasks"),
         ("POST", "/api/v4/leads/notes"),
-        ("PATCH", "/api/v4/leads/7"),
+        ("PATCH", "/api/v4/leads"),
     ]
     sent_tasks, sent_notes, patch = (json.loads(w.body) for w in writes)
     assert sent_tasks[0] == {
@@ -302,12 +303,37 @@ def test_a_plan_is_one_request_per_kind_of_write(conn: AmoCRMConnector) -> None:
             "request_id": "c" * 12,
         }
     ]
-    assert patch == {
-        "custom_fields_values": [{"field_id": 294472, "values": [{"value": "Х"}]}],
-        "status_id": 31044553,
-        "pipeline_id": 3104455,
-        "responsible_user_id": 5004,
-    }
+    assert patch == [
+        {
+            "id": 7,
+            "custom_fields_values": [{"field_id": 294472, "values": [{"value": "Х"}]}],
+            "status_id": 31044553,
+            "pipeline_id": 3104455,
+            "responsible_user_id": 5004,
+        }
+    ]
+    assert outcomes["d" * 64].result == {"updated_at": 1700000000}
+
+
+@responses.activate
+def test_the_writes_of_several_leads_go_in_one_request_each(conn: AmoCRMConnector) -> None:
+    answer_plan_writes()
+    seven = Record("deal", "7", "amocrm", stage="meeting", responsible="5001")
+    eight = Record("deal", "8", "amocrm", stage="meeting", responsible="5001")
+    ahead = [
+        Action("g" * 64, "r1", eight.ref, AddComment("Второй")),
+        Action("h" * 64, "r3", eight.ref, MoveStage("estimate")),
+    ]
+    outcomes = conn.execute_many([(seven, plan(seven)[2:4]), (eight, ahead)])
+    writes = [c.request for c in responses.calls if c.request.method != "GET"]
+    assert [(w.method, w.path_url) for w in writes] == [
+        ("POST", "/api/v4/leads/notes"),
+        ("PATCH", "/api/v4/leads"),
+    ]
+    notes, patch = (json.loads(w.body) for w in writes)
+    assert [n["entity_id"] for n in notes] == [7, 8]
+    assert [item["id"] for item in patch] == [7, 8]
+    assert len(outcomes) == 4
 
 
 @responses.activate

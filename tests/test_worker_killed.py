@@ -31,7 +31,8 @@ def hold_batches(bridge: Bridge) -> tuple[threading.Event, threading.Event]:
 
     @bridge.sandbox.app.after_request
     def _hold(response: Response) -> Response:
-        if request.path.endswith("/batch") and not release.is_set():
+        creates = request.path.endswith("/batch") and b"tasks.task.add" in request.get_data()
+        if creates and not release.is_set():
             created.set()
             release.wait(30)
         return response
