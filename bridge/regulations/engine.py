@@ -184,8 +184,7 @@ def needs_planned(
         return any(r.id == rule_id and _asks_planned(r.unless) for r in rules)
     types = event_types(event, record, previous, facts)
     return any(
-        _asks_planned(r.when.if_) and not _mismatch(r, types, record, previous, None)
-        for r in rules
+        _asks_planned(r.when.if_) and not _mismatch(r, types, record, previous, None) for r in rules
     )
 
 
