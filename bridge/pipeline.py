@@ -35,7 +35,7 @@ from bridge.journal import GAVE_UP, EventRow, Snapshot, client_key
 from bridge.masking import redact
 from bridge.models import BATCH, STANDARD_FIELDS, Event, Plan, Record, RecordRef
 from bridge.queue import Entry
-from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups, uses_planned
+from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups, needs_planned
 from bridge.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -283,8 +283,9 @@ def context(
         history=rt.journal.change_counts(tenant.name, record.kind, record.id),
         client_history=rt.journal.client_change_counts(tenant.name, client) if client else {},
         activity=conn.activity_of(event),
-        planned_at=conn.planned_activity(record) if uses_planned(tenant.rules) else None,
     )
+    if needs_planned(event, record, previous, tenant.rules, facts):
+        facts = replace(facts, planned_at=conn.planned_activity(record))
     base = tenant_context(tenant, event, stay, facts)
     # look-ups last: they run only for rules that the other facts leave able to fire
     queries = needed_lookups(event, record, previous, tenant.rules, base)

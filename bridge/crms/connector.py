@@ -167,6 +167,11 @@ class Connector(ABC):
     def list_open(self, kind: str) -> Iterator[Record]:
         """Every record of a kind that is neither won nor lost (for sweeps), paged."""
 
+    def changed_since(self, kind: str, since: datetime) -> Iterator[Record] | None:
+        """Every record of a kind the CRM changed after ``since`` (reconciliation: webhooks
+        get lost); None where the CRM cannot say."""
+        return None
+
     @abstractmethod
     def contact_email(self, record: Record) -> str | None:
         """The e-mail address of the record's client, or None."""

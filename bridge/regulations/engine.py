@@ -173,12 +173,24 @@ def needed_lookups(
     return out
 
 
-def uses_planned(rules: Iterable[Rule]) -> bool:
-    """Does any rule ask whether an activity is planned (so the pipeline must find out)?"""
-    return any(_asks_planned(c) for r in rules for c in (r.when.if_, r.unless) if c is not None)
+def needs_planned(
+    event: Event, record: Record, previous: Record | None, rules: Iterable[Rule], facts: Facts
+) -> bool:
+    """Must the pipeline find out whether an activity is planned for this event? Only when a
+    rule that asks may be judged now: its ``when`` matches (``if`` asks), or its timer came due
+    (``unless`` asks). A question to the CRM per event would cost a busy portal its budget."""
+    if event.type == "timer.due":
+        rule_id = (event.subject or "").split("|")[0]
+        return any(r.id == rule_id and _asks_planned(r.unless) for r in rules)
+    types = event_types(event, record, previous, facts)
+    return any(
+        _asks_planned(r.when.if_) and not _mismatch(r, types, record, previous, None) for r in rules
+    )
 
 
 def _asks_planned(cond: Any) -> bool:
+    if cond is None:
+        return False
     if isinstance(cond, ActivityPlanned):
         return True
     inner = getattr(cond, "all_", None) or getattr(cond, "any_", None) or []

@@ -255,6 +255,18 @@ class AmoCRMConnector(Connector):
             if record.kind == kind and record.outcome == OPEN:
                 yield record
 
+    def changed_since(self, kind: str, since: datetime) -> Iterator[Record]:
+        """Leads changed after ``since``: ``filter[updated_at][from]`` (D:crm_platform/filters-api),
+        in the kind's pipelines, paged."""
+        pipelines = self._pipelines_of(kind)
+        if not pipelines:
+            return
+        params = {"filter[updated_at][from]": int(since.timestamp())}
+        for raw in self._leads({**params, "filter[pipeline_id][]": pipelines}):
+            record = self.to_record(raw)
+            if record.kind == kind:
+                yield record
+
     def contact_email(self, record: Record) -> str | None:
         """The EMAIL of the lead's main contact (``GET /api/v4/contacts/{id}``, a multitext
         field with ``field_code`` EMAIL: D:crm_platform/contacts-api)."""

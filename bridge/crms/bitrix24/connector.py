@@ -218,6 +218,15 @@ class Bitrix24Connector(Connector):
         for raw in self.get_all(f"crm.{kind}.list", params):
             yield to_record(kind, raw, self.mapping, self.name, raw["ID"])
 
+    def changed_since(self, kind: str, since: datetime) -> Iterator[Record]:
+        """``crm.<kind>.list`` filtered by ``>DATE_MODIFY``, every page
+        (D:api-reference/crm/deals/crm-deal-list.md: a filter key takes an operator prefix)."""
+        code = self.mapping.field_code(kind, "modified_at")
+        when = since.isoformat(timespec="seconds")
+        params = {"filter": {f">{code}": when}, "select": ["*", "UF_*"]}
+        for raw in self.get_all(f"crm.{kind}.list", params):
+            yield to_record(kind, raw, self.mapping, self.name, raw["ID"])
+
     def contact_email(self, record: Record) -> str | None:
         """The first e-mail of a lead, or of a deal's contact (D:.../contacts/crm-contact-get.md).
 

@@ -13,6 +13,7 @@ calls, so a batch of events costs no new TCP connection.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import threading
 import warnings
@@ -65,6 +66,9 @@ class Rest:
         transport = getattr(self._local, "transport", None)
         if transport is None or transport.closed:
             transport = self._local.transport = _Transport(self.limiter, self.timeout)
+            loop = self._local.loop
+            # close the kept-alive session when the process ends, not at garbage collection
+            atexit.register(lambda: loop.is_closed() or loop.run_until_complete(transport.close()))
         return transport
 
     async def _call(self, method: str, params: dict[str, Any], every: bool = False) -> Any:
@@ -106,6 +110,9 @@ class _Transport:
 
     def post(self, url: str, json: Any = None, ssl: Any = True) -> _Post:
         return _Post(self, url, json, ssl)
+
+    async def close(self) -> None:
+        await self.session.close()
 
 
 class _Post:

@@ -250,6 +250,11 @@ class AmoCRMSandbox:
         """
         self.hooks.subscribe(handler_url, list(events))
 
+    def lose_every(self, n: int) -> None:
+        """Lose every ``n``-th webhook (0: none), as the CRM does when the bridge is down or
+        the network drops a post: it is recorded in ``deliveries`` and never sent."""
+        self._poster.lose_every = n
+
     def wait_delivered(self, timeout: float = 10.0) -> None:
         """Block until every queued webhook has been posted.
 

@@ -94,8 +94,15 @@ def _crm_get(store: PortalStore, call: Call, kind: CrmKind) -> Reply:
 
 def _crm_list(store: PortalStore, call: Call, kind: CrmKind) -> Reply:
     flt, order = _mapping(call, "filter"), _mapping(call, "order")
-    records = [r for r in store.table(kind).values() if matches(r, flt, str)]
-    page = paginate(order_records(records, order, [("ID", "ASC")]), call.get("start"))
+    key = (kind.name, repr(flt), repr(order), store.revision, len(store.table(kind)))
+    ordered = store.list_cache.get(key)
+    if ordered is None:
+        records = [r for r in store.table(kind).values() if matches(r, flt, str)]
+        ordered = order_records(records, order, [("ID", "ASC")])
+        if len(store.list_cache) > 64:
+            store.list_cache.clear()
+        store.list_cache[key] = ordered
+    page = paginate(ordered, call.get("start"))
     page.result = [store.select_crm(kind, r, names(call.get("select"))) for r in page.result]
     return page
 

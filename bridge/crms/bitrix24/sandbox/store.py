@@ -111,6 +111,10 @@ class PortalStore(WorkItems):
         self._seq = {kind: itertools.count(1) for kind in kinds}
         self._status_seq = itertools.count(201, 2)
         self._emit = emit
+        # the ordered matches of a list call, kept while no deal or lead changes: a page of a
+        # large portal then costs a slice, not a scan (get_all asks 50 pages in one batch)
+        self.revision = 0
+        self.list_cache: dict[Any, list[dict[str, Any]]] = {}
         self.statuses += [_status_item("DEAL_STAGE", None, row) for row in DEFAULT_DEAL_STAGES]
         self.statuses += [_status_item("STATUS", None, row) for row in DEFAULT_LEAD_STATUSES]
 
@@ -296,6 +300,7 @@ class PortalStore(WorkItems):
             self._place(kind, record, stage, by_user, fresh=True, created=True)
             self._finish(kind, record, values if trusted else {})
             self.table(kind)[new_id] = record
+            self.revision += 1
             self._emit(kind.add_event, new_id)
             return new_id
 
@@ -324,6 +329,7 @@ class PortalStore(WorkItems):
             self._place(kind, record, stage, by_user, fresh=moved)
             record["DATE_MODIFY"], record["MODIFY_BY_ID"] = self.stamp(), str(by_user)
             self._finish(kind, record, values if trusted else {})
+            self.revision += 1
             self._emit(kind.update_event, entity_id)
 
     def _accepted(
