@@ -85,7 +85,7 @@ def test_writes_wait_for_1c_and_the_record_sees_them_meanwhile(onec: OneCBridge)
     changes = conn.store.changes(IN_WORK)
     assert (changes.version, changes.pending, len(changes.notes)) == (2, True, 1)
     assert conn.fetch(record.ref).fields["in_work_since"] == "2025-10-24"
-    assert conn.find_done(record, note) == outcomes[note.key].result
+    assert conn.find_done(record, note, AT) == outcomes[note.key].result
     unmapped = Action("u" * 32, "x", record.ref, UpdateFields({"nothing_like_it": "1"}))
     [failed] = conn.execute(record, [unmapped]).values()
     assert (failed.status, failed.error) == (
@@ -102,11 +102,11 @@ def test_a_paired_bitrix24_finds_a_task_a_crashed_attempt_made(onec: OneCBridge)
     action = Action("t" * 32, "cancelled-order-comment", record.ref, task)
     portal = onec.runtime.connector(onec.runtime.tenant(PAIRED))
     assert onec.runtime.executor(onec.runtime.tenant(TENANT), "order", "create_task") is portal
-    assert portal.find_done(record, action) is None
+    assert portal.find_done(record, action, AT) is None
 
     [done] = portal.execute(record, [action]).values()  # then the worker died
 
-    assert portal.find_done(record, action) == done.result
+    assert portal.find_done(record, action, AT) == done.result
     assert onec.portal.tasks[int(done.result["task_id"])]["UF_CRM_TASK"] == []
 
 

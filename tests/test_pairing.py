@@ -87,4 +87,4 @@ def test_amocrm_makes_a_paired_tenant_s_task_unbound_and_finds_it_again(amo: Amo
     made = amo.sandbox.tasks[int(outcome.result["task_id"])]
     assert (made["entity_id"], made["entity_type"]) == (None, None)
     assert made["responsible_user_id"] == IVANOVA
-    assert conn.find_done(order, action) == outcome.result
+    assert conn.find_done(order, action, datetime(2025, 10, 31, tzinfo=UTC)) == outcome.result

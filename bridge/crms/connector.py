@@ -156,8 +156,9 @@ class Connector(ABC):
         raise PermanentError(f"{self.crm.title} sends no batches")
 
     @abstractmethod
-    def find_done(self, record: Record, action: Action) -> Any | None:
-        """After a crash mid-action: the CRM's trace of the action (task id...), or None."""
+    def find_done(self, record: Record, action: Action, since: datetime) -> Any | None:
+        """After a crash mid-action: the CRM's trace of the action (task id, comment id...)
+        made at or after ``since`` (when the action was claimed), or None."""
 
     @abstractmethod
     def find(self, query: LookupQuery) -> list[Record]:

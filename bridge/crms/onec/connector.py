@@ -190,8 +190,10 @@ class OneCConnector(Connector):
             for name, value in fields.items()
         }
 
-    def find_done(self, record: Record, action: Action) -> Any | None:
-        """What the store recorded of an action (or, through OData, the note in 1C's comment)."""
+    def find_done(self, record: Record, action: Action, since: datetime) -> Any | None:
+        """What the store recorded of an action (or, through OData, the note in 1C's comment).
+
+        The store writes an action's key with its change, so ``since`` is not needed here."""
         done = self.store.changes(record.id).keys.get(action.key)
         if done is None and self.options.odata is not None:
             return self.odata().find_done(record, action)
