@@ -107,7 +107,7 @@ def test_counts_are_right_under_several_gunicorn_workers(
     migrate(env["BRIDGE_JOURNAL_URL"])  # `bridge migrate`, once before the processes start
     gunicorn = Path(sys.executable).parent / "gunicorn"
     server = subprocess.Popen(
-        [str(gunicorn), "-c", str(ROOT / "gunicorn.conf.py"), "webhooks:create_app()"],
+        [str(gunicorn), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "webhooks:create_app()"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -10,6 +10,7 @@ amocrm.md and the amoCRM pages cited next to each route and shape.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -55,6 +56,8 @@ class AmoCRMSandbox:
         self.retry_after = 1
         self.requests_log: list[dict[str, Any]] = []
         self.faults = FaultBook()
+        #: While set, every API call waits without an answer (a hung account).
+        self.stalled = threading.Event()
         self.rate_window = RateWindow(INTEGRATION_RATE)
         self._server: LoopbackServer | None = None
         self._poster = Poster("amocrm-hooks", ANSWER_TIMEOUT)
