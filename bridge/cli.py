@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
+import functools
+import os
 import sys
 from typing import Any
 
 import click
 
 from bridge import config, crms
-from bridge.errors import ConfigError
+from bridge.errors import BridgeError, ConfigError
+from bridge.masking import redact
 
 
 class Host:
@@ -22,7 +24,42 @@ class Host:
         return Runtime.build(config_path)
 
 
-@click.group()
+class Group(click.Group):
+    """The ``bridge`` group: whatever goes wrong, the admin reads a sentence, not a traceback.
+
+    A bad file names its file and line (:class:`ConfigError`), a CRM or mail problem says what
+    failed (:class:`BridgeError`); anything else is a bug of the bridge, reported as one line
+    (``BRIDGE_DEBUG=1`` shows the traceback).
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, turning every error into readable lines and an exit code."""
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(problem, err=True)
+            click.echo(f"{len(exc.problems)} problem(s) found", err=True)
+        except BridgeError as exc:
+            click.echo(f"error: {redact(exc)}", err=True)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        except Exception as exc:
+            if os.environ.get("BRIDGE_DEBUG"):
+                raise
+            click.echo(
+                f"internal error: {type(exc).__name__}: {redact(exc)} - a bug of the bridge, "
+                "not of your files; BRIDGE_DEBUG=1 shows where",
+                err=True,
+            )
+            raise click.exceptions.Exit(2) from None
+        raise click.exceptions.Exit(1)
+
+
+@click.group(cls=Group)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Run a sales department's regulations beside its CRM."""
@@ -49,13 +86,7 @@ def demo(once: bool, port: int, crm: str | None) -> None:
 @click.option("--config", "path", default=None, help="Config file (default: $BRIDGE_CONFIG).")
 def validate(path: str | None) -> None:
     """Check the config, mappings and regulation packs; errors name file:line."""
-    try:
-        settings = config.load(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        click.echo(f"{len(exc.problems)} problem(s) found", err=True)
-        sys.exit(1)
+    settings = config.load(path)
     for name, tenant in settings.tenants.items():
         click.echo(
             f"{name}: {tenant.config.crm}, "
@@ -107,20 +138,25 @@ def journal(limit: int, tenant: str | None) -> None:
 @cli.command()
 @click.argument("packs", nargs=-1)
 @click.option("--dir", "folder", default="config/regulations", show_default=True)
-def check(packs: tuple[str, ...], folder: str) -> None:
+@click.option(
+    "--config", "config_path", default=None, help="Config for scenarios naming a `tenant:`."
+)
+def check(packs: tuple[str, ...], folder: str, config_path: str | None) -> None:
     """Run the scenario files of regulation packs (no CRM, no Redis)."""
     from pathlib import Path
 
     from bridge.scenarios import run_pack
 
     paths = [Path(folder) / f"{name}.yaml" for name in packs] or sorted(Path(folder).glob("*.yaml"))
+    missing = [p for p in paths if not p.is_file()]
+    if missing or not paths:
+        known = ", ".join(sorted(p.stem for p in Path(folder).glob("*.yaml"))) or "none"
+        what = ", ".join(str(p) for p in missing) or f"no pack in {folder}"
+        raise click.UsageError(f"{what}: no such pack; packs in {folder}: {known}")
+    settings = functools.cache(lambda: config.load(config_path))  # only if a scenario asks
     failed = total = 0
     for path in paths:
-        try:
-            results = run_pack(path)
-        except ConfigError as exc:
-            click.echo("\n".join(exc.problems), err=True)
-            sys.exit(1)
+        results = run_pack(path, settings)
         for result in results:
             total += 1
             failed += not result.ok
@@ -148,12 +184,33 @@ def coverage_cmd(folder: str, target: str | None) -> None:
 
 
 @cli.command("dry-run")
-@click.argument("event_file", type=click.File())
-def dry_run(event_file: Any) -> None:
-    """Show the plan for one event without acting (reads the CRM when no record is given)."""
-    from bridge.dryrun import dry_run as run
+@click.argument("event_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--tenant", default=None, help="The tenant (default: the file's, or the only one).")
+@click.option("--kind", default=None, help="The record's kind (deal, lead...).")
+@click.option("--id", "record_id", default=None, help="The record's id: read from the CRM.")
+@click.option("--type", "event_type", default=None, help="The event type (record.updated...).")
+@click.option("--at", default=None, help="When it happens, e.g. 2025-11-14T10:00:00+03:00.")
+@click.option("--config", "config_path", default=None, help="Config (default: $BRIDGE_CONFIG).")
+def dry_run(
+    event_file: str | None,
+    tenant: str | None,
+    kind: str | None,
+    record_id: str | None,
+    event_type: str | None,
+    at: str | None,
+    config_path: str | None,
+) -> None:
+    """Show the plan for one event without acting (docs/configuration.md, "Dry runs").
 
-    click.echo(run(json.load(event_file)))
+    EVENT_FILE (YAML or JSON) describes the event; without ``record:`` in it, or with --id
+    alone, the record is read from the CRM.
+    """
+    from bridge import dryrun
+
+    if event_file is None and record_id is None:
+        raise click.UsageError("give an event file, or --id of a record to read from the CRM")
+    options = {"tenant": tenant, "kind": kind, "id": record_id, "type": event_type, "at": at}
+    click.echo(dryrun.dry_run(dryrun.load(event_file, options), config_path))
 
 
 def format_entry(entry: dict) -> str:

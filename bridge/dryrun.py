@@ -1,61 +1,187 @@
-"""``bridge dry-run EVENT.json``: the plan for one event, without acting.
+"""``bridge dry-run``: the plan for one event, without acting.
 
-The JSON names a tenant and a record (``{"tenant": "remarka", "kind": "deal", "id": "42",
-"type": "record.updated"}``); the record is read from the CRM and compared with the journal's
-snapshot, exactly as the pipeline would, but nothing is written anywhere. With ``"record"``
-(and optionally ``"previous"``) in the JSON, no CRM is read at all.
+The event is described in a YAML or JSON file (docs/configuration.md, "Dry runs") or by
+options. With ``record:`` no CRM is read: the record is written in the tenant's words
+(canonical names, user aliases, or the CRM's own ids, translated through the mapping). Without
+it the record is read from the CRM by kind and id and compared with the journal's snapshot,
+exactly as the pipeline would. Nothing is written anywhere; e-mails are rendered, not sent.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
+from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
-from bridge import clock, config, crms
+from pydantic import Field, PrivateAttr, field_validator
+
+from bridge import actions, clock, config, crms, email, yamlfile
+from bridge.errors import ConfigError, PermanentError
 from bridge.journal import Journal
-from bridge.models import Event, Plan, Record, RecordRef
-from bridge.pipeline import plan_for, stage_since, stay_of
+from bridge.masking import redact
+from bridge.models import EVENT_TYPES, Event, Plan, Record, RecordRef
+from bridge.pipeline import context, plan_for, stay_of
+from bridge.regulations.conditions import ActivityMatch
 from bridge.regulations.engine import Facts
+from bridge.vocabulary import Vocabulary, WordError
+from bridge.yamlfile import Strict
+
+CLIENT = "client@example.invalid"
+"""The address a dry run renders a client's e-mail to when no CRM is read."""
 
 
-def dry_run(data: dict[str, Any]) -> str:
-    """The readable plan for an event description."""
-    settings = config.load(data.get("config"))
-    tenant = settings.tenants[data["tenant"]]
-    at = datetime.fromisoformat(data["at"]) if data.get("at") else clock.utcnow()
-    kind, record_id = data.get("kind", "deal"), str(data.get("id", "1"))
-    event = Event(
-        tenant.name,
-        tenant.config.crm,
-        data.get("type", "record.updated"),
-        RecordRef(kind, record_id),
-        at,
+class DryRun(Strict):
+    """An event to plan (a dry-run file)."""
+
+    tenant: str | None = Field(default=None, description="default: the config's only tenant")
+    config: str | None = Field(default=None, description="the config file (default as usual)")
+    type: str = Field(default="record.updated", description="the event type")
+    kind: str = Field(default="deal", description="the record's kind")
+    id: str = Field(default="1", description="the record's id (read from the CRM by it)")
+    at: datetime | None = Field(default=None, description="when it happens (default: now)")
+    record: dict[str, Any] | None = Field(
+        default=None, description="the record, in canonical words; leave out to read the CRM"
     )
-    if "record" in data:
-        record = Record.from_dict(
-            {"kind": kind, "id": record_id, "crm": tenant.config.crm, **data["record"]}
-        )
-        previous = Record.from_dict(data["previous"]) if data.get("previous") else None
-        plan = plan_for(tenant, event, record, previous, "1")
-    else:
-        plan = _from_crm(tenant, event)
-    return describe(plan)
+    previous: dict[str, Any] | None = Field(
+        default=None, description="the record as the bridge saw it last (with `record:`)"
+    )
+    activity: ActivityMatch | None = Field(
+        default=None, description="activity.created: the activity's type, direction, completion"
+    )
+
+    _doc: yamlfile.YamlDoc | None = PrivateAttr(default=None)
+    _id = field_validator("id", mode="before")(lambda v: str(v))
+
+    def where(self, loc: tuple[str, ...]) -> str:
+        """``file:line`` of a key of the description (``<options>`` when given by options)."""
+        return self._doc.where(loc) if self._doc else "<options>"
+
+    @field_validator("type")
+    @classmethod
+    def _known_event(cls, value: str) -> str:
+        if value not in EVENT_TYPES:
+            hint = yamlfile.suggest(value, EVENT_TYPES)
+            raise ValueError(f"unknown event {value!r}{hint}; one of {', '.join(EVENT_TYPES)}")
+        return value
 
 
-def _from_crm(tenant: config.Tenant, event: Event) -> Plan:
+def load(path: str | None, overrides: dict[str, Any]) -> DryRun:
+    """A dry-run description from a file (YAML or JSON) and/or options.
+
+    Raises:
+        ConfigError: the file is not valid (file:line of each problem).
+    """
+    doc = yamlfile.load(path) if path else yamlfile.YamlDoc(Path("<options>"), {})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if isinstance(doc.data, dict) and given:
+        doc = yamlfile.YamlDoc(doc.path, {**doc.data, **given}, doc.lines)
+    run: DryRun = yamlfile.validate(DryRun, doc)
+    run._doc = doc
+    return run
+
+
+def dry_run(run: DryRun, config_path: str | None = None) -> str:
+    """The readable plan for an event: verdicts, actions, timers, rendered e-mails.
+
+    Raises:
+        ConfigError: an unknown tenant, or a record in words the tenant does not know.
+        bridge.errors.BridgeError: the CRM could not be read.
+    """
+    settings = config.load(run.config or config_path)
+    tenant = _tenant(settings, run.tenant)
+    at = run.at or clock.utcnow()
+    if at.tzinfo is None:
+        raise ConfigError([f"at: {at.isoformat()} needs its UTC offset, e.g. +03:00"])
+    event = Event(tenant.name, tenant.config.crm, run.type, RecordRef(run.kind, run.id), at)
+    activity = run.activity.model_dump(exclude_none=True) if run.activity else None
+    if run.record is not None:
+        crm = crms.get(tenant.config.crm)
+        words = Vocabulary(crm.name, tenant.mapping, tuple(crm.kinds()))
+        record = _read(words, run, run.record, "record")
+        previous = _read(words, run, run.previous, "previous") if run.previous else None
+        plan = plan_for(tenant, event, record, previous, "1", Facts(activity=activity))
+        return describe(plan, _emails(tenant, record, plan, None))
+    return _from_crm(tenant, event, activity)
+
+
+def _from_crm(tenant: config.Tenant, event: Event, activity: dict[str, Any] | None) -> str:
+    """The record read from the CRM, its snapshot and facts from the journal, as the pipeline."""
     conn: Any = crms.get(tenant.config.crm).connector_class()(tenant)
     record = conn.fetch(event.ref)
-    snap = Journal().snapshot(tenant.name, record.kind, record.id)
+    journal = Journal()
+    snap = journal.snapshot(tenant.name, record.kind, record.id)
     previous = Record.from_dict(snap.data) if snap else None
-    facts = Facts(stage_since=stage_since(snap, record, event.received_at))
-    return plan_for(tenant, event, record, previous, stay_of(snap, record), facts)
+    facts = context(journal, tenant, conn, event, record, previous, snap).facts
+    facts = replace(facts, activity=activity) if activity is not None else facts
+    plan = plan_for(tenant, event, record, previous, stay_of(snap, record), facts)
+    return describe(plan, _emails(tenant, record, plan, conn))
 
 
-def describe(plan: Plan) -> str:
+def _tenant(settings: config.Settings, name: str | None) -> config.Tenant:
+    names = list(settings.tenants)
+    if name is None and len(names) == 1:
+        return settings.tenants[names[0]]
+    if name in settings.tenants:
+        return settings.tenants[name]
+    hint = yamlfile.suggest(name or "", names)
+    what = f"unknown tenant {name!r}{hint}" if name else "say which tenant (`tenant:` or --tenant)"
+    raise ConfigError([f"{settings.path}: {what}; the config's tenants: {', '.join(names)}"])
+
+
+def _read(words: Vocabulary, run: DryRun, data: dict[str, Any], key: str) -> Record:
+    try:
+        return words.record({"kind": run.kind, "id": run.id, **data})
+    except WordError as exc:
+        loc = (key, *exc.key)
+        raise ConfigError([f"{run.where(loc)}: {yamlfile.dotted(loc)}: {exc}"]) from None
+
+
+def _emails(tenant: config.Tenant, record: Record, plan: Plan, conn: Any) -> list[str]:
+    """Each planned e-mail, rendered as it would leave (recipients masked)."""
+    out = []
+    for action in plan.actions:
+        p = action.params
+        if not isinstance(p, actions.SendEmail):
+            continue
+        try:
+            out.append(_render(tenant, record, p, conn))
+        except (PermanentError, ConfigError) as exc:
+            out.append(f"e-mail «{p.template}» cannot be rendered: {exc}")
+    return out
+
+
+def _render(tenant: config.Tenant, record: Record, p: actions.SendEmail, conn: Any) -> str:
+    if conn is None:
+        to, manager = CLIENT, ("[manager's name]", "[manager's e-mail]")
+    else:
+        to = email.recipient(conn, record, p.to)
+        if not to:
+            why = email.WHERE_TO[p.to]
+            return f"e-mail «{p.template}» would fail: no address for {p.to!r}: {why}"
+        who = record.responsible
+        manager = (conn.user_name(who), conn.user_email(who)) if who else (None, None)
+    message = email.compose_action(email.mailer_for(tenant), record, p, to, *manager)
+    return show_message(message, masked=conn is not None)
+
+
+def show_message(message: EmailMessage, *, masked: bool = True) -> str:
+    """An e-mail as lines: To, Subject, then the text body, indented."""
+    to = str(message["To"])
+    body = message.get_body(("plain",))
+    text = body.get_content() if body is not None else ""
+    lines = [f"e-mail to {redact(to) if masked else to}", f"  Subject: {message['Subject']}"]
+    lines += [f"  | {line}" for line in text.rstrip().splitlines()]
+    return "\n".join(lines)
+
+
+def describe(plan: Plan, emails: list[str] | None = None) -> str:
     """A plan as lines: every rule's verdict, then the actions and timers."""
     lines = [f"rule {d.rule}: {d.verdict} ({d.detail})" for d in plan.decisions]
     lines += [f"would {a.kind}: {a.describe()}" for a in plan.actions]
     lines += [f"would set timer {t.rule} step {t.step} at {t.due.isoformat()}" for t in plan.timers]
     if not plan.actions and not plan.timers:
         lines.append("nothing to do")
+    lines += emails or []
     return "\n".join(lines)

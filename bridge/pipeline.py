@@ -19,7 +19,7 @@ from bridge.calendar import as_datetime
 from bridge.config import Tenant
 from bridge.crms.connector import Connector, Outcome
 from bridge.errors import PermanentError, TransientError
-from bridge.journal import EventRow, SnapshotRow
+from bridge.journal import EventRow, Journal, SnapshotRow
 from bridge.models import STANDARD_FIELDS, Action, Event, Plan, Record, RecordRef
 from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups
 from bridge.runtime import Runtime
@@ -73,7 +73,7 @@ def _process(rt: Runtime, tenant: Tenant, event: Event) -> str:
     record = conn.fetch(ref)
     snap = rt.journal.snapshot(tenant.name, ref.kind, ref.id)
     previous = Record.from_dict(snap.data) if snap else None
-    ctx = context(rt, tenant, conn, event, record, previous, snap)
+    ctx = context(rt.journal, tenant, conn, event, record, previous, snap)
     plan = evaluate(event, record, previous, tenant.rules, ctx)
     rt.journal.add_decisions(event.id, [(d.rule, d.verdict, d.detail) for d in plan.decisions])
     failed = execute(rt, conn, event, record, plan.actions, ctx.stay)
@@ -106,7 +106,7 @@ def changed_fields(previous: Record, record: Record) -> list[str]:
 
 
 def context(
-    rt: Runtime,
+    journal: Journal,
     tenant: Tenant,
     conn: Connector,
     event: Event,
@@ -123,8 +123,8 @@ def context(
         lookups={
             rule: {n: tuple(conn.find(q)) for n, q in qs.items()} for rule, qs in queries.items()
         },
-        emails_sent=rt.journal.emails_sent(tenant.name, record.kind, record.id, stay),
-        history=rt.journal.change_counts(tenant.name, record.kind, record.id),
+        emails_sent=journal.emails_sent(tenant.name, record.kind, record.id, stay),
+        history=journal.change_counts(tenant.name, record.kind, record.id),
         activity=conn.activity_of(event),
     )
     return replace(base, facts=facts)

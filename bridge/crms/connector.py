@@ -106,6 +106,11 @@ class Connector(ABC):
     def user_email(self, user_id: str) -> str | None:
         """The e-mail address of a CRM user (a manager), or None."""
 
+    def user_name(self, user_id: str) -> str | None:
+        """A CRM user's name as colleagues and clients see it (an e-mail's signature), or None
+        where the CRM does not say."""
+        return None
+
 
 def to_record(kind: str, raw: dict[str, Any], mapping: Mapping, crm: str, record_id: str) -> Record:
     """Translate a CRM entity into the canonical record with a mapping.

@@ -218,8 +218,17 @@ class AmoCRMConnector(Connector):
 
     def user_email(self, user_id: str) -> str | None:
         """A user's ``email``: ``GET /api/v4/users/{id}`` (D:crm_platform/users-api: admins)."""
-        raw = self.api.call("GET", f"/api/v4/users/{int(user_id)}") or {}
+        raw = self._user(user_id)
         return str(raw["email"]) if raw.get("email") else None
+
+    def user_name(self, user_id: str) -> str | None:
+        """A user's ``name`` (``GET /api/v4/users/{id}``, D:crm_platform/users-api)."""
+        return str(self._user(user_id).get("name") or "") or None
+
+    def _user(self, user_id: str) -> dict[str, Any]:
+        if not str(user_id).isdigit():
+            return {}
+        return self.api.call("GET", f"/api/v4/users/{int(user_id)}") or {}
 
     def _leads(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return self.api.pages(

@@ -181,9 +181,18 @@ class Bitrix24Connector(Connector):
 
         D:api-reference/user/user-get.md
         """
-        users = self.call("user.get", {"filter": {"ID": user_id}}) or []
-        email = users[0].get("EMAIL") if users else None
+        email = self._user(user_id).get("EMAIL")
         return str(email) if email else None
+
+    def user_name(self, user_id: str) -> str | None:
+        """A user's ``NAME`` and ``LAST_NAME`` (D:api-reference/user/user-get.md)."""
+        user = self._user(user_id)
+        name = " ".join(str(user.get(k) or "") for k in ("NAME", "LAST_NAME")).strip()
+        return name or None
+
+    def _user(self, user_id: str) -> dict[str, Any]:
+        users = self.call("user.get", {"filter": {"ID": user_id}}) or []
+        return users[0] if users and isinstance(users[0], dict) else {}
 
     # -- writing ------------------------------------------------------------------------
 
