@@ -129,10 +129,24 @@ def cron() -> None:
 @click.option("--tenant", default=None)
 def journal(limit: int, tenant: str | None) -> None:
     """List recent events with their decisions and actions."""
+    from bridge.explanation import format_entry
     from bridge.journal import Journal
 
     for entry in Journal().recent(limit, tenant):
         click.echo(format_entry(entry))
+
+
+@cli.command()
+@click.argument("event_id", type=int)
+def explain(event_id: int) -> None:
+    """Each rule's verdict on a journaled event and why; the actions and their results."""
+    from bridge.explanation import explain as describe
+    from bridge.journal import Journal
+
+    entry = Journal().entry(event_id)
+    if entry is None:
+        raise click.UsageError(f"no event #{event_id} in the journal (`bridge journal` lists them)")
+    click.echo(describe(entry))
 
 
 @cli.command()
@@ -211,21 +225,6 @@ def dry_run(
         raise click.UsageError("give an event file, or --id of a record to read from the CRM")
     options = {"tenant": tenant, "kind": kind, "id": record_id, "type": event_type, "at": at}
     click.echo(dryrun.dry_run(dryrun.load(event_file, options), config_path))
-
-
-def format_entry(entry: dict) -> str:
-    """One journal entry as readable lines."""
-    e = entry["event"]
-    what = f"{e.kind} {e.record_id}" if e.record_id else (e.subject or "-")
-    lines = [
-        f"#{e.id} {e.received_at:%Y-%m-%d %H:%M:%S} {e.tenant} {e.source or e.crm} {what}: "
-        f"{e.status}{' - ' + e.reason if e.reason else ''}"
-    ]
-    lines += [f"    rule {d.rule}: {d.verdict} ({d.detail})" for d in entry["decisions"]]
-    lines += [
-        f"    action {a.kind} [{a.status}] {a.summary} {a.result or ''}" for a in entry["actions"]
-    ]
-    return "\n".join(lines)
 
 
 for _crm in crms.every():

@@ -303,6 +303,12 @@ class Journal:
             )
             return {row.record_id: row for row in rows}
 
+    def entry(self, event_id: int) -> dict[str, Any] | None:
+        """One event with its decisions and actions (``bridge explain``), or None."""
+        with self.session() as s:
+            row = s.get(EventRow, event_id)
+            return _with_children(s, row) if row is not None else None
+
     def recent(self, limit: int = 20, tenant: str | None = None) -> list[dict[str, Any]]:
         """The latest events with their decisions and actions, newest first."""
         with self.session() as s:

@@ -17,6 +17,7 @@ from typing import Any
 from bridge.calendar import BusinessCalendar, as_datetime, parse_deadline
 from bridge.models import Action, Decision, Event, LookupQuery, Plan, Record, Timer
 from bridge.regulations.conditions import is_empty
+from bridge.regulations.explain import explain
 from bridge.regulations.pack import Rule, split_field_time
 from bridge.regulations.text import render
 
@@ -156,10 +157,23 @@ def _judge(
     if reason:
         return NOT_MATCHED, reason, []
     missing = [name for name in rule.require if is_empty(record.value(name))]
+    held = [explain(rule.when.if_, scope)[1]] if rule.when.if_ is not None else []
+    held += _found(rule, scope)
     if rule.require and not missing:
-        return SATISFIED, "required fields are filled: " + ", ".join(rule.require), []
+        filled = "required fields are filled: " + ", ".join(rule.require)
+        return SATISFIED, "; ".join([filled, *held]), []
     detail = "missing: " + ", ".join(missing) if missing else "conditions met"
-    return FIRED, detail, missing
+    return FIRED, "; ".join([detail, *held]), missing
+
+
+def _found(rule: Rule, scope: Scope) -> list[str]:
+    """What the rule's look-ups returned, for the journal."""
+    out = []
+    for name in rule.lookup:
+        found = scope.lookups.get(name, ())
+        ids = ", ".join(f"{r.kind} {r.id}" for r in found[:5])
+        out.append(f"look-up {name} found {len(found)}" + (f": {ids}" if ids else ""))
+    return out
 
 
 def _mismatch(
@@ -182,8 +196,10 @@ def _mismatch(
         return f"did not leave {', '.join(when.stage_from)}"
     if when.in_stage and not any(record.in_stage(s) for s in when.in_stage):
         return f"not in {', '.join(when.in_stage)}"
-    if scope is not None and when.if_ is not None and not when.if_.holds(scope):
-        return "condition does not hold"
+    if scope is not None and when.if_ is not None:
+        held, why = explain(when.if_, scope)
+        if not held:
+            return "; ".join([f"condition does not hold: {why}", *_found(rule, scope)])
     return ""
 
 
@@ -235,8 +251,11 @@ def _timer_due(event: Event, record: Record, rules: list[Rule], ctx: Context) ->
     scope = _scope(rule, record, ctx)
     if stay != ctx.stay and not rule.keep_after_stage_change:
         return Plan(decisions=(Decision(rule.id, NOT_MATCHED, "the record left the stage"),))
-    if rule.unless is not None and rule.unless.holds(scope):
-        return Plan(decisions=(Decision(rule.id, SATISFIED, "`unless` holds on fresh data"),))
+    if rule.unless is not None:
+        held, why = explain(rule.unless, scope)
+        if held:
+            detail = f"`unless` holds on fresh data: {why}"
+            return Plan(decisions=(Decision(rule.id, SATISFIED, detail),))
     moved = _moved(event.tenant, rule, step, record, ctx, stay)
     if moved:
         return Plan(decisions=(Decision(rule.id, SCHEDULED, "the date moved"),), timers=(moved,))
