@@ -37,9 +37,14 @@ def fire_timer(tenant: str, kind: str, record_id: str, subject: str, due: str) -
     return pipeline.run_event(rt, event_id)
 
 
-def sweep(tenant: str) -> str:
-    """Sweep one tenant's open records."""
-    return sweeps.sweep(runtime.current(), tenant)
+def sweep(tenant: str, rules: list[str] | None = None) -> str:
+    """Sweep one tenant's open records (with the sweep rules of ``rules``, else all)."""
+    return sweeps.sweep(runtime.current(), tenant, rules)
+
+
+def scheduled_sweeps(tenant: str) -> str:
+    """Sweep what a tenant's schedules make due now (``bridge cron`` runs it every minute)."""
+    return sweeps.run_due(runtime.current(), tenant)
 
 
 def check(tenant: str, method: str) -> str:
@@ -48,13 +53,13 @@ def check(tenant: str, method: str) -> str:
 
 
 def cron(rt: Runtime) -> CronScheduler:
-    """An rq cron scheduler: a sweep per tenant with sweep rules, and its CRM's checks."""
+    """An rq cron scheduler: a look at each tenant's sweep schedules every minute (their
+    times are the tenant's, in its zone and calendar: bridge/schedules.py), and its CRM's
+    checks."""
     scheduler = CronScheduler(connection=rt.redis)
     for name, tenant in rt.settings.tenants.items():
-        every = [p.sweep_every for p in tenant.packs if p.sweep_every]
         if sweeps.sweep_rules(tenant):
-            seconds = min((sweeps.interval_seconds(e) for e in every), default=3600)
-            scheduler.register(sweep, queue.EVENTS, args=(name,), interval=seconds)
+            scheduler.register(scheduled_sweeps, queue.EVENTS, args=(name,), interval=sweeps.TICK)
         for item in crms.get(tenant.config.crm).checks:
             scheduler.register(check, queue.EVENTS, args=(name, item.method), interval=item.every)
     return scheduler

@@ -17,6 +17,7 @@ from bridge import actions, yamlfile
 from bridge.calendar import parse_deadline
 from bridge.models import EVENT_TYPES, STANDARD_FIELDS
 from bridge.regulations.conditions import Condition, deadline_text
+from bridge.schedules import schedule_text
 from bridge.yamlfile import Strict
 
 ACTION_NAMES = tuple(actions.KINDS)
@@ -255,6 +256,11 @@ class Rule(Strict):
     )
     then: list[ActionSpec] = Field(min_length=1)
 
+    every: str | None = Field(
+        default=None,
+        description="a sweep rule's own schedule: 'monday 10:00', '30 minutes', a cron "
+        "expression (default: the pack's sweep_every)",
+    )
     repeat: Literal["per_stay", "per_event"] = Field(
         default="per_stay",
         description="act once per stay in the stage (default) or once per event",
@@ -262,6 +268,7 @@ class Rule(Strict):
 
     _source = field_validator("source", mode="before")(_as_list)
     _within = field_validator("within")(deadline_text)
+    _every = field_validator("every")(schedule_text)
     _at = field_validator("at")(lambda v: _field_time(v) and v)
 
     @model_validator(mode="after")
@@ -272,6 +279,8 @@ class Rule(Strict):
             )
         if (self.unless or self.escalate) and not (self.within or self.at):
             raise ValueError("`unless` and `escalate` need a timer: add `within` or `at`")
+        if self.every and "sweep" not in self.when.event:
+            raise ValueError("`every` schedules a sweep: add `event: sweep` to `when`")
         return self
 
     @property
@@ -291,11 +300,13 @@ class Pack(Strict):
     pack: str
     title: str = ""
     sweep_every: str | None = Field(
-        default=None, description="how often `sweep` rules run over all open records"
+        default=None,
+        description="when `sweep` rules without their own `every` run over all open records "
+        "(a schedule: '60 minutes', 'monday 10:00'...; default hourly)",
     )
     rules: list[Rule]
 
-    _sweep = field_validator("sweep_every")(deadline_text)
+    _sweep = field_validator("sweep_every")(schedule_text)
 
     @field_validator("rules")
     @classmethod
