@@ -38,17 +38,17 @@ def scenario(stand: Stand) -> list[tuple[str, Callable[[], str]]]:
     reason = {"refusal_reason": "Выбрали другого подрядчика"}
 
     def move(deal_id: str, stage: str, **fields: Any) -> str:
-        stand.update_deal(deal_id, stage, fields)
+        stand.update_record("deal", deal_id, stage=stage, fields=fields)
         return deal_id
 
-    lenina = stand.add_deal("Ремонт квартиры, ул. Ленина 5", "estimate", MANAGER)
-    mira = stand.add_deal("Ремонт офиса, пр. Мира 12", "meeting", MANAGER)
-    sadovaya = stand.add_deal("Дизайн-проект, ул. Садовая 3", "quote_presented", MANAGER)
+    def add(title: str, stage: str) -> str:
+        return stand.add_record("deal", title, stage, MANAGER)
+
+    lenina = add("Ремонт квартиры, ул. Ленина 5", "estimate")
+    mira = add("Ремонт офиса, пр. Мира 12", "meeting")
+    sadovaya = add("Дизайн-проект, ул. Садовая 3", "quote_presented")
     return [
-        (
-            "a new request arrives",
-            lambda: stand.add_deal("Ремонт ванной, ул. Гагарина 8", "first_contact", MANAGER),
-        ),
+        ("a new request arrives", lambda: add("Ремонт ванной, ул. Гагарина 8", "first_contact")),
         ("the quote is presented", lambda: move(lenina, "quote_presented")),
         ("the client refuses, no reason given", lambda: move(mira, "lost")),
         ("the client refuses, reason recorded", lambda: move(sadovaya, "lost", **reason)),

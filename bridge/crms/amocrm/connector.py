@@ -38,6 +38,7 @@ from bridge.crms.connector import Connector, Outcome, to_crm_fields, to_record
 from bridge.errors import ConfigError, PermanentError, TransientError
 from bridge.models import OPEN, Action, Event, LookupQuery, Record, RecordRef
 
+CALL_NOTES = {"call_in": "incoming", "call_out": "outgoing"}  # D:crm_platform/events-and-notes
 LEAD_WITH = "loss_reason,contacts"  # D:crm_platform/leads-api, GET parameter `with`
 PAGE = 250  # the largest page (reference §2.0)
 TASK_TYPE_CALL = 1  # «Связаться», standard in every account (D:crm_platform/tasks-api)
@@ -128,6 +129,25 @@ class AmoCRMConnector(Connector):
             return event.ref
         raw = self._lead(event.ref.id)
         return RecordRef(kind_of(self.mapping, raw.get("pipeline_id")), str(raw["id"]))
+
+    def activity_of(self, event: Event) -> dict[str, Any] | None:
+        """What an ``activity.created`` event brings: a call note (``call_in``/``call_out``,
+        logged once the call took place) or another note, or a new task.
+
+        The note is read by id: ``GET /api/v4/leads/notes?filter[id][]=…``
+        (D:crm_platform/events-and-notes).
+        """
+        if event.type != "activity.created":
+            return None
+        if event.source.startswith("task"):
+            return {"type": "task", "direction": "", "completed": False}
+        params = {"filter[id][]": event.subject}
+        raw = self.api.call("GET", "/api/v4/leads/notes", params=params) or {}
+        notes = (raw.get("_embedded") or {}).get("notes") or [{}]
+        direction = CALL_NOTES.get(str(notes[0].get("note_type")))
+        if direction is None:
+            return {"type": "other", "direction": "", "completed": True}
+        return {"type": "call", "direction": direction, "completed": True}
 
     def disabled_hooks(self) -> list[str]:
         """A problem per webhook amoCRM has switched off after too many bad answers (a check).
