@@ -82,6 +82,40 @@ def demo(once: bool, port: int, crm: str | None) -> None:
     sys.exit(run(once=once, port=0 if once else port, crm=crm))
 
 
+@cli.command("try")
+@click.argument("tenant")
+@click.option("--config", "config_path", default=None, help="Config (default: $BRIDGE_CONFIG).")
+@click.option(
+    "--at", "start", default=None, help="The trial's first moment: '2025-11-14 09:00' (its zone)."
+)
+@click.option("--port", default=0, show_default=True, help="Port of the page (0: any free one).")
+@click.option("-c", "--command", "lines", multiple=True, help="Play this line (repeatable), exit.")
+@click.option("--script", type=click.File(encoding="utf-8"), help="Play the file's lines, exit.")
+def try_(
+    tenant: str,
+    config_path: str | None,
+    start: str | None,
+    port: int,
+    lines: tuple[str, ...],
+    script: Any,
+) -> None:
+    """Run a tenant's pack on a sandbox of its CRM and play events by hand (docs/first-pack.md)."""
+    from datetime import datetime
+
+    from bridge.trial.console import run
+
+    try:
+        moment = datetime.fromisoformat(start) if start else None
+    except ValueError:
+        hint = f"{start!r}: write it as 2025-11-14 09:00"
+        raise click.BadParameter(hint, param_hint="--at") from None
+    given = [*lines, *(script.read().splitlines() if script else [])]
+    code = run(
+        tenant, config_path=config_path, start=moment, port=port, lines=given if given else None
+    )
+    sys.exit(code)
+
+
 @cli.command()
 @click.option("--config", "path", default=None, help="Config file (default: $BRIDGE_CONFIG).")
 def validate(path: str | None) -> None:

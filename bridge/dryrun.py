@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from pydantic import Field, PrivateAttr, field_validator
 from bridge import actions, clock, config, crms, email, yamlfile
 from bridge.errors import ConfigError, PermanentError
 from bridge.journal import Journal
-from bridge.masking import redact
 from bridge.models import EVENT_TYPES, Event, Plan, Record, RecordRef
 from bridge.pipeline import context, plan_for, stay_of
 from bridge.regulations.conditions import ActivityMatch
@@ -163,17 +161,7 @@ def _render(tenant: config.Tenant, record: Record, p: actions.SendEmail, conn: A
         who = record.responsible
         manager = (conn.user_name(who), conn.user_email(who)) if who else (None, None)
     message = email.compose_action(email.mailer_for(tenant), record, p, to, *manager)
-    return show_message(message, masked=conn is not None)
-
-
-def show_message(message: EmailMessage, *, masked: bool = True) -> str:
-    """An e-mail as lines: To, Subject, then the text body, indented."""
-    to = str(message["To"])
-    body = message.get_body(("plain",))
-    text = body.get_content() if body is not None else ""
-    lines = [f"e-mail to {redact(to) if masked else to}", f"  Subject: {message['Subject']}"]
-    lines += [f"  | {line}" for line in text.rstrip().splitlines()]
-    return "\n".join(lines)
+    return email.as_text(message, masked=conn is not None)
 
 
 def describe(plan: Plan, emails: list[str] | None = None) -> str:

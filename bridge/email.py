@@ -730,6 +730,16 @@ def compose_action(
         raise PermanentError(f"template {p.template!r}: {exc}") from exc
 
 
+def as_text(message: EmailMessage, *, masked: bool = True) -> str:
+    """An e-mail as lines for a terminal: To, Subject, then the text body, indented."""
+    to = str(message["To"])
+    body = message.get_body(("plain",))
+    text = body.get_content() if isinstance(body, EmailMessage) else ""
+    lines = [f"e-mail to {redact(to) if masked else to}", f"  Subject: {message['Subject']}"]
+    lines += [f"  | {line}" for line in text.rstrip().splitlines()]
+    return "\n".join(lines)
+
+
 def recipient(conn: Connector, record: Record, to: str) -> str | None:
     """The address ``to`` names: the client's, the responsible's, or a field's value."""
     if to == "client":

@@ -15,7 +15,7 @@ def headline(entry: dict[str, Any]) -> str:
     what = f"{e.kind} {e.record_id}" if e.record_id else (e.subject or "-")
     reason = f" - {redact(e.reason)}" if e.reason else ""
     return (
-        f"#{e.id} {e.received_at:%Y-%m-%d %H:%M:%S} {e.tenant} {e.source or e.crm} {what}: "
+        f"#{e.id} {e.received_at:%Y-%m-%d %H:%M:%S} UTC {e.tenant} {e.source or e.crm} {what}: "
         f"{e.status}{reason}"
     )
 

@@ -52,7 +52,7 @@ class Written:
         """One human line, as the demo and ``bridge try`` print it."""
         if self.what == "comment":
             return f"comment on {self.record}: {self.text}"
-        due = self.deadline.isoformat() if self.deadline else "-"
+        due = self.deadline.isoformat(timespec="minutes") if self.deadline else "-"
         return f"task «{self.text}» → user {self.responsible}, deadline {due} ({self.record})"
 
 

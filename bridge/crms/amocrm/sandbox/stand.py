@@ -57,7 +57,9 @@ class AmoCRMStand(Stand):
         self.sandbox.stop()
 
     def connection(self) -> tuple[dict[str, Any], dict[str, str]]:
-        """OAuth with the sandbox's integration; the hook's secret path segment."""
+        """OAuth with the sandbox's integration; the hook's secret path segment; no rate limit
+        to wait for (the account is local, and a trial's clock may run many sweeps at once)."""
+        self.sandbox.rate_limit = None
         block = {
             "base_url": self.sandbox.base_url,
             "account_id": ACCOUNT_ID,
@@ -66,6 +68,8 @@ class AmoCRMStand(Stand):
             "client_secret_env": CLIENT_SECRET_ENV,
             "redirect_uri": "https://bridge.example/oauth/amocrm",
             "webhook_secret_env": HOOK_SECRET_ENV,
+            "requests_per_second": 1000,
+            "burst": 1000,
         }
         return block, {CLIENT_SECRET_ENV: "sandbox-secret", HOOK_SECRET_ENV: HOOK_SECRET}
 
