@@ -151,16 +151,19 @@ def _emails(tenant: config.Tenant, record: Record, plan: Plan, conn: Any) -> lis
 
 
 def _render(tenant: config.Tenant, record: Record, p: actions.SendEmail, conn: Any) -> str:
+    client = None
     if conn is None:
         to, manager = CLIENT, ("[manager's name]", "[manager's e-mail]")
     else:
+        client = conn.contact_name(record)
         to = email.recipient(conn, record, p.to)
         if not to:
             why = email.WHERE_TO[p.to]
             return f"e-mail «{p.template}» would fail: no address for {p.to!r}: {why}"
         who = record.responsible
         manager = (conn.user_name(who), conn.user_email(who)) if who else (None, None)
-    message = email.compose_action(email.mailer_for(tenant), record, p, to, *manager)
+    mailer = email.mailer_for(tenant)
+    message = email.compose_action(mailer, record, p, to, *manager, client_name=client)
     return email.as_text(message, masked=conn is not None)
 
 

@@ -685,7 +685,7 @@ def send_action(mailer: Mailer, conn: Connector, record: Record, action: Action)
         raise PermanentError(f"{record.ref} has no e-mail address for {p.to!r}: {WHERE_TO[p.to]}")
     manager = record.responsible
     names = (conn.user_name(manager), conn.user_email(manager)) if manager else (None, None)
-    message = compose_action(mailer, record, p, to, *names)
+    message = compose_action(mailer, record, p, to, *names, client_name=conn.contact_name(record))
     return mailer.send(message, idempotency_key=action.key)
 
 
@@ -698,13 +698,17 @@ WHERE_TO: dict[str, str] = defaultdict(
 
 
 def template_context(
-    record: Record, to: str, manager_name: str | None = None, manager_email: str | None = None
+    record: Record,
+    to: str,
+    manager_name: str | None = None,
+    manager_email: str | None = None,
+    client_name: str | None = None,
 ) -> dict[str, Any]:
     """The variables of an e-mail template (docs/configuration.md, "E-mail templates")."""
     return {
         "to": to,
         "record": record,
-        "client_name": record.fields.get("client_name") or record.title,
+        "client_name": record.fields.get("client_name") or client_name or record.title,
         "manager_name": record.fields.get("manager_name") or manager_name or "",
         "manager_email": manager_email or "",
     }
@@ -717,13 +721,15 @@ def compose_action(
     to: str,
     manager_name: str | None = None,
     manager_email: str | None = None,
+    *,
+    client_name: str | None = None,
 ) -> EmailMessage:
     """The message a ``send_email`` action sends to ``to`` (rendered, not sent).
 
     Raises:
         PermanentError: the template cannot render with this record.
     """
-    context = template_context(record, to, manager_name, manager_email)
+    context = template_context(record, to, manager_name, manager_email, client_name)
     try:
         return mailer.render(p.template, context, region=p.region)
     except (TemplateError, ConfigError) as exc:

@@ -225,16 +225,23 @@ class AmoCRMConnector(Connector):
     def contact_email(self, record: Record) -> str | None:
         """The EMAIL of the lead's main contact (``GET /api/v4/contacts/{id}``, a multitext
         field with ``field_code`` EMAIL: D:crm_platform/contacts-api)."""
-        contact = record.fields.get("contact_id")
-        if not contact:
-            return None
-        raw = self.api.call("GET", f"/api/v4/contacts/{int(contact)}") or {}
+        raw = self._contact(record)
         for field in raw.get("custom_fields_values") or []:
             if field.get("field_code") == "EMAIL":
                 for value in field.get("values") or []:
                     if value.get("value"):
                         return str(value["value"])
         return None
+
+    def contact_name(self, record: Record) -> str | None:
+        """The ``name`` of the lead's main contact (D:crm_platform/contacts-api)."""
+        return str(self._contact(record).get("name") or "") or None
+
+    def _contact(self, record: Record) -> dict[str, Any]:
+        contact = record.fields.get("contact_id")
+        if not contact or not str(contact).isdigit():
+            return {}
+        return self.api.call("GET", f"/api/v4/contacts/{int(contact)}") or {}
 
     def user_email(self, user_id: str) -> str | None:
         """A user's ``email``: ``GET /api/v4/users/{id}`` (D:crm_platform/users-api: admins)."""
