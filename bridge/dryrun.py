@@ -154,6 +154,7 @@ def _render(tenant: config.Tenant, record: Record, p: actions.SendEmail, conn: A
     client = None
     if conn is None:
         to, manager = CLIENT, ("[manager's name]", "[manager's e-mail]")
+        client = "[client's name]"
     else:
         client = conn.contact_name(record)
         to = email.recipient(conn, record, p.to)

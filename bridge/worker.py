@@ -12,17 +12,34 @@ from __future__ import annotations
 import logging
 
 from rq import SimpleWorker
+from rq.timeouts import TimerDeathPenalty
 
 from bridge import queue
 from bridge.masking import install_log_redaction
 from bridge.runtime import Runtime, install
 
 
-def run_worker(rt: Runtime, *, burst: bool = False, with_scheduler: bool = True) -> bool:
-    """Work the events queue until stopped (or, with ``burst``, until it is empty)."""
+class ThreadWorker(SimpleWorker):
+    """A worker that may run outside the main thread (``bridge try``'s page): it leaves the
+    process's signals alone, which only the main thread may handle, and times jobs out with
+    rq's timer instead of SIGALRM."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        return None
+
+
+def run_worker(
+    rt: Runtime, *, burst: bool = False, with_scheduler: bool = True, in_thread: bool = False
+) -> bool:
+    """Work the events queue until stopped (or, with ``burst``, until it is empty).
+
+    ``in_thread``: the caller may be any thread; Ctrl-C is then the caller's to handle.
+    """
     install(rt)
     install_log_redaction()
-    worker = SimpleWorker(
+    worker = (ThreadWorker if in_thread else SimpleWorker)(
         [queue.events_queue(rt.redis)],
         connection=rt.redis,
         log_job_description=False,  # descriptions are safe, but keep logs to ids by policy

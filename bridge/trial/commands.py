@@ -231,7 +231,7 @@ def show(trial: Trial) -> list[str]:
     for ref in trial.records:
         r = trial.record(ref)
         stage = r.outcome if r.outcome != "open" else r.stage
-        lines.append(f"  {ref}: «{r.title}» in {stage}, user {r.responsible}")
+        lines.append(f"  {ref}: «{r.title}», {stage}, user {r.responsible}")
     lines.append("tasks:")
     lines += [f"  {w.line()}" for w in trial.stand.tasks()]
     lines.append("comments:")

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import click
-from rq.exceptions import StopRequested
 
 from bridge.trial.commands import play, show
 from bridge.trial.page import blueprint
@@ -69,7 +68,7 @@ def _console(trial: Trial) -> None:
             if line.strip().lower() in QUIT:
                 return
             out = play(trial, line)
-        except (EOFError, KeyboardInterrupt, StopRequested):  # Ctrl-D, Ctrl-C (rq's own, too)
+        except (EOFError, KeyboardInterrupt):  # Ctrl-D, Ctrl-C
             click.echo()
             return
         for text in out:

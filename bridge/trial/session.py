@@ -32,6 +32,7 @@ from bridge.sandbox.server import LoopbackServer
 from bridge.schedules import parse_schedule
 from bridge.services import EmbeddedRedis
 from bridge.trial.setup import sandbox_config
+from bridge.vocabulary import Vocabulary
 from bridge.worker import run_worker
 
 SETTLE_ROUNDS = 10
@@ -58,7 +59,8 @@ class Trial:
         tenant: the tenant's name in the config.
         config_path: the tenants file (default: ``$BRIDGE_CONFIG``, else config/bridge.yaml).
         start: the trial's first "now" (default: the real one).
-        redis_url: a Redis to use (default: a private embedded one).
+        redis_url: a Redis to use (default: a private embedded one, never ``$REDIS_URL``:
+            a trial must not feed its events to the workers of a real bridge).
         port: the port of the bridge and the page (0: any free one).
         pages: blueprints to serve beside the webhooks, each built for this trial.
 
@@ -105,8 +107,11 @@ class Trial:
         os.environ.update(secrets)
         path = sandbox_config(config_path, self.name, connection, self.workdir)
         journal = f"sqlite:///{self.workdir / 'journal.db'}"
-        self.rt = Runtime.build(str(path), journal, redis_url or EmbeddedRedis.shared().url)
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._redis = None if redis_url else EmbeddedRedis()
+        url = redis_url or self._redis.url  # type: ignore[union-attr]
+        self.rt = Runtime.build(str(path), journal, url)
+        for name in ("werkzeug", "bridge"):  # the trial prints what matters itself
+            logging.getLogger(name).setLevel(logging.WARNING)
         app = create_app(runtime=self.rt)
         for page in self._pages:
             app.register_blueprint(page(self))
@@ -151,6 +156,8 @@ class Trial:
         clock.utcnow = self._real_clock
         self.server.stop()
         self._stand.stop()
+        if self._redis is not None:
+            self._redis.stop()
 
     # -- playing ------------------------------------------------------------------------
 
@@ -163,7 +170,12 @@ class Trial:
         client: str | None,
         fields: dict[str, Any],
     ) -> Happened:
-        """A manager creates a record; returns what the bridge did about it."""
+        """A manager creates a record; returns what the bridge did about it.
+
+        Raises:
+            ValueError: a stage, user or field the tenant's mapping does not know.
+        """
+        stage, responsible, fields = self._words(kind, stage, responsible, fields)
         with self._watch() as seen:
             record_id = self._stand.add_record(
                 kind, title, stage, responsible, contact=client, fields=fields
@@ -172,7 +184,12 @@ class Trial:
         return seen
 
     def change(self, ref: RecordRef, stage: str | None, fields: dict[str, Any]) -> Happened:
-        """A manager moves a record and/or sets its fields."""
+        """A manager moves a record and/or sets its fields.
+
+        Raises:
+            ValueError: a stage or field the tenant's mapping does not know.
+        """
+        stage, _, fields = self._words(ref.kind, stage, None, fields)
         with self._watch() as seen:
             self._stand.update_record(ref.kind, ref.id, stage=stage, fields=fields)
         return seen
@@ -211,7 +228,7 @@ class Trial:
             self._stand.wait_delivered()  # a posted hook is journaled and queued when it returns
             if not events.count:
                 return
-            run_worker(self.rt, burst=True, with_scheduler=False)
+            run_worker(self.rt, burst=True, with_scheduler=False, in_thread=True)
 
     # -- looking ------------------------------------------------------------------------
 
@@ -237,6 +254,16 @@ class Trial:
         return out
 
     # -- inside -------------------------------------------------------------------------
+
+    def _words(
+        self, kind: str, stage: str | None, who: str | None, fields: dict[str, Any]
+    ) -> tuple[Any, Any, dict[str, Any]]:
+        """Canonical stage, user and fields, or a ValueError naming the ones to use."""
+        words = Vocabulary(self.crm.name, self.tenant.mapping, tuple(self.crm.kinds()))
+        if kind not in self.crm.kinds():
+            words.record({"kind": kind})  # raises, listing the kinds
+        canonical = words.stage(kind, stage)[0] if stage is not None else None
+        return canonical, words.user(who) if who else None, words.fields(kind, fields)
 
     def _next_due(self, until: datetime) -> tuple[datetime, str, Callable[[], None]] | None:
         """The first timer or scheduled sweep due by ``until``: when, what, how to run it."""
@@ -302,8 +329,9 @@ class _Watch:
         for entry in reversed([e for e in entries if e["event"].id > self.event]):
             e = entry["event"]
             what = f"{e.kind} {e.record_id}" if e.record_id else e.type or e.source
-            for d in entry["decisions"]:
-                if d.verdict in ("fired", "scheduled"):
+            acted = {a.rule for a in entry["actions"]}  # a rule whose actions were all done
+            for d in entry["decisions"]:  # before (same stay) did nothing new: not shown
+                if d.verdict == "scheduled" or (d.verdict == "fired" and d.rule in acted):
                     self.seen.verdicts.append(f"{d.rule} {d.verdict} ({what}, event #{e.id})")
             if e.status in ("failed", "retrying"):
                 self.seen.failures.append(f"#{e.id} {what}: {e.status}: {e.reason}")
