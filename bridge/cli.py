@@ -215,6 +215,28 @@ def check(packs: tuple[str, ...], folder: str, config_path: str | None) -> None:
     sys.exit(1 if failed or not total else 0)
 
 
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--out", default=None, help="Write every schema to this folder (.schemas).")
+def schema(name: str | None, out: str | None) -> None:
+    """JSON Schemas of the YAML files, for editors (docs/configuration.md, "Editors").
+
+    NAME (pack, scenario, mapping, config, dry-run) prints one; --out writes them all.
+    """
+    import json
+    from pathlib import Path
+
+    from bridge.schemas import SCHEMAS, write
+
+    if out:
+        for path in write(Path(out)):
+            click.echo(f"wrote {path}")
+        return
+    if name not in SCHEMAS:
+        raise click.UsageError(f"say which schema: {', '.join(SCHEMAS)} (or --out FOLDER)")
+    click.echo(json.dumps(SCHEMAS[name](), ensure_ascii=False, indent=2))
+
+
 @cli.command("coverage")
 @click.option("--dir", "folder", default="config/regulations", show_default=True)
 @click.option("--write", "target", default=None, help="Write the table to this file.")

@@ -9,9 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from bridge import actions, yamlfile
 from bridge.calendar import parse_deadline
@@ -46,19 +53,23 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+OneOrMore = Annotated[
+    list[str],
+    BeforeValidator(_as_list),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+]
+"""A name or a list of names (``kind: deal`` or ``kind: [deal, lead]``)."""
+
+
 class When(Strict):
     """What must happen for a rule to be considered."""
 
-    event: list[str] = Field(default_factory=list, description="event types; any when empty")
-    kind: list[str] = Field(default_factory=list, description="record kinds; any when empty")
-    stage_to: list[str] = Field(default_factory=list, description="the stage was entered")
-    stage_from: list[str] = Field(default_factory=list, description="the stage was left")
-    in_stage: list[str] = Field(default_factory=list, description="the record stands in")
+    event: OneOrMore = Field(default_factory=list, description="event types; any when empty")
+    kind: OneOrMore = Field(default_factory=list, description="record kinds; any when empty")
+    stage_to: OneOrMore = Field(default_factory=list, description="the stage was entered")
+    stage_from: OneOrMore = Field(default_factory=list, description="the stage was left")
+    in_stage: OneOrMore = Field(default_factory=list, description="the record stands in")
     if_: Condition | None = Field(default=None, alias="if", description="a field condition")
-
-    _lists = field_validator("event", "kind", "stage_to", "stage_from", "in_stage", mode="before")(
-        _as_list
-    )
 
     @field_validator("event")
     @classmethod
@@ -239,7 +250,9 @@ class Rule(Strict):
 
     id: str
     name: str = ""
-    source: list[str] = Field(default_factory=list, description="rule ids in REGULATIONS.md")
+    source: OneOrMore = Field(
+        default_factory=list, description="the clauses of your regulation the rule encodes"
+    )
     lookup: dict[str, Lookup] = Field(default_factory=dict, description="name -> look-up")
     when: When = Field(default_factory=When)
     require: list[str] = Field(default_factory=list, description="fields that must be filled")
@@ -266,7 +279,6 @@ class Rule(Strict):
         description="act once per stay in the stage (default) or once per event",
     )
 
-    _source = field_validator("source", mode="before")(_as_list)
     _within = field_validator("within")(deadline_text)
     _every = field_validator("every")(schedule_text)
     _at = field_validator("at")(lambda v: _field_time(v) and v)
