@@ -6,6 +6,7 @@ import difflib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -63,17 +64,22 @@ def load(path: str | Path) -> YamlDoc:
 def parse(text: str, path: str | Path = "<string>") -> YamlDoc:
     """Parse YAML text (see :func:`load`)."""
     path = Path(path)
+    lines: dict[Loc, int] = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = _build(node, (), lines) if node is not None else {}
+    except _BadNode as exc:
+        raise ConfigError([f"{path}:{exc.line}: not valid YAML: {exc.args[0]}"]) from exc
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise ConfigError([f"{path}:{line}: not valid YAML: {exc.problem}"]) from exc
-    doc = YamlDoc(path=path, data=None)
-    if node is None:
-        doc.data = {}
-        return doc
-    doc.data = _build(node, (), doc.lines)
-    return doc
+    except yaml.reader.ReaderError as exc:  # a control character: it has a position, no mark
+        line = text[: exc.position].count("\n") + 1
+        what = f"character #x{exc.character:04x}" if isinstance(exc.character, int) else "byte"
+        raise ConfigError([f"{path}:{line}: not valid YAML: a {what} YAML does not allow"]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
+    return YamlDoc(path=path, data=data, lines=lines)
 
 
 def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
@@ -82,6 +88,8 @@ def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _scalar(key_node)
+            if not isinstance(key, str | int | float | bool | date | None):
+                raise _BadNode("a key must be a plain word, not a list or a mapping", key_node)
             lines[(*loc, key)] = key_node.start_mark.line + 1
             out[key] = _build(value_node, (*loc, key), lines)
         return out
@@ -90,10 +98,22 @@ def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
     return _scalar(node)
 
 
+class _BadNode(Exception):
+    """A node PyYAML parsed but cannot turn into a value (a date that does not exist...)."""
+
+    def __init__(self, message: str, node: yaml.Node) -> None:
+        super().__init__(message)
+        self.line = node.start_mark.line + 1
+
+
 def _scalar(node: yaml.Node) -> Any:
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_object(node, deep=True)
+    except yaml.YAMLError:
+        raise
+    except Exception as exc:  # a tagged or date-shaped text PyYAML cannot build (2025-13-45)
+        raise _BadNode(f"{node.value!r}: {exc}", node) from None
     finally:
         loader.dispose()
 

@@ -369,8 +369,9 @@ def _on_duty(spec: str, ctx: Context) -> str | None:
     return None
 
 
-def _first(spec: str, ctx: Context) -> str:
-    return ctx.people.get(spec, (spec,))[0]
+def _first(spec: str, ctx: Context) -> str | None:
+    found = ctx.people.get(spec, (spec,))
+    return found[0] if found else None  # a role nobody holds
 
 
 def action_key(tenant: str, record: Record, rule: str, index: int, stay: str) -> str:
