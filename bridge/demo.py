@@ -26,6 +26,7 @@ from bridge.runtime import Runtime
 from bridge.sandbox import Stand
 from bridge.sandbox.server import LoopbackServer
 from bridge.services import EmbeddedRedis
+from bridge.trial.setup import sandbox_config
 from bridge.worker import run_worker
 
 CONFIG = Path("config/bridge.yaml")
@@ -62,17 +63,8 @@ def _tenant() -> dict[str, Any]:
 
 def tenant_config(crm: str, connection: dict[str, Any], workdir: Path) -> Path:
     """Remarka's tenant from ``config/bridge.yaml``, on ``crm``, written to ``workdir``."""
-    base = CONFIG.resolve().parent
-    tenant = _tenant()
-    tenant.update(
-        crm=crm,
-        connection=connection,
-        mapping=str(base / "mappings" / f"{TENANT}-{crm}.yaml"),
-        regulations=[str(base / path) for path in tenant["regulations"]],
-    )
-    path = workdir / "bridge.yaml"
-    path.write_text(yaml.safe_dump({"version": 1, "tenants": {TENANT: tenant}}), encoding="utf-8")
-    return path
+    mapping = f"mappings/{TENANT}-{crm}.yaml"
+    return sandbox_config(CONFIG, TENANT, connection, workdir, crm=crm, mapping=mapping)
 
 
 def run(*, once: bool, port: int, crm: str | None = None) -> int:
