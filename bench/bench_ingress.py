@@ -16,6 +16,7 @@ import redis
 
 from bridge import formdata, services
 from bridge.app import create_app
+from bridge.journal import migrate
 from bridge.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +30,7 @@ def main() -> None:
     url = f"{services.redis_url().rsplit('/', 1)[0]}/{DB}"
     redis.Redis.from_url(url).flushdb()
     journal = f"sqlite:///{tempfile.mkdtemp()}/journal.db"
+    migrate(journal)
     rt = Runtime.build(str(ROOT / "config" / "bridge.yaml"), journal, url)
     client = create_app(runtime=rt).test_client()
     headers = {"Content-Type": "application/x-www-form-urlencoded"}

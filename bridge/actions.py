@@ -3,7 +3,8 @@
 The engine renders a rule's ``then`` into these (canonical values: user ids, canonical field
 and stage names, aware datetimes); a connector translates them into its CRM's words. Each
 model says who carries it out: the record's CRM (``crm``), or the bridge itself (``bridge``:
-e-mail goes through the tenant's mailer, whatever the CRM).
+e-mail goes through the tenant's mailer, a messenger message through apprise, a table row into a
+file or a Google Sheet, whatever the CRM).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Union
+
+from bridge.masking import redact
 
 By = Literal["crm", "bridge"]
 
@@ -107,12 +110,58 @@ class SendEmail:
         return f"e-mail «{self.template}» to {self.to}"
 
 
+@dataclass(frozen=True)
+class Notify:
+    """A message in a messenger: a team chat, a person, or the client (``to``: a phone or a
+    chat id the channel's URL puts in its ``{to}``)."""
+
+    kind: ClassVar[str] = "notify"
+    by: ClassVar[By] = "bridge"
+
+    channel: str
+    text: str
+    title: str = ""
+    to: str | None = None
+
+    def describe(self) -> str:
+        """One human line (the recipient masked: it may be a phone)."""
+        who = f" to {redact(self.to)}" if self.to else ""
+        return f"message to channel {self.channel}{who}: «{redact(self.text)}»"
+
+
+@dataclass(frozen=True)
+class AppendRow:
+    """A line added to a table (a CSV or XLSX file, a Google Sheet): column -> text."""
+
+    kind: ClassVar[str] = "append_row"
+    by: ClassVar[By] = "bridge"
+
+    table: str
+    row: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One human line."""
+        return f"row in table {self.table}: " + "; ".join(
+            f"{k}={redact(v)}" for k, v in self.row.items()
+        )
+
+
 ActionParams = Union[  # noqa: UP007 - a runtime alias
-    CreateTask, AddComment, UpdateFields, MoveStage, Reassign, SendEmail
+    CreateTask, AddComment, UpdateFields, MoveStage, Reassign, SendEmail, Notify, AppendRow
 ]
 
 KINDS: dict[str, type[ActionParams]] = {
-    cls.kind: cls for cls in (CreateTask, AddComment, UpdateFields, MoveStage, Reassign, SendEmail)
+    cls.kind: cls
+    for cls in (
+        CreateTask,
+        AddComment,
+        UpdateFields,
+        MoveStage,
+        Reassign,
+        SendEmail,
+        Notify,
+        AppendRow,
+    )
 }
 """Every action kind by its name: the one table the engine, packs and connectors read."""
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app, jsonify
+from flask import Flask
 
-from bridge import crms
+from bridge import admin, crms, probes
 from bridge.crms.receive import GATE
-from bridge.ingress import Gate
+from bridge.ingress import Gate, Unavailable, unavailable
 from bridge.masking import install_log_redaction
 from bridge.runtime import Runtime
+from bridge.spool import Replayer
 
 
 def create_app(test_config: dict[str, Any] | None = None, runtime: Runtime | None = None) -> Flask:
@@ -33,13 +34,11 @@ def create_app(test_config: dict[str, Any] | None = None, runtime: Runtime | Non
         app.config.get("REDIS_URL"),
     )
     app.extensions["bridge"] = rt
-    app.extensions[GATE] = Gate(rt)
+    gate = app.extensions[GATE] = Gate(rt)
+    Replayer.ensure(gate.spool, gate.replay_spool)
+    app.register_error_handler(Unavailable, unavailable)
     for crm in crms.every():
         app.register_blueprint(crm.blueprint())
-    app.add_url_rule("/health", "health", _health)
+    admin.install(app, rt)
+    app.register_blueprint(probes.bp)
     return app
-
-
-def _health() -> Any:
-    rt: Runtime = current_app.extensions["bridge"]
-    return jsonify(status="ok", tenants=sorted(rt.settings.tenants), redis=bool(rt.redis.ping()))

@@ -17,11 +17,9 @@ library does not provide them.
 
 from __future__ import annotations
 
-import re
+from calendar import monthrange
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -202,6 +200,35 @@ class BusinessCalendar:
         day = self._next_working_date(self._local(dt).date())
         return self._aware(datetime.combine(day, t))
 
+    def previous_working_day_at(self, dt: datetime, t: time | None = None) -> datetime:
+        """Return time ``t`` on the last working day before ``dt``'s local date.
+
+        Without ``t`` the clock time of ``dt`` is kept, clamped into that day's hours: "clarify
+        a day before the term ends" falls on the working day before, never on a Sunday.
+
+        Raises:
+            ValueError: ``dt`` is naive.
+        """
+        local = self._local(dt)
+        day = self._previous_working_date(local.date())
+        if t is None:
+            opening, closing = self._span(day)
+            t = min(max(local.time(), opening), closing)
+        return self._aware(datetime.combine(day, t))
+
+    def add_calendar_months(self, dt: datetime, n: int) -> datetime:
+        """Move ``n`` calendar months on (negative: back), keeping the wall-clock time; the
+        day is clamped to the month's last ("1 month" after 31 January is 28/29 February).
+
+        Raises:
+            ValueError: ``dt`` is naive.
+        """
+        local = self._local(dt)
+        index = local.year * 12 + local.month - 1 + n
+        year, month = divmod(index, 12)
+        last = monthrange(year, month + 1)[1]
+        return self._aware(local.replace(year=year, month=month + 1, day=min(local.day, last)))
+
     def next_day_at(self, dt: datetime, t: time) -> datetime:
         """Return time ``t`` on the calendar day after ``dt``'s local date, working or not.
 
@@ -284,6 +311,14 @@ class BusinessCalendar:
                 return candidate
         raise ValueError(f"no working day within {_MAX_SCAN_DAYS} days after {d}")
 
+    def _previous_working_date(self, d: date) -> date:
+        """Last working day strictly before ``d``."""
+        for offset in range(1, _MAX_SCAN_DAYS + 1):
+            candidate = d - timedelta(days=offset)
+            if self.is_working_day(candidate):
+                return candidate
+        raise ValueError(f"no working day within {_MAX_SCAN_DAYS} days before {d}")
+
     def _next_open(self, local: datetime) -> datetime:
         """``local`` itself if inside working hours, else the next opening time."""
         span = self.hours_on(local.date())
@@ -344,157 +379,6 @@ def _check_span(span: Hours, where: str) -> Hours:
     if not opening < closing:
         raise ValueError(f"{where}: opening {opening} must be before closing {closing}")
     return (opening, closing)
-
-
-# === deadline expressions ===================================================================
-
-
-class DeadlineKind(StrEnum):
-    """The shapes of deadline a regulation can state."""
-
-    CALENDAR = "calendar"  # N minutes/hours/days of plain time
-    WORKING = "working"  # N working minutes/hours/days
-    NEXT_WORKING_DAY_AT = "next_working_day_at"
-    NEXT_DAY_AT = "next_day_at"
-    END_OF_WORKING_DAY = "end_of_working_day"
-
-
-class Unit(StrEnum):
-    """Units of a duration deadline."""
-
-    MINUTES = "minutes"
-    HOURS = "hours"
-    DAYS = "days"
-
-
-ACCEPTED_FORMS = (
-    "'<N> minutes'",
-    "'<N> hours'",
-    "'<N> days'",
-    "'<N> working minutes'",
-    "'<N> working hours'",
-    "'<N> working days'",
-    "'next working day at HH:MM'",
-    "'next day at HH:MM'",
-    "'end of working day'",
-    "'same day'",
-)
-
-_DURATION = re.compile(r"(?:within )?(?P<n>\d+) (?P<working>working )?(?P<unit>minute|hour|day)s?")
-_AT = re.compile(r"next (?P<working>working )?day at (?P<hh>\d{1,2}):(?P<mm>\d{2})")
-# "within the working day" is how regulations phrase it; all three mean closing time.
-_END = re.compile(r"end of (?:the )?working day|same day|within the working day")
-
-
-@dataclass(frozen=True)
-class Deadline:
-    """A parsed deadline expression; ``str()`` gives its canonical text back.
-
-    Build one with :func:`parse_deadline`. ``amount`` and ``unit`` are set for the duration
-    kinds, ``at`` for the ``next ... day at HH:MM`` kinds.
-    """
-
-    kind: DeadlineKind
-    amount: int = 0
-    unit: Unit | None = None
-    at: time | None = None
-
-    def __post_init__(self) -> None:
-        # Rules are built by the parser, but tests and code may build one directly; an
-        # inconsistent Deadline would only fail later, inside the engine, so refuse it here.
-        if self.kind in (DeadlineKind.CALENDAR, DeadlineKind.WORKING):
-            if self.unit is None or self.amount < 1 or self.at is not None:
-                raise ValueError(f"{self.kind} deadline needs amount >= 1 and a unit, no time")
-        elif self.kind is DeadlineKind.END_OF_WORKING_DAY:
-            if self.unit is not None or self.amount or self.at is not None:
-                raise ValueError("end-of-working-day deadline takes no amount, unit or time")
-        elif self.at is None or self.unit is not None or self.amount:
-            raise ValueError(f"{self.kind} deadline needs a time and no amount or unit")
-
-    def __str__(self) -> str:
-        if self.kind in (DeadlineKind.CALENDAR, DeadlineKind.WORKING):
-            unit = str(self.unit)[:-1] if self.amount == 1 else str(self.unit)
-            working = "working " if self.kind is DeadlineKind.WORKING else ""
-            return f"{self.amount} {working}{unit}"
-        if self.kind is DeadlineKind.END_OF_WORKING_DAY:
-            return "end of working day"
-        working = "working " if self.kind is DeadlineKind.NEXT_WORKING_DAY_AT else ""
-        return f"next {working}day at {self.at:%H:%M}"
-
-    def due(self, calendar: BusinessCalendar, start: datetime) -> datetime:
-        """Return the moment this deadline falls due for an event at ``start``.
-
-        Args:
-            calendar: the tenant's calendar.
-            start: when the triggering event happened (timezone-aware).
-
-        Returns:
-            An aware datetime in the calendar's zone.
-
-        Raises:
-            ValueError: ``start`` is naive.
-        """
-        if self.kind is DeadlineKind.END_OF_WORKING_DAY:
-            return calendar.end_of_working_day(start)
-        if self.kind is DeadlineKind.NEXT_WORKING_DAY_AT:
-            return calendar.next_working_day_at(start, self._at())
-        if self.kind is DeadlineKind.NEXT_DAY_AT:
-            return calendar.next_day_at(start, self._at())
-        if self.unit is Unit.DAYS:
-            if self.kind is DeadlineKind.WORKING:
-                return calendar.add_working_days(start, self.amount)
-            return calendar.add_calendar_days(start, self.amount)
-        delta = timedelta(**{str(self.unit): self.amount})
-        if self.kind is DeadlineKind.WORKING:
-            return calendar.add_working(start, delta)
-        return calendar.add_calendar(start, delta)
-
-    def _at(self) -> time:
-        if self.at is None:
-            raise AssertionError(f"{self.kind} deadline without a time")  # constructor misuse
-        return self.at
-
-
-def parse_deadline(text: str) -> Deadline:
-    """Parse a deadline expression from a regulation, e.g. ``"4 working hours"``.
-
-    Case and runs of spaces do not matter; durations may start with ``within``.
-
-    Args:
-        text: the expression as written in the rules file.
-
-    Returns:
-        The parsed :class:`Deadline`.
-
-    Raises:
-        ValueError: the text is not one of the accepted forms; the message lists them.
-    """
-    norm = " ".join(str(text).lower().split()) if isinstance(text, str) else ""
-    if _END.fullmatch(norm):
-        return Deadline(DeadlineKind.END_OF_WORKING_DAY)
-    if match := _DURATION.fullmatch(norm):
-        amount = int(match["n"])
-        if amount < 1:
-            raise _bad(text, "the amount must be at least 1")
-        kind = DeadlineKind.WORKING if match["working"] else DeadlineKind.CALENDAR
-        return Deadline(kind, amount, Unit(match["unit"] + "s"))
-    if match := _AT.fullmatch(norm):
-        hh, mm = int(match["hh"]), int(match["mm"])
-        if hh > 23 or mm > 59:
-            raise _bad(text, f"{match['hh']}:{match['mm']} is not a time of day")
-        working = match["working"]
-        kind = DeadlineKind.NEXT_WORKING_DAY_AT if working else DeadlineKind.NEXT_DAY_AT
-        return Deadline(kind, at=time(hh, mm))
-    raise _bad(text)
-
-
-def _bad(text: object, reason: str = "") -> ValueError:
-    if not reason and re.search("[а-яё]", str(text).lower()):
-        reason = "written in English: «5 рабочих дней» is '5 working days'"
-    why = f" ({reason})" if reason else ""
-    return ValueError(
-        f"cannot read deadline {text!r}{why}; accepted forms: {', '.join(ACCEPTED_FORMS)}"
-    )
 
 
 def as_datetime(value: Any, zone: str) -> datetime | None:

@@ -130,6 +130,18 @@ def validate(path: str | None) -> None:
 
 
 @cli.command()
+@click.option(
+    "--journal", "url", default=None, help="SQLAlchemy URL (default: $BRIDGE_JOURNAL_URL)."
+)
+def migrate(url: str | None) -> None:
+    """Create or upgrade the journal's schema (run once, before starting the processes)."""
+    from bridge.journal import migrate as run
+
+    revision = run(url)
+    click.echo(f"journal schema at revision {revision}")
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True)
 def serve(host: str, port: int) -> None:
@@ -181,6 +193,40 @@ def explain(event_id: int) -> None:
     if entry is None:
         raise click.UsageError(f"no event #{event_id} in the journal (`bridge journal` lists them)")
     click.echo(describe(entry))
+
+
+@cli.command()
+@click.option("--tenant", default=None, help="Only this tenant's.")
+@click.option("--limit", default=50, show_default=True)
+def failed(tenant: str | None, limit: int) -> None:
+    """List failed events with the CRM's error (dead letters first say how often they ran)."""
+    from bridge.journal import Journal
+    from bridge.masking import redact
+
+    rows = Journal().failed(tenant, limit)
+    for row in rows:
+        what = f"{row.kind} {row.record_id}" if row.record_id else (row.subject or "-")
+        click.echo(
+            f"#{row.id} {row.received_at:%Y-%m-%d %H:%M:%S} {row.tenant} {row.source} {what}: "
+            f"{redact(row.reason)}"
+        )
+    click.echo(
+        f"{len(rows)} failed event(s)" + ("; `bridge replay ID` runs one again" if rows else "")
+    )
+
+
+@cli.command()
+@click.argument("event_ids", nargs=-1, type=int)
+@click.option("--tenant", default=None, help="Every dead letter of this tenant.")
+@click.pass_obj
+def replay(host: Host, event_ids: tuple[int, ...], tenant: str | None) -> None:
+    """Run failed events again: what they did stays done, what failed or never ran runs."""
+    if not event_ids and not tenant:
+        raise click.UsageError("name event ids, or --tenant for all of a tenant's dead letters")
+    rt = host.runtime()
+    count = rt.resume(tenant) if tenant else 0
+    count += rt.replay(list(event_ids)) if event_ids else 0
+    click.echo(f"{count} event(s) put back in the queue; a worker runs them")
 
 
 @cli.command()
@@ -283,14 +329,54 @@ def dry_run(
     click.echo(dryrun.dry_run(dryrun.load(event_file, options), config_path))
 
 
+@cli.command()
+@click.argument("pack")
+@click.option("--tenant", required=True, help="The tenant whose CRM history is read.")
+@click.option("--since", required=True, help="The first day replayed, e.g. 2025-01-01.")
+@click.option("--config", "path", default=None, help="Config file (default: $BRIDGE_CONFIG).")
+def backtest(pack: str, tenant: str, since: str, path: str | None) -> None:
+    """Replay PACK (a file, or a pack of the tenant) over the CRM's history; writes nothing."""
+    from bridge.backtest import print_run
+
+    try:
+        print_run(Host().runtime(path), tenant, pack, since, click.echo)
+    except (ConfigError, NotImplementedError) as exc:
+        problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+        click.echo("\n".join(problems), err=True)
+        sys.exit(1)
+
+
+@cli.command("admin-password")
+@click.password_option(help="The password (asked twice when not given).")
+def admin_password(password: str) -> None:
+    """Print the hash of a password for admin.users.<login>.password_hash."""
+    from werkzeug.security import generate_password_hash
+
+    click.echo(generate_password_hash(password))
+
+
 for _crm in crms.every():
     for _command in _crm.cli_commands():
         cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point."""
-    cli.main(args=argv, prog_name="bridge")
+    """Console entry point: an error the bridge raises on purpose is a message, not a traceback."""
+    from bridge.errors import BridgeError
+
+    try:
+        cli.main(args=argv, prog_name="bridge", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except BridgeError as exc:
+        click.echo(f"bridge: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

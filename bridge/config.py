@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from bridge import crms, mappings, yamlfile
 from bridge.calendar import BusinessCalendar
@@ -37,10 +37,43 @@ WorkingHours = Annotated[dict[str, str], AfterValidator(_check_hours)]
 
 
 class StaffConfig(Strict):
-    """One person's working hours, when they differ from the tenant's."""
+    """One person of the staff: their surname (rules look for it in texts), and their working
+    hours when they differ from the tenant's."""
 
-    working_hours: WorkingHours = Field(default_factory=lambda: {"mon-fri": "09:00-18:00"})
+    surname: str | None = Field(default=None, description="as they sign comments")
+    working_hours: WorkingHours | None = Field(
+        default=None, description="own hours (default: the tenant's)"
+    )
     days_off: list[date] = Field(default_factory=list)
+
+
+class ChannelConfig(Strict):
+    """A messenger channel for ``notify``: an apprise URL held in the environment (it
+    carries the bot's token), e.g. ``tgram://<token>/<chat id>``."""
+
+    url_env: str = Field(description="env var (or secrets file entry) with the apprise URL")
+
+
+class TableConfig(Strict):
+    """A table for ``append_row``: a CSV or XLSX file, or a Google Sheet."""
+
+    columns: list[str] = Field(min_length=1, description="the header, in order")
+    file: str | None = Field(default=None, description=".csv or .xlsx, relative to this file")
+    sheet: str | None = Field(default=None, description="worksheet (XLSX, Google Sheets)")
+    google_sheet: str | None = Field(default=None, description="a spreadsheet's key")
+    credentials_env: str | None = Field(
+        default=None, description="env var with the Google service account's JSON key"
+    )
+
+    @model_validator(mode="after")
+    def _one_place(self) -> TableConfig:
+        if (self.file is None) == (self.google_sheet is None):
+            raise ValueError("a table is either a `file` or a `google_sheet`")
+        if self.file and not self.file.endswith((".csv", ".xlsx")):
+            raise ValueError(f"file {self.file!r} must end in .csv or .xlsx")
+        if self.google_sheet and not self.credentials_env:
+            raise ValueError("a google_sheet needs `credentials_env`")
+        return self
 
 
 class EmailConfig(Strict):
@@ -77,7 +110,17 @@ class TenantConfig(Strict):
         default_factory=dict, description="role -> user alias(es) or id(s), in order of preference"
     )
     staff: dict[str, StaffConfig] = Field(
-        default_factory=dict, description="user alias -> own working hours (who is at work when)"
+        default_factory=dict,
+        description="user alias -> surname and own working hours (who is at work when)",
+    )
+    constants: dict[str, Any] = Field(
+        default_factory=dict, description="values the packs refer to (override their defaults)"
+    )
+    channels: dict[str, ChannelConfig] = Field(
+        default_factory=dict, description="messenger channels for `notify`, by name"
+    )
+    tables: dict[str, TableConfig] = Field(
+        default_factory=dict, description="tables for `append_row`, by name"
     )
     email: EmailConfig | None = Field(default=None, description="template e-mail; none: no e-mail")
     retry_intervals: list[int] = Field(
@@ -105,11 +148,61 @@ class TenantConfig(Strict):
         return value
 
 
+HASH_METHODS = ("scrypt:", "pbkdf2:")
+
+
+class AdminUser(Strict):
+    """One person who may open the admin pages."""
+
+    password_hash: str = Field(description="a werkzeug hash: `bridge admin-password` prints one")
+    tenants: list[str] = Field(
+        default_factory=list, description="the tenants this person sees; empty: every tenant"
+    )
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash(cls, value: str) -> str:
+        if not value.startswith(HASH_METHODS):
+            raise ValueError(
+                "password_hash must be a hash such as scrypt:32768:8:1$...; "
+                "make one with `bridge admin-password`, never write the password itself"
+            )
+        return value
+
+
+class AdminConfig(Strict):
+    """The admin pages (``/admin``): who may log in, and how the login is guarded."""
+
+    secret_key_env: str = Field(
+        description="env var holding the key that signs session cookies (secret; the same "
+        "in every web process)"
+    )
+    users: dict[str, AdminUser] = Field(description="login -> password hash and tenants")
+    max_failures: int = Field(default=5, ge=1, description="failed logins before a lock-out")
+    lockout_minutes: int = Field(default=15, ge=1, description="how long a lock-out lasts")
+    session_hours: int = Field(default=8, ge=1, description="a login lasts this long")
+    secure_cookies: bool = Field(
+        default=True, description="send the session cookie over HTTPS only (false: plain HTTP)"
+    )
+
+
 class BridgeConfig(Strict):
     """The top of ``bridge.yaml``."""
 
     version: Literal[1] = 1
     tenants: dict[str, TenantConfig]
+    admin: AdminConfig | None = Field(default=None, description="the admin pages; none: off")
+
+    @model_validator(mode="after")
+    def _admin_tenants(self) -> BridgeConfig:
+        for login, user in (self.admin.users if self.admin else {}).items():
+            for name in user.tenants:
+                if name not in self.tenants:
+                    raise ValueError(
+                        f"admin.users.{login}.tenants: unknown tenant {name!r}"
+                        f"{yamlfile.suggest(name, list(self.tenants))}"
+                    )
+        return self
 
 
 def parse_hours(spec: dict[str, str]) -> dict[int, tuple[time, time]]:
@@ -161,13 +254,30 @@ class Tenant:
 
     def schedules(self) -> dict[str, BusinessCalendar]:
         """CRM user id -> that person's calendar (only for staff with their own hours)."""
-        return {self.mapping.user(alias): self._calendars[alias] for alias in self.config.staff}
+        return {self.mapping.user(alias): cal for alias, cal in self._calendars.items()}
+
+    def surnames(self) -> dict[str, str]:
+        """CRM user id -> surname, for the staff whose surname the tenant lists."""
+        staff = self.config.staff.items()
+        return {self.mapping.user(alias): s.surname for alias, s in staff if s.surname}
+
+    def constants(self) -> dict[str, Any]:
+        """The packs' constants with the tenant's values over their defaults."""
+        merged: dict[str, Any] = {}
+        for pack in self.packs:
+            merged.update(pack.constants)
+        return {**merged, **self.config.constants}
 
     def __post_init__(self) -> None:
         tz = self.config.timezone
         self._calendars = {
-            alias: BusinessCalendar(tz, parse_hours(s.working_hours), extra_days_off=s.days_off)
+            alias: BusinessCalendar(
+                tz,
+                parse_hours(s.working_hours or self.config.working_hours),
+                extra_days_off=[*self.config.days_off, *s.days_off],
+            )
             for alias, s in self.config.staff.items()
+            if s.working_hours or s.days_off
         }
 
     def secret(self, key: str) -> str:
@@ -181,6 +291,7 @@ class Settings:
 
     path: Path
     tenants: dict[str, Tenant]
+    admin: AdminConfig | None = None
 
 
 def load(path: str | Path | None = None) -> Settings:
@@ -201,7 +312,7 @@ def load(path: str | Path | None = None) -> Settings:
             problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
-    return Settings(path=path, tenants=tenants)
+    return Settings(path=path, tenants=tenants, admin=top.admin)
 
 
 def _tenant(name: str, cfg: TenantConfig, base: Path, doc: yamlfile.YamlDoc) -> Tenant:
@@ -255,7 +366,25 @@ def _known(crm: type[crms.CRM], mapping: mappings.Mapping, cfg: TenantConfig, ba
         stages={k: mapping.canonical_stages(k) for k in kinds},
         people=set(mapping.users) | set(cfg.roles),
         templates=templates,
+        constants=cfg.constants,
+        labels={k: set(mapping.kind(k).labels) for k in kinds},
+        channels=set(cfg.channels),
+        tables={name: t.columns for name, t in cfg.tables.items()},
     )
+
+
+def pack_for(tenant: Tenant, path: str | Path) -> Pack:
+    """A pack file checked against a tenant's mapping, roles and CRM (a backtest's pack).
+
+    Raises:
+        ConfigError: shape errors and unknown names, each with file:line.
+    """
+    crm = crms.get(tenant.config.crm)
+    pack, doc = load_pack(path)
+    problems = check(pack, doc, _known(crm, tenant.mapping, tenant.config, tenant.base))
+    if problems:
+        raise ConfigError(problems)
+    return pack
 
 
 def calendar(cfg: TenantConfig) -> BusinessCalendar:

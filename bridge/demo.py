@@ -22,6 +22,7 @@ import yaml
 
 from bridge import crms
 from bridge.app import create_app
+from bridge.journal import migrate
 from bridge.runtime import Runtime
 from bridge.sandbox import Stand
 from bridge.sandbox.server import LoopbackServer
@@ -80,9 +81,9 @@ def run(*, once: bool, port: int, crm: str | None = None) -> int:
     connection, secrets = stand.connection()
     os.environ.update(secrets)
     config = tenant_config(crm, connection, workdir)
-    rt = Runtime.build(
-        str(config), f"sqlite:///{workdir / 'journal.db'}", EmbeddedRedis.shared().url
-    )
+    journal = f"sqlite:///{workdir / 'journal.db'}"
+    migrate(journal)  # the explicit schema step, as `bridge migrate` is in production
+    rt = Runtime.build(str(config), journal, EmbeddedRedis.shared().url)
     server = LoopbackServer(create_app(runtime=rt), port=port).start()
     try:
         stand.seed(rt.settings.tenants[TENANT])
@@ -121,7 +122,7 @@ def play(stand: Stand, rt: Runtime) -> int:
 
 def _settle(stand: Stand, rt: Runtime) -> None:
     stand.wait_delivered()
-    run_worker(rt, burst=True, with_scheduler=False)
+    run_worker(rt, burst=True)
 
 
 def _failures(rt: Runtime) -> int:

@@ -17,13 +17,14 @@ from typing import Any
 from pydantic import Field, PrivateAttr, field_validator
 
 from bridge import actions, clock, config, crms, email, yamlfile
+from bridge.crms.connector import Connector
 from bridge.errors import ConfigError, PermanentError
 from bridge.journal import Journal
 from bridge.models import EVENT_TYPES, Event, Plan, Record, RecordRef
-from bridge.pipeline import context, plan_for, stay_of
+from bridge.pipeline import plan_for, stage_since, stay_of
 from bridge.regulations.conditions import ActivityMatch
 from bridge.regulations.engine import Facts
-from bridge.vocabulary import Vocabulary, WordError
+from bridge.vocabulary import Vocabulary, WordError, activity
 from bridge.yamlfile import Strict
 
 CLIENT = "client@example.invalid"
@@ -89,32 +90,65 @@ def dry_run(run: DryRun, config_path: str | None = None) -> str:
     """
     settings = config.load(run.config or config_path)
     tenant = _tenant(settings, run.tenant)
-    at = run.at or clock.utcnow()
-    if at.tzinfo is None:
-        raise ConfigError([f"at: {at.isoformat()} needs its UTC offset, e.g. +03:00"])
-    event = Event(tenant.name, tenant.config.crm, run.type, RecordRef(run.kind, run.id), at)
-    activity = run.activity.model_dump(exclude_none=True) if run.activity else None
-    if run.record is not None:
+    if run.at is not None and run.at.tzinfo is None:
+        raise ConfigError([f"{run.where(('at',))}: at: needs its UTC offset, e.g. +03:00"])
+    data = run.model_dump(exclude_none=True, exclude={"tenant", "config"})
+    try:
+        found, record, conn = _plan(tenant, data, None, None)
+    except WordError as exc:
+        loc = (exc.part, *exc.key)
+        raise ConfigError([f"{run.where(loc)}: {yamlfile.dotted(loc)}: {exc}"]) from None
+    return describe(found, _emails(tenant, record, found, conn))
+
+
+def plan(
+    tenant: config.Tenant,
+    data: dict[str, Any],
+    connector: Connector | None = None,
+    journal: Journal | None = None,
+) -> Plan:
+    """The plan for an event description (the admin pages' "try a rule" too).
+
+    ``data`` holds what a dry-run file does (``type``, ``kind``, ``id``, ``at``, ``record``,
+    ``previous``, ``activity``), the records in the tenant's words.
+
+    Args:
+        connector: reads the record when ``data`` gives none (default: a new one).
+        journal: holds the record's last snapshot (default: ``BRIDGE_JOURNAL_URL``'s).
+
+    Raises:
+        WordError: a stage, user or field the tenant's mapping does not know.
+    """
+    return _plan(tenant, data, connector, journal)[0]
+
+
+def _plan(
+    tenant: config.Tenant,
+    data: dict[str, Any],
+    connector: Connector | None,
+    journal: Journal | None,
+) -> tuple[Plan, Record, Connector | None]:
+    at = data.get("at") or clock.utcnow()
+    at = datetime.fromisoformat(at) if isinstance(at, str) else at
+    kind, record_id = data.get("kind", "deal"), str(data.get("id", "1"))
+    ref = RecordRef(kind, record_id)
+    event = Event(tenant.name, tenant.config.crm, data.get("type", "record.updated"), ref, at)
+    facts = Facts(activity=activity(data.get("activity")))
+    if data.get("record") is not None:
         crm = crms.get(tenant.config.crm)
         words = Vocabulary(crm.name, tenant.mapping, tuple(crm.kinds()))
-        record = _read(words, run, run.record, "record")
-        previous = _read(words, run, run.previous, "previous") if run.previous else None
-        plan = plan_for(tenant, event, record, previous, "1", Facts(activity=activity))
-        return describe(plan, _emails(tenant, record, plan, None))
-    return _from_crm(tenant, event, activity)
-
-
-def _from_crm(tenant: config.Tenant, event: Event, activity: dict[str, Any] | None) -> str:
-    """The record read from the CRM, its snapshot and facts from the journal, as the pipeline."""
-    conn: Any = crms.get(tenant.config.crm).connector_class()(tenant)
+        base = {"kind": kind, "id": record_id}
+        record = _read(words, {**base, **data["record"]}, "record")
+        before = data.get("previous")
+        previous = _read(words, {**base, **before}, "previous") if before else None
+        return plan_for(tenant, event, record, previous, "1", facts), record, None
+    conn = connector or crms.get(tenant.config.crm).connector_class()(tenant)
     record = conn.fetch(event.ref)
-    journal = Journal()
+    journal = journal or Journal()
     snap = journal.snapshot(tenant.name, record.kind, record.id)
     previous = Record.from_dict(snap.data) if snap else None
-    facts = context(journal, tenant, conn, event, record, previous, snap).facts
-    facts = replace(facts, activity=activity) if activity is not None else facts
-    plan = plan_for(tenant, event, record, previous, stay_of(snap, record), facts)
-    return describe(plan, _emails(tenant, record, plan, conn))
+    facts = replace(facts, stage_since=stage_since(snap, record, event.received_at))
+    return plan_for(tenant, event, record, previous, stay_of(snap, record), facts), record, conn
 
 
 def _tenant(settings: config.Settings, name: str | None) -> config.Tenant:
@@ -128,12 +162,12 @@ def _tenant(settings: config.Settings, name: str | None) -> config.Tenant:
     raise ConfigError([f"{settings.path}: {what}; the config's tenants: {', '.join(names)}"])
 
 
-def _read(words: Vocabulary, run: DryRun, data: dict[str, Any], key: str) -> Record:
+def _read(words: Vocabulary, data: dict[str, Any], part: str) -> Record:
     try:
-        return words.record({"kind": run.kind, "id": run.id, **data})
+        return words.record(data)
     except WordError as exc:
-        loc = (key, *exc.key)
-        raise ConfigError([f"{run.where(loc)}: {yamlfile.dotted(loc)}: {exc}"]) from None
+        exc.part = part  # which of the description's records it was
+        raise
 
 
 def _emails(tenant: config.Tenant, record: Record, plan: Plan, conn: Any) -> list[str]:

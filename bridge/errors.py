@@ -33,9 +33,22 @@ class ConfigError(BridgeError):
         super().__init__("\n".join(problems))
 
 
-class TenantPaused(TransientError):
+class NeedsAttention(TransientError):
+    """Transient for the work (it waits, nothing is dropped), but a person must act: the
+    CRM's credentials expired or were revoked. The pipeline journals an alert."""
+
+
+class CredentialsExpired(NeedsAttention):
+    """The CRM says the bridge's token expired (Bitrix24 ``expired_token``)."""
+
+
+class TenantPaused(NeedsAttention):
     """A tenant's CRM credentials are dead (a revoked refresh token, an expired long-lived token).
 
     Transient on purpose: the tenant's work stops, but its events stay queued and are retried
     by rq; they go through once an admin re-authorizes (``bridge amocrm-auth``), never dropped.
     """
+
+
+class SchemaError(BridgeError):
+    """The journal's database has no schema, or an older one: run ``bridge migrate``."""

@@ -1,8 +1,9 @@
 """Ingress: the gate every CRM's receiver hands its parsed calls to.
 
 A receiver (``bridge/crms/<name>/ingress.py``) authenticates and parses the CRM's wire format;
-the gate drops duplicates, journals, enqueues the event id and answers in milliseconds. It
-never calls the CRM.
+the gate folds duplicates and queues the event, in one Redis round trip, and the receiver
+answers in milliseconds. It never calls the CRM, and never answers 200 for an event it may
+lose.
 """
 
 from __future__ import annotations
@@ -10,62 +11,129 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from flask import jsonify
 from flask.typing import ResponseReturnValue
 
-from bridge import clock, queue
+from bridge import clock, metrics
 from bridge.config import Tenant
 from bridge.crms.receive import Incoming, Rejected
+from bridge.masking import redact
 from bridge.runtime import Runtime
+from bridge.spool import Spool
 
 log = logging.getLogger(__name__)
 
 
 class Gate:
-    """Journals and queues what the receivers parse (``app.extensions["bridge.gate"]``)."""
+    """Queues what the receivers parse (``app.extensions["bridge.gate"]``).
 
-    def __init__(self, rt: Runtime) -> None:
+    One Redis round trip per event: the queue's admission script folds a delivery whose key
+    still waits, appends the event to its tenant's stream and wakes a worker. The event is
+    journaled by the worker that takes it. While Redis is down the event goes to the local
+    spool, fsynced, and is answered 200 all the same; if the spool fails too, 503.
+    """
+
+    def __init__(self, rt: Runtime, spool: Spool | None = None) -> None:
         self.rt = rt
+        self.spool = spool or Spool()
 
     def tenant(self, name: str) -> Tenant | None:
         """A configured tenant by name, or None."""
         return self.rt.tenant(name)
 
     def reject(self, tenant: str, crm: str, error: Rejected) -> ResponseReturnValue:
-        """Journal a refused call and answer it with its 4xx and reason."""
-        self.rt.journal.record_event(
-            tenant=tenant, crm=crm, status="rejected", reason=error.reason, payload=error.payload
-        )
-        log.warning("rejected %s call for %s: %s", crm, tenant, error.reason)
-        return jsonify(error="rejected", reason=error.reason), error.status
+        """Answer a refused call with its 4xx and reason.
 
-    def accept(self, item: Incoming) -> tuple[int, str]:
-        """Journal and enqueue one event; returns its id and ``queued`` or ``duplicate``.
+        A call that proved to come from the tenant's CRM (``trusted``) is journaled row by
+        row; a stranger's is only counted, and one in a power of ten journaled, so that nobody
+        can fill the journal's disk by posting garbage.
+        """
+        log.warning("rejected %s call for %s: %s", crm, redact(tenant), redact(error.reason))
+        if error.trusted or self._sampled(tenant, crm):
+            self.rt.journal.record_event(
+                tenant=tenant,
+                crm=crm,
+                status="rejected",
+                reason=redact(error.reason),
+                payload=error.payload,
+                received_at=clock.utcnow(),
+            )
+        metrics.EVENTS.labels(crm, "rejected").inc()
+        response = jsonify(error="rejected", reason=error.reason)
+        return response, error.status
+
+    def _sampled(self, tenant: str, crm: str) -> bool:
+        hour = clock.utcnow().strftime("%Y%m%d%H")
+        key = f"bridge:rejected:{crm}:{hour}"
+        try:
+            with self.rt.redis.pipeline() as pipe:
+                pipe.incr(key)
+                pipe.expire(key, 7200)
+                count = int(pipe.execute()[0])
+        except redis.RedisError:
+            return False
+        return str(count).strip("0") == "1"  # 1, 10, 100, 1000...
+
+    def accept(self, item: Incoming) -> tuple[str | None, str]:
+        """Queue one event; returns its entry id (None unless queued) and ``queued``,
+        ``duplicate`` or ``spooled``.
 
         A delivery whose key was seen is dropped only while the first one still waits in the
-        queue: that job will read the record's latest state anyway. Once the first has
-        started, the same key may stand for a later change (Bitrix24's ``ts`` has one-second
+        queue: that one will read the record's latest state anyway. Once the first is taken by
+        a worker, the same key may stand for a later change (Bitrix24's ``ts`` has one-second
         resolution), so it is processed again; the actions' idempotency keys make that
         harmless.
+
+        Raises:
+            Unavailable: neither Redis nor the spool could keep the event.
         """
-        rt = self.rt
-        values: dict[str, Any] = {
-            k: getattr(item, k) for k in ("tenant", "crm", "source", "type", "kind", "subject")
-        }
-        values.update(record_id=item.record_id, payload=item.payload, received_at=clock.utcnow())
-        key: str | None = item.dedup_key
-        if not queue.first_delivery(rt.redis, item.tenant, item.dedup_key):
-            first = rt.journal.event_by_key(item.tenant, item.dedup_key)
-            if first is None or first.status in ("queued", "retrying"):
-                event_id, _ = rt.journal.record_event(**values, status="duplicate")
-                return event_id, "duplicate"
-            key = None  # a later change within the same second: process it again
+        fields = fields_of(item)
         try:
-            event_id, _ = rt.journal.record_event(**values, status="queued", dedup_key=key)
-            intervals = rt.settings.tenants[item.tenant].config.retry_intervals
-            queue.enqueue_event(rt.redis, item.tenant, event_id, intervals)
-        except Exception:
-            if key is not None:
-                queue.forget_delivery(rt.redis, item.tenant, item.dedup_key)
-            raise
-        return event_id, "queued"
+            entry = self.rt.queue.admit(item.tenant, item.dedup_key, fields)
+        except redis.RedisError as exc:
+            log.error("Redis unreachable (%s): spooling %s", type(exc).__name__, item.source)
+            try:
+                self.spool.keep(item.tenant, item.dedup_key, fields)
+            except OSError as spool_error:
+                raise Unavailable(f"the queue and the spool both failed: {spool_error}") from exc
+            metrics.EVENTS.labels(item.crm, "spooled").inc()
+            return None, "spooled"
+        status = "queued" if entry else "duplicate"
+        metrics.EVENTS.labels(item.crm, status).inc()
+        return entry, status
+
+    def replay_spool(self, tenant: str, key: str, fields: dict[str, Any]) -> None:
+        """Admit one spooled event (the spool's replayer calls this)."""
+        self.rt.queue.admit(tenant, key, fields)
+
+
+class Unavailable(Exception):
+    """Nothing could keep an event now: answer 503 with Retry-After, never 200."""
+
+
+RETRY_AFTER = 30
+"""Seconds a CRM is asked to wait before posting again when nothing could keep its event."""
+
+
+def unavailable(error: Unavailable) -> ResponseReturnValue:
+    """The answer when an event could not be kept: the CRM will post it again."""
+    log.error("answering 503: %s", error)
+    response = jsonify(error="unavailable", reason="the bridge cannot keep events right now")
+    return response, 503, {"Retry-After": str(RETRY_AFTER)}
+
+
+def fields_of(item: Incoming) -> dict[str, Any]:
+    """An event as its stream entry carries it (ids and names only)."""
+    return {
+        "k": "event",
+        "crm": item.crm,
+        "source": item.source,
+        "type": item.type,
+        "kind": item.kind,
+        "record_id": item.record_id,
+        "subject": item.subject or "",
+        "dedup": item.dedup_key,
+        "payload": item.payload,
+        "at": clock.utcnow().isoformat(),
+    }

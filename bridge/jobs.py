@@ -1,6 +1,7 @@
-"""The rq jobs of the bridge: the functions a worker runs, named by dotted path.
+"""The rq jobs of the bridge (sweeps, the CRMs' checks) and the schedule that runs them.
 
-Each one finds this process's runtime and hands the work to the module that does it; nothing
+Events and timers do not go through rq: they are the tenants' streams (:mod:`bridge.queue`).
+Each job finds this process's runtime and hands the work to the module that does it; nothing
 but ids and names travels in a job (never a phone or an e-mail: rq logs job arguments).
 """
 
@@ -8,33 +9,8 @@ from __future__ import annotations
 
 from rq.cron import CronScheduler
 
-from bridge import clock, crms, pipeline, queue, runtime, sweeps
+from bridge import crms, queue, runtime, sweeps
 from bridge.runtime import Runtime
-
-
-def process_event(event_id: int) -> str:
-    """Process one journaled event."""
-    return pipeline.run_event(runtime.current(), event_id)
-
-
-def fire_timer(tenant: str, kind: str, record_id: str, subject: str, due: str) -> str:
-    """Journal a ``timer.due`` event and process it like any other."""
-    rt = runtime.current()
-    found = rt.tenant(tenant)
-    event_id, _ = rt.journal.record_event(
-        tenant=tenant,
-        crm=found.config.crm if found else "",
-        source="timer",
-        type="timer.due",
-        kind=kind,
-        record_id=record_id,
-        subject=subject,
-        status="queued",
-        # the due time is part of the key: a moved timer fires anew, a retried one does not
-        dedup_key=f"timer:{kind}:{record_id}:{subject}:{due}",
-        received_at=clock.utcnow(),
-    )
-    return pipeline.run_event(rt, event_id)
 
 
 def sweep(tenant: str, rules: list[str] | None = None) -> str:
@@ -59,7 +35,7 @@ def cron(rt: Runtime) -> CronScheduler:
     scheduler = CronScheduler(connection=rt.redis)
     for name, tenant in rt.settings.tenants.items():
         if sweeps.sweep_rules(tenant):
-            scheduler.register(scheduled_sweeps, queue.EVENTS, args=(name,), interval=sweeps.TICK)
+            scheduler.register(scheduled_sweeps, queue.JOBS, args=(name,), interval=sweeps.TICK)
         for item in crms.get(tenant.config.crm).checks:
-            scheduler.register(check, queue.EVENTS, args=(name, item.method), interval=item.every)
+            scheduler.register(check, queue.JOBS, args=(name, item.method), interval=item.every)
     return scheduler

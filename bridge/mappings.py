@@ -11,21 +11,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bridge import yamlfile
 from bridge.models import OUTCOMES
+from bridge.regulations.values import FIELD_TYPES
 
 TOP_KEYS = ("version", "crm", "users")
 
 
 class KindMapping(BaseModel):
-    """Mapping of one record kind (deal, lead...)."""
+    """Mapping of one record kind (deal, lead...).
+
+    A field is written short, ``name: CODE``, or long, ``name: {code: CODE, label: "Как в
+    CRM", type: date}``: the label is what managers read in the bridge's texts (never the
+    canonical name), the type says what empty and equal mean (:data:`FIELD_TYPES`).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     fields: dict[str, str] = Field(
         default_factory=dict, description="canonical field name -> the CRM's field code"
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="canonical field name -> its label in the CRM"
+    )
+    types: dict[str, str] = Field(
+        default_factory=dict, description=f"canonical field name -> {', '.join(FIELD_TYPES)}"
     )
     stages: dict[str, list[str]] = Field(
         default_factory=dict, description="canonical stage name -> the CRM's stage ids"
@@ -43,6 +55,42 @@ class KindMapping(BaseModel):
         description="the CRM's pipeline ids that hold this kind (where one entity of the CRM "
         "holds several kinds, told apart by pipeline); empty: decided by the connector",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _long_fields(cls, data: Any) -> Any:
+        # `name: {code, label, type}` is split into fields, labels and types
+        if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
+            return data
+        fields, labels, types = {}, dict(data.get("labels") or {}), dict(data.get("types") or {})
+        for name, spec in data["fields"].items():
+            if isinstance(spec, dict):
+                unknown = set(spec) - {"code", "label", "type"}
+                if unknown or "code" not in spec:
+                    extra = f"; unknown: {', '.join(sorted(unknown))}" if unknown else ""
+                    raise ValueError(
+                        f"field {name!r}: write `{{code: ..., label: ..., type: ...}}` "
+                        f"(code required){extra}"
+                    )
+                fields[name] = spec["code"]
+                if spec.get("label"):
+                    labels[name] = str(spec["label"])
+                if spec.get("type"):
+                    types[name] = str(spec["type"])
+            else:
+                fields[name] = spec
+        return {**data, "fields": fields, "labels": labels, "types": types}
+
+    @field_validator("types")
+    @classmethod
+    def _known_types(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, kind in value.items():
+            if kind not in FIELD_TYPES:
+                hint = yamlfile.suggest(kind, FIELD_TYPES)
+                raise ValueError(
+                    f"field {name!r}: unknown type {kind!r}{hint}; one of {', '.join(FIELD_TYPES)}"
+                )
+        return value
 
 
 class Mapping(BaseModel):
@@ -94,6 +142,14 @@ class Mapping(BaseModel):
     def canonical_stages(self, kind: str) -> set[str]:
         """Every canonical stage name a rule may use for a kind (outcomes included)."""
         return set(self.kind(kind).stages) | set(OUTCOMES)
+
+    def labels(self) -> dict[str, dict[str, str]]:
+        """Record kind -> canonical field -> its label (what managers read)."""
+        return {kind: dict(km.labels) for kind, km in self.kinds.items()}
+
+    def types(self) -> dict[str, dict[str, str]]:
+        """Record kind -> canonical field -> its type."""
+        return {kind: dict(km.types) for kind, km in self.kinds.items()}
 
     def user(self, alias_or_id: str) -> str:
         """A user id from an alias of the mapping, or the id itself."""

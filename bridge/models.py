@@ -19,9 +19,14 @@ EVENT_TYPES = (
     "record.updated",
     "stage.changed",
     "activity.created",
+    "activity.updated",
+    "activity.completed",
     "timer.due",
     "sweep",
+    "broadcast",
 )
+"""``stage.changed`` and ``activity.completed`` are derived by the engine (from the snapshot,
+from the activity); ``broadcast`` runs only through ``bridge broadcast``."""
 
 
 @dataclass(frozen=True)
@@ -148,13 +153,26 @@ class LookupQuery:
     in_stage: tuple[str, ...] = ()
 
 
+BREACHES = ("missing", "overdue")
+"""What breaking a rule can mean: required fields are empty, or a deadline passed."""
+
+
 @dataclass(frozen=True)
 class Decision:
-    """A rule's verdict on one event: why it did or did not act."""
+    """A rule's verdict on one event: why it did or did not act.
+
+    Attributes:
+        breach: ``missing`` or ``overdue`` when this verdict means the rule was broken
+            (what the admin pages count as a violation), else empty.
+        due: when the timer this verdict set will fire (``scheduled``, or a step that set
+            the next one); the SLA report measures deadlines from it.
+    """
 
     rule: str
-    verdict: str  # fired | satisfied | not_matched
+    verdict: str  # fired | satisfied | not_matched | scheduled
     detail: str = ""
+    breach: str = ""
+    due: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -1,57 +1,172 @@
-"""The pipeline: the rq job that turns one journaled event into actions in the CRM.
+"""The pipeline: a batch of one tenant's stream entries turned into actions in its CRM.
 
-fetch (the event carries only an id) -> translate -> diff with the snapshot -> gather facts
-(look-ups, e-mails sent, history) -> evaluate -> execute with idempotency keys -> schedule
-timers -> store the snapshot -> journal. The snapshot is stored only after the actions, so a
-crash in between replays the same diff and the same keys.
+journal the entries -> read their records in one request (an event carries only an id) ->
+for each event in order: diff with the snapshot, gather facts, evaluate -> execute every
+planned action of the batch at once, each exactly once -> schedule timers -> store snapshots
+and finish the events in one transaction. Snapshots are stored only after the actions, so a
+crash in between replays the same diff and the same keys. Events of one record are evaluated in
+the order they arrived, each against the state the one before left.
+
+A transient failure (the CRM is down, rate-limited, or slow) makes the batch's unfinished events
+wait: they stay in the stream, unacknowledged, and the tenant is held back for its next retry
+interval; after the last interval they are dead letters (``failed``, listed by ``bridge
+failed``, re-run by ``bridge replay``). A permanent failure fails its own event only.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from bridge import actions, email, timers
+from bridge import clock, metrics, timers
 from bridge.calendar import as_datetime
 from bridge.config import Tenant
-from bridge.crms.connector import Connector, Outcome
-from bridge.errors import PermanentError, TransientError
-from bridge.journal import EventRow, Journal, SnapshotRow
-from bridge.models import STANDARD_FIELDS, Action, Event, Plan, Record, RecordRef
-from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups
+from bridge.crms.connector import Connector
+from bridge.errors import NeedsAttention, PermanentError, TransientError
+from bridge.execute import Item, execute
+from bridge.journal import GAVE_UP, EventRow, Snapshot, client_key
+from bridge.masking import redact
+from bridge.models import STANDARD_FIELDS, Event, Plan, Record, RecordRef
+from bridge.queue import Entry
+from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups, needs_planned
 from bridge.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 FINAL = ("processed", "failed")
+CLIENT = "contact_id"
+"""The canonical field naming a record's client: history ``per: client`` is keyed by it."""
 
 
-def run_event(rt: Runtime, event_id: int) -> str:
-    """Process one event; returns its final status.
+@dataclass
+class Work:
+    """One entry on its way through the pipeline."""
 
-    Raises:
-        TransientError: the CRM could not be reached; rq retries the job with backoff.
-    """
-    row = rt.journal.event(event_id)
-    if row is None or row.status in FINAL:
-        return row.status if row else "missing"  # a re-run of finished work does nothing
-    tenant = rt.tenant(row.tenant)
+    entry: Entry
+    row: EventRow
+    event: Event
+    replay: bool = False
+    ref: RecordRef | None = None
+    record: Record | None = None
+    previous: Record | None = None
+    stay: str = ""
+    after: Snapshot | None = None  # the record's snapshot once this event is carried through
+    plan: Plan = field(default_factory=Plan)
+    failed: str = ""  # why it can never succeed
+    waiting: str = ""  # why it must wait for a retry
+    acted: int = 0
+    failures: int = 0
+
+    @property
+    def open(self) -> bool:
+        """Still to be carried through (neither failed nor waiting)."""
+        return not self.failed and not self.waiting
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of a batch: the entries to acknowledge, and a hold if some must wait."""
+
+    done: list[str]
+    wait_seconds: float | None = None
+    reason: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def run_batch(rt: Runtime, tenant_name: str, entries: Sequence[Entry]) -> Result:
+    """Carry a batch of a tenant's entries through; never raises for a CRM's failure."""
+    tenant = rt.tenant(tenant_name)
+    works = journal_entries(rt, tenant_name, tenant, entries)
+    todo = [w for w in works if w.row.status not in FINAL or w.replay]
     if tenant is None:
-        rt.journal.finish_event(event_id, "failed", f"tenant {row.tenant!r} is not configured")
-        return "failed"
-    try:
-        reason = _process(rt, tenant, _event(row))
-    except TransientError as exc:
-        rt.journal.finish_event(event_id, "retrying", str(exc))
-        raise
-    except PermanentError as exc:
-        rt.journal.finish_event(event_id, "failed", str(exc))
-        return "failed"
-    rt.journal.finish_event(event_id, "processed", reason)
-    return "processed"
+        for work in todo:
+            work.failed = f"tenant {tenant_name!r} is not configured"
+    else:
+        conn = rt.connector(tenant)
+        try:
+            read(conn, todo)
+            decide(rt, tenant, conn, todo)
+            act(rt, conn, tenant_name, todo)
+        except TransientError as exc:
+            _wait(todo, str(exc))
+            if isinstance(exc, NeedsAttention):
+                alert(rt, tenant, exc)
+        except Exception as exc:  # a bug must not lose the batch: it waits, then dead-letters
+            log.exception("%s: a batch of %d failed", tenant_name, len(todo))
+            _wait(todo, f"{type(exc).__name__}: {redact(exc)}")
+    return finish(rt, tenant, tenant_name, works)
+
+
+def _wait(works: list[Work], reason: str) -> None:
+    for work in works:
+        if work.open:
+            work.waiting = reason
+
+
+ALERT_EVERY = 3600
+"""Seconds between two alerts of one tenant for the same kind of trouble."""
+
+
+def alert(rt: Runtime, tenant: Tenant, error: NeedsAttention) -> None:
+    """Journal (at most hourly) that a tenant's work waits for a person to act."""
+    key = f"bridge:alert:{tenant.name}:{type(error).__name__}"
+    if not rt.redis.set(key, 1, nx=True, ex=ALERT_EVERY):
+        return
+    log.error("%s: %s", tenant.name, redact(error))
+    rt.journal.record_event(
+        tenant=tenant.name,
+        crm=tenant.config.crm,
+        source="pipeline",
+        type="alert",
+        status="alert",
+        reason=redact(error),
+        received_at=clock.utcnow(),
+    )
+
+
+def journal_entries(
+    rt: Runtime, tenant_name: str, tenant: Tenant | None, entries: Sequence[Entry]
+) -> list[Work]:
+    """Journal each entry once as an event (a re-read entry finds its row)."""
+    crm = tenant.config.crm if tenant else ""
+    replays = {e.id: int(e.fields["event"]) for e in entries if e.kind == "replay"}
+    rows = rt.journal.journal_entries(
+        tenant_name, [_values(e, crm) for e in entries if e.kind != "replay"]
+    )
+    by_entry = {row.entry: row for row in rows}
+    by_entry.update(
+        {entry: row for entry, row in _replayed(rt, replays).items() if row is not None}
+    )
+    works = [
+        Work(e, by_entry[e.id], _event(by_entry[e.id]), replay=e.id in replays)
+        for e in entries
+        if e.id in by_entry
+    ]
+    rt.queue.forget_keys(tenant_name, [str(e.fields.get("dedup", "")) for e in entries])
+    return works
+
+
+def _values(entry: Entry, crm: str) -> dict[str, Any]:
+    f = entry.fields
+    if entry.kind == "timer":
+        _, kind, record_id, subject = timers.parse(f["m"])
+        metrics.TIMER_LAG.observe(max(0.0, clock.utcnow().timestamp() - float(f["due"])))
+        values = {"source": "timer", "type": "timer.due", "kind": kind, "record_id": record_id}
+        values.update(subject=subject, payload={"due": f["due"]}, received_at=clock.utcnow())
+    else:
+        values = {k: f.get(k, "") for k in ("source", "type", "kind", "record_id")}
+        values.update(subject=f.get("subject") or None, payload=f.get("payload") or {})
+        values["received_at"] = datetime.fromisoformat(f["at"])
+        crm = f.get("crm") or crm
+    return {**values, "crm": crm, "entry": entry.id, "status": "processing"}
+
+
+def _replayed(rt: Runtime, replays: dict[str, int]) -> dict[str, EventRow | None]:
+    rows = rt.journal.replaying(replays.values())
+    return {entry: rows.get(event_id) for entry, event_id in replays.items()}
 
 
 def _event(row: EventRow) -> Event:
@@ -67,67 +182,84 @@ def _event(row: EventRow) -> Event:
     )
 
 
-def _process(rt: Runtime, tenant: Tenant, event: Event) -> str:
-    conn = rt.connector(tenant)
-    ref = conn.subject_owner(event)
-    record = conn.fetch(ref)
-    snap = rt.journal.snapshot(tenant.name, ref.kind, ref.id)
-    previous = Record.from_dict(snap.data) if snap else None
-    ctx = context(rt.journal, tenant, conn, event, record, previous, snap)
-    plan = evaluate(event, record, previous, tenant.rules, ctx)
-    rt.journal.add_decisions(event.id, [(d.rule, d.verdict, d.detail) for d in plan.decisions])
-    failed = execute(rt, conn, event, record, plan.actions, ctx.stay)
-    timers.schedule(rt.redis, tenant.name, plan.timers)
-    _store(rt, tenant, event, record, previous)
-    done = len(plan.actions) - len(failed)
-    parts = [f"{done} action(s) done"]
-    parts += [f"{len(failed)} failed"] if failed else []
-    parts += [f"{len(plan.timers)} timer(s) set"] if plan.timers else []
-    return ", ".join(parts)
+# -- reading --------------------------------------------------------------------------------
 
 
-def _store(
-    rt: Runtime, tenant: Tenant, event: Event, record: Record, previous: Record | None
-) -> None:
-    data = record.to_dict()
-    if previous is not None:
-        rt.journal.record_changes(
-            tenant.name, record.kind, record.id, changed_fields(previous, record), event.received_at
-        )
-    rt.journal.store_snapshot(
-        tenant.name, record.kind, record.id, record.stage, data, event.received_at
-    )
+def read(conn: Connector, works: list[Work]) -> None:
+    """The record each event is about, all read at once.
+
+    Raises:
+        TransientError: the CRM could not be read now (the whole batch waits).
+    """
+    for work in works:
+        try:
+            work.ref = conn.subject_owner(work.event)
+        except PermanentError as exc:
+            work.failed = str(exc)
+    refs = [w.ref for w in works if w.open and w.ref is not None]
+    try:
+        records = conn.fetch_many(refs) if refs else {}
+    except PermanentError as exc:  # the whole read refused: every event of it fails
+        records = dict.fromkeys(refs, exc)
+    for work in works:
+        if work.open and work.ref is not None:
+            found = records[work.ref]
+            if isinstance(found, Exception):
+                work.failed = str(found)
+            else:
+                work.record = found
 
 
-def changed_fields(previous: Record, record: Record) -> list[str]:
-    """Canonical names whose value differs between two states of a record (its history)."""
-    names = (STANDARD_FIELDS - {"kind", "id", "crm"}) | set(record.fields) | set(previous.fields)
-    return sorted(n for n in names if previous.value(n) != record.value(n))
+# -- deciding -------------------------------------------------------------------------------
+
+
+def decide(rt: Runtime, tenant: Tenant, conn: Connector, works: list[Work]) -> None:
+    """Evaluate each event against the snapshot the one before it left; journal the verdicts."""
+    refs = [(w.record.kind, w.record.id) for w in works if w.open and w.record]
+    snaps: dict[tuple[str, str], Snapshot] = rt.journal.snapshots_of(tenant.name, refs)
+    decisions = []
+    for work in works:
+        if not (work.open and work.record):
+            continue
+        record, ref = work.record, (work.record.kind, work.record.id)
+        snap = snaps.get(ref)
+        work.previous = Record.from_dict(snap.data) if snap else None
+        work.stay = stay_of(snap, record)
+        ctx = context(rt, tenant, conn, work.event, record, work.previous, snap, work.stay)
+        work.plan = evaluate(work.event, record, work.previous, tenant.rules, ctx)
+        decisions += [(work.row.id, d, record) for d in work.plan.decisions]
+        work.after = snaps[ref] = next_snapshot(snap, record, work.event.received_at)
+    rt.journal.add_decisions_many(decisions)
 
 
 def context(
-    journal: Journal,
+    rt: Runtime,
     tenant: Tenant,
     conn: Connector,
     event: Event,
     record: Record,
     previous: Record | None,
-    snap: SnapshotRow | None,
+    snap: Snapshot | None,
+    stay: str,
 ) -> Context:
     """The engine's context for one event: time, calendar, stay, people and facts."""
-    stay = stay_of(snap, record)
-    base = tenant_context(tenant, event, stay)
-    queries = needed_lookups(event, record, previous, tenant.rules, base)
+    client = record.value(CLIENT)
     facts = Facts(
         stage_since=stage_since(snap, record, event.received_at),
-        lookups={
-            rule: {n: tuple(conn.find(q)) for n, q in qs.items()} for rule, qs in queries.items()
-        },
-        emails_sent=journal.emails_sent(tenant.name, record.kind, record.id, stay),
-        history=journal.change_counts(tenant.name, record.kind, record.id),
+        emails_sent=rt.journal.emails_sent(tenant.name, record.kind, record.id, stay),
+        history=rt.journal.change_counts(tenant.name, record.kind, record.id),
+        client_history=rt.journal.client_change_counts(tenant.name, client) if client else {},
         activity=conn.activity_of(event),
     )
-    return replace(base, facts=facts)
+    if needs_planned(event, record, previous, tenant.rules, facts):
+        facts = replace(facts, planned_at=conn.planned_activity(record))
+    base = tenant_context(tenant, event, stay, facts)
+    # look-ups last: they run only for rules that the other facts leave able to fire
+    queries = needed_lookups(event, record, previous, tenant.rules, base)
+    lookups = {
+        rule: {n: tuple(conn.find(q)) for n, q in qs.items()} for rule, qs in queries.items()
+    }
+    return replace(base, facts=replace(facts, lookups=lookups))
 
 
 def tenant_context(tenant: Tenant, event: Event, stay: str, facts: Facts | None = None) -> Context:
@@ -139,6 +271,10 @@ def tenant_context(tenant: Tenant, event: Event, stay: str, facts: Facts | None 
         people=tenant.people(),
         schedules=tenant.schedules(),
         facts=facts or Facts(),
+        constants=tenant.constants(),
+        surnames=tenant.surnames(),
+        labels=tenant.mapping.labels(),
+        types=tenant.mapping.types(),
     )
 
 
@@ -156,16 +292,16 @@ def plan_for(
     )
 
 
-def stay_of(snap: SnapshotRow | None, record: Record) -> str:
+def stay_of(snap: Any, record: Record) -> str:
     """The stay token: the snapshot version at which the record entered its current stage."""
     if snap is None:
         return "1"
     if snap.stage == record.stage:
         return str(snap.stay)
-    return str(snap.version + 1)  # store_snapshot will open this stay
+    return str(snap.version + 1)  # the next snapshot opens this stay
 
 
-def stage_since(snap: SnapshotRow | None, record: Record, now: datetime) -> datetime | None:
+def stage_since(snap: Any, record: Record, now: datetime) -> datetime | None:
     """When the record entered its stage: our snapshot, else the CRM's own stamp, else now."""
     if snap is not None and snap.stage == record.stage:
         return snap.stage_since
@@ -174,70 +310,103 @@ def stage_since(snap: SnapshotRow | None, record: Record, now: datetime) -> date
     return now
 
 
-def execute(
-    rt: Runtime,
-    conn: Connector,
-    event: Event,
-    record: Record,
-    plan_actions: Sequence[Action],
-    stay: str = "",
-) -> list[str]:
-    """Carry out the plan's actions once each; returns the keys of actions that failed.
-
-    Raises:
-        TransientError: some actions must wait; done ones stay done, the rest retry.
-    """
-    todo = [a for a in plan_actions if _still_to_do(rt, conn, event, record, a, stay)]
-    crm = [a for a in todo if a.params.by == "crm"]
-    outcomes = conn.execute(record, crm) if crm else {}
-    outcomes.update({a.key: _send_email(rt, conn, record, a) for a in todo if a.params.by != "crm"})
-    failed, waiting = [], []
-    for action in todo:
-        outcome = outcomes[action.key]
-        status = "pending" if outcome.status == "retry" else outcome.status
-        rt.journal.settle_action(action.key, status, outcome.result, outcome.error)
-        if outcome.status == "retry":
-            waiting.append(action.key)
-        elif status == "failed":
-            failed.append(action.key)
-    if waiting:
-        raise TransientError(f"{len(waiting)} action(s) must wait: {outcomes[waiting[0]].error}")
-    return failed
+def next_snapshot(snap: Snapshot | None, record: Record, at: datetime) -> Snapshot:
+    """The snapshot after ``record`` was seen at ``at``: a new stage opens a new stay."""
+    version = (snap.version if snap else 0) + 1
+    if snap is None or snap.stage != record.stage:
+        return Snapshot(version, version, record.stage, at, record.to_dict())
+    return Snapshot(version, snap.stay, record.stage, snap.stage_since, record.to_dict())
 
 
-def _send_email(rt: Runtime, conn: Connector, record: Record, action: Action) -> Outcome:
-    assert isinstance(action.params, actions.SendEmail)
-    try:
-        sent = email.send_action(rt.mailer(conn.tenant), conn, record, action)
-    except TransientError as exc:
-        return Outcome("retry", error=str(exc))
-    except PermanentError as exc:
-        return Outcome("failed", error=str(exc))
-    result: dict[str, Any] = {"template": action.params.template, "message_id": sent.message_id}
-    return Outcome("done", result)
+def changed_fields(previous: Record, record: Record) -> list[str]:
+    """Canonical names whose value differs between two states of a record (its history)."""
+    names = (STANDARD_FIELDS - {"kind", "id", "crm"}) | set(record.fields) | set(previous.fields)
+    return sorted(n for n in names if previous.value(n) != record.value(n))
 
 
-def _still_to_do(
-    rt: Runtime, conn: Connector, event: Event, record: Record, a: Action, stay: str
-) -> bool:
-    row, created = rt.journal.claim_action(
-        a.key,
-        event_id=event.id,
-        tenant=event.tenant,
-        rule=a.rule,
-        kind=a.kind,
-        record_kind=a.ref.kind,
-        record_id=a.ref.id,
-        summary=a.describe(),
-        stay=stay,
-    )
-    if row.status in ("done", "failed"):
-        return False
-    if not created:
-        # a previous attempt may have acted and died before writing it down: look in the CRM
-        trace = conn.find_done(record, a)
-        if trace is not None:
-            rt.journal.settle_action(a.key, "done", trace)
-            log.info("action %s was already done by an earlier attempt", a.key)
-            return False
-    return True
+# -- acting ---------------------------------------------------------------------------------
+
+
+def act(rt: Runtime, conn: Connector, tenant: str, works: list[Work]) -> None:
+    """Execute every planned action of the batch at once; an action that must wait makes its
+    event wait."""
+    items = [
+        Item(w.row.id, tenant, w.record, a, w.stay, w.replay)
+        for w in works
+        if w.open and w.record
+        for a in w.plan.actions
+    ]
+    outcomes = execute(rt, conn, items) if items else {}
+    for work in works:
+        for action in work.plan.actions if work.open else ():
+            outcome = outcomes.get(action.key)
+            if outcome is None or outcome.status == "done":
+                work.acted += outcome is not None
+            elif outcome.status == "retry":
+                work.waiting = work.waiting or outcome.error
+            else:
+                work.failures += 1
+
+
+# -- finishing ------------------------------------------------------------------------------
+
+
+def finish(rt: Runtime, tenant: Tenant | None, tenant_name: str, works: list[Work]) -> Result:
+    """Timers, snapshots, changes and final statuses in one go; the waiting ones counted."""
+    waiting = [w for w in works if w.waiting]
+    held = {(w.record.kind, w.record.id) for w in waiting if w.record}
+    snapshots, changes = _snapshots(works, held)
+    timers.schedule(rt.redis, tenant_name, [t for w in works if w.open for t in w.plan.timers])
+    finished = [(w.row.id, *_verdict(w)) for w in works if not w.waiting]
+    gave_up, wait = _give_up(rt, tenant, waiting)
+    finished += [(w.row.id, "failed", w.waiting) for w in gave_up]
+    rt.journal.complete(tenant_name, snapshots, changes, finished)
+    done = [w.entry.id for w in works if not w.waiting or w in gave_up]
+    counts = {"processed": sum(not w.waiting and not w.failed for w in works)}
+    counts.update(failed=sum(bool(w.failed) for w in works) + len(gave_up))
+    counts.update(waiting=len(waiting) - len(gave_up))
+    reason = waiting[0].waiting if waiting else ""
+    return Result(done, wait if counts["waiting"] else None, reason, counts)
+
+
+def _snapshots(
+    works: list[Work], held: set[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], Snapshot], list[tuple[str, str, str, datetime, str | None]]]:
+    """The last snapshot of each record the batch carried through, and the fields each event
+    changed. A record with an event that must wait keeps its old snapshot: the retry replays
+    the same diff and the same keys."""
+    snaps: dict[tuple[str, str], Snapshot] = {}
+    changes = []
+    for work in works:
+        record = work.record
+        if not (work.open and record and work.after) or (record.kind, record.id) in held:
+            continue
+        snaps[(record.kind, record.id)] = work.after
+        if work.previous is not None:
+            at, fields = work.event.received_at, changed_fields(work.previous, record)
+            client = client_key(record.value(CLIENT))
+            changes += [(record.kind, record.id, f, at, client) for f in fields]
+    return snaps, changes
+
+
+def _verdict(work: Work) -> tuple[str, str]:
+    if work.failed:
+        return "failed", work.failed
+    parts = [f"{work.acted} action(s) done"]
+    parts += [f"{work.failures} failed"] if work.failures else []
+    parts += [f"{len(work.plan.timers)} timer(s) set"] if work.plan.timers else []
+    return "processed", ", ".join(parts)
+
+
+def _give_up(rt: Runtime, tenant: Tenant | None, waiting: list[Work]) -> tuple[list[Work], float]:
+    """Count an attempt for each waiting event; those past the last retry interval become dead
+    letters. Returns them and the seconds to hold the tenant back."""
+    if not waiting:
+        return [], 0.0
+    intervals = tenant.config.retry_intervals if tenant else [0]
+    counts = rt.journal.count_attempt([w.row.id for w in waiting], waiting[0].waiting)
+    gave_up = [w for w in waiting if counts[w.row.id] > len(intervals)]
+    for work in gave_up:
+        work.waiting = f"{GAVE_UP} {counts[work.row.id]} attempts: {work.waiting}"
+    attempts = max(counts.values())
+    return gave_up, float(intervals[min(attempts, len(intervals)) - 1]) if intervals else 0.0

@@ -1,63 +1,228 @@
-"""The queue: rq on Redis. Events go in as ids only, never personal data."""
+"""The queue: one Redis stream of events per tenant, and an rq queue for the bridge's jobs.
+
+A webhook costs the ingress one Redis round trip: a Lua script checks the delivery's dedup key,
+appends the event to its tenant's stream and rings a doorbell, atomically. Workers take a
+tenant's stream under a lease (one worker per tenant at a time, so a record's events are never
+processed out of order, while tenants run in parallel), read up to a batch of entries through a
+consumer group, and acknowledge them once they are journaled and acted on. An entry read but
+not acknowledged (its worker was killed, or its CRM is down) stays in the group's pending list
+and is claimed again by whoever takes the lease next: nothing the queue accepted is lost.
+
+Entries carry ids and names only, never personal data. What does not fit the flow of events
+(sweeps, the CRMs' checks, reconciliation) runs as rq jobs on :data:`JOBS`.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
 import redis
-from rq import Queue, Retry
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
-from rq.registry import FailedJobRegistry
+from rq import Queue
 
-EVENTS = "bridge-events"
-"""The queue of received events."""
-
+PREFIX = "bridge:q:"
+TENANTS = PREFIX + "tenants"
+"""The set of tenants that have a stream."""
+BELL = PREFIX + "bell"
+"""A list the ingress pushes a tenant's name to, so that an idle worker wakes at once."""
+GROUP = "workers"
+BATCH = 50
+"""Entries a worker takes at once (a Bitrix24 ``batch`` holds 50 commands)."""
+JOBS = "bridge-jobs"
+"""The rq queue of sweeps, checks and reconciliation."""
 DEDUP_TTL = 7 * 24 * 3600
 """How long a delivered event's key blocks a duplicate (Bitrix24 never resends later)."""
+LEASE_MS = int(os.environ.get("BRIDGE_LEASE_MS", "20000"))
+"""A worker's claim on a tenant; renewed while it works, so a killed worker's tenant is taken
+over within this time (and its unacknowledged entries with it)."""
+
+# KEYS: stream, dedup key, tenants set, bell. ARGV: tenant, dedup ttl, field, value, ...
+# Returns the entry id, or 0 for a duplicate of an entry still waiting.
+_ADMIT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+redis.call('SADD', KEYS[3], ARGV[1])
+if redis.call('LLEN', KEYS[4]) < 256 then redis.call('RPUSH', KEYS[4], ARGV[1]) end
+return id
+"""
+# KEYS: lease. ARGV: owner, ms. Renews a lease only if it is still ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+# KEYS: lease. ARGV: owner.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
-def events_queue(connection: redis.Redis) -> Queue:
-    """The events queue on a connection."""
-    return Queue(EVENTS, connection=connection)
+def stream_key(tenant: str) -> str:
+    """The stream of a tenant's events."""
+    return f"{PREFIX}{tenant}"
 
 
-def first_delivery(connection: redis.Redis, tenant: str, key: str) -> bool:
-    """True the first time an event key is seen (SET NX with a TTL); False for a duplicate."""
-    return bool(connection.set(f"bridge:dedup:{tenant}:{key}", 1, nx=True, ex=DEDUP_TTL))
+def dedup_key(tenant: str, key: str) -> str:
+    """The Redis key that folds a repeated delivery while the first still waits."""
+    return f"bridge:dedup:{tenant}:{key}"
 
 
-def forget_delivery(connection: redis.Redis, tenant: str, key: str) -> None:
-    """Undo :func:`first_delivery` when the event could not be kept (so a resend gets in)."""
-    connection.delete(f"bridge:dedup:{tenant}:{key}")
+@dataclass(frozen=True)
+class Entry:
+    """One stream entry: an event received, a timer come due, or a replay of an event."""
+
+    id: str
+    fields: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        """``event``, ``timer`` or ``replay``."""
+        return str(self.fields.get("k", "event"))
 
 
-def enqueue_event(connection: redis.Redis, tenant: str, event_id: int, intervals: list[int]) -> str:
-    """Enqueue the processing of a journaled event; returns the job id.
+class EventQueue:
+    """The queue on one Redis connection (the scripts registered once)."""
 
-    The job id is derived from the event id, so enqueueing the same event twice is refused.
-    """
-    job_id = f"event-{tenant}-{event_id}"
-    events_queue(connection).enqueue_call(
-        "bridge.jobs.process_event",
-        args=(event_id,),
-        job_id=job_id,
-        description=f"event {event_id} of {tenant}",
-        retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-        failure_ttl=365 * 24 * 3600,
-    )
-    return job_id
+    def __init__(self, connection: redis.Redis) -> None:
+        self.redis = connection
+        self._admit = connection.register_script(_ADMIT)
+        self._renew = connection.register_script(_RENEW)
+        self._release = connection.register_script(_RELEASE)
+        self._groups: set[str] = set()
 
+    # -- the ingress side -------------------------------------------------------------------
 
-def requeue_failed(connection: redis.Redis, tenant: str) -> int:
-    """Requeue a tenant's event and timer jobs from rq's failed registry; returns how many."""
-    registry = FailedJobRegistry(queue=events_queue(connection))
-    count = 0
-    for job_id in registry.get_job_ids():
+    def admit(self, tenant: str, key: str, fields: dict[str, Any]) -> str | None:
+        """Append an event unless a delivery with the same key still waits.
+
+        Returns:
+            The entry id, or None for a duplicate.
+
+        Raises:
+            redis.RedisError: Redis could not be reached (the caller spools the event).
+        """
+        args: list[Any] = [tenant, DEDUP_TTL]
+        for name, value in fields.items():
+            args += [name, json.dumps(value)]
+        keys = [stream_key(tenant), dedup_key(tenant, key), TENANTS, BELL]
+        found = self._admit(keys=keys, args=args)
+        return found.decode() if found else None
+
+    def append(self, tenant: str, fields: dict[str, Any]) -> str:
+        """Append an entry without a dedup key (timers, replays, reconciliation)."""
+        encoded = {k: json.dumps(v) for k, v in fields.items()}
+        with self.redis.pipeline() as pipe:
+            pipe.xadd(stream_key(tenant), encoded)
+            pipe.sadd(TENANTS, tenant)
+            pipe.rpush(BELL, tenant)
+            pipe.ltrim(BELL, -256, -1)
+            entry_id = pipe.execute()[0]
+        return entry_id.decode()
+
+    # -- the worker side --------------------------------------------------------------------
+
+    def tenants(self) -> list[str]:
+        """Every tenant with a stream, shuffled so that no tenant always comes first."""
+        names = [t.decode() for t in self.redis.smembers(TENANTS)]
+        random.shuffle(names)
+        return names
+
+    def wait(self, timeout: float) -> None:
+        """Block until the doorbell rings or ``timeout`` seconds pass."""
+        self.redis.blpop([BELL], timeout=max(timeout, 0.01))
+
+    def lease(self, tenant: str, owner: str) -> bool:
+        """Take the tenant for ``owner``, unless another worker has it."""
+        return bool(self.redis.set(f"{PREFIX}lease:{tenant}", owner, nx=True, px=LEASE_MS))
+
+    def renew(self, tenants: Iterable[str], owner: str) -> None:
+        """Extend the leases ``owner`` still holds."""
+        for tenant in tenants:
+            self._renew(keys=[f"{PREFIX}lease:{tenant}"], args=[owner, LEASE_MS])
+
+    def release(self, tenant: str, owner: str) -> None:
+        """Give the tenant back."""
+        self._release(keys=[f"{PREFIX}lease:{tenant}"], args=[owner])
+
+    def hold(self, tenant: str, seconds: float, reason: str) -> None:
+        """Keep workers off a tenant for a while (its CRM failed; its entries stay pending)."""
+        ms = max(int(seconds * 1000), 1)
+        self.redis.set(f"{PREFIX}hold:{tenant}", reason, px=ms)
+
+    def held(self, tenant: str) -> bool:
+        """Is the tenant on hold?"""
+        return bool(self.redis.exists(f"{PREFIX}hold:{tenant}"))
+
+    def held_for(self, tenant: str) -> float:
+        """Seconds the tenant's hold still lasts (0 when none)."""
+        return max(int(self.redis.pttl(f"{PREFIX}hold:{tenant}")), 0) / 1000
+
+    def resume(self, tenant: str) -> None:
+        """End a hold now (new credentials, an admin's replay)."""
+        self.redis.delete(f"{PREFIX}hold:{tenant}")
+        self.redis.rpush(BELL, tenant)
+
+    def take(self, tenant: str, consumer: str, count: int) -> list[Entry]:
+        """Up to ``count`` entries: first those left pending by a worker that held the lease
+        before (killed, or held back by a failing CRM), then new ones."""
+        stream = stream_key(tenant)
+        self._ensure_group(stream)
+        _, claimed, *_ = self.redis.xautoclaim(stream, GROUP, consumer, 0, "0-0", count=count)
+        entries = [e for e in claimed if e and e[1]]
+        if len(entries) < count:
+            found = self.redis.xreadgroup(
+                GROUP, consumer, {stream: ">"}, count=count - len(entries)
+            )
+            entries += [e for _, items in found for e in items]
+        return [Entry(i.decode(), _decode(f)) for i, f in entries]
+
+    def done(self, tenant: str, entry_ids: list[str]) -> None:
+        """Acknowledge and delete entries (the journal holds them from now on)."""
+        if entry_ids:
+            stream = stream_key(tenant)
+            with self.redis.pipeline() as pipe:
+                pipe.xack(stream, GROUP, *entry_ids)
+                pipe.xdel(stream, *entry_ids)
+                pipe.execute()
+
+    def forget_keys(self, tenant: str, keys: Iterable[str]) -> None:
+        """Let later deliveries with these keys in: their first is being processed now."""
+        names = [dedup_key(tenant, k) for k in keys if k]
+        if names:
+            self.redis.delete(*names)
+
+    def peek(self, tenant: str, count: int) -> list[Entry]:
+        """The first entries of a tenant's stream, as they wait (nothing is taken)."""
+        found = self.redis.xrange(stream_key(tenant), count=count)
+        return [Entry(i.decode(), _decode(f)) for i, f in found]
+
+    def waiting(self, tenant: str | None = None) -> int:
+        """Entries not yet acknowledged, of one tenant or of all."""
+        names = [tenant] if tenant else [t.decode() for t in self.redis.smembers(TENANTS)]
+        return sum(int(self.redis.xlen(stream_key(name))) for name in names)
+
+    def _ensure_group(self, stream: str) -> None:
+        if stream in self._groups:
+            return
         try:
-            job = Job.fetch(job_id, connection=connection)
-        except NoSuchJobError:
-            continue
-        timer = job.func_name == "bridge.jobs.fire_timer" and tuple(job.args[:1]) == (tenant,)
-        if job_id.startswith(f"event-{tenant}-") or timer:
-            registry.requeue(job_id)
-            count += 1
-    return count
+            self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._groups.add(stream)
+
+
+def _decode(fields: dict[bytes, bytes]) -> dict[str, Any]:
+    return {key.decode(): json.loads(value) for key, value in fields.items()}
+
+
+def jobs_queue(connection: redis.Redis) -> Queue:
+    """The rq queue of the bridge's jobs."""
+    return Queue(JOBS, connection=connection)

@@ -7,10 +7,11 @@ in workers (rq imports job functions by name, so they find their runtime here).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import redis
 
-from bridge import config, crms, email, queue, services
+from bridge import config, crms, email, metrics, queue, services
 from bridge.crms.connector import Connector
 from bridge.journal import Journal
 from bridge.ratelimit import RateLimiter
@@ -56,7 +57,8 @@ class Runtime:
                 self.redis, crm.limiter_key(tenant.name, options), crm.pace(options), options.burst
             )
             cls = crm.connector_class()
-            self._connectors[tenant.name] = cls(tenant, limiter=limiter, shared=self.redis)
+            made = cls(tenant, limiter=limiter, shared=self.redis)
+            self._connectors[tenant.name] = metrics.instrument(made)
         return self._connectors[tenant.name]
 
     def mailer(self, tenant: config.Tenant) -> email.Mailer:
@@ -65,9 +67,24 @@ class Runtime:
             self._mailers[tenant.name] = email.mailer_for(tenant)
         return self._mailers[tenant.name]
 
-    def requeue_failed(self, tenant: str) -> int:
-        """Put a tenant's event and timer jobs that ran out of retries back in the queue."""
-        return queue.requeue_failed(self.redis, tenant)
+    @cached_property
+    def queue(self) -> queue.EventQueue:
+        """The tenants' event streams on this process's Redis."""
+        return queue.EventQueue(self.redis)
+
+    def replay(self, event_ids: list[int]) -> int:
+        """Put journaled events back in their tenants' streams (dead letters, an admin's
+        replay): what they did is kept, what failed or never ran runs again."""
+        rows = self.journal.events_by_id(event_ids)
+        for row in rows.values():
+            self.queue.append(row.tenant, {"k": "replay", "event": row.id})
+        return len(rows)
+
+    def resume(self, tenant: str) -> int:
+        """A tenant's CRM works again (new credentials): end its hold and replay the events
+        that ran out of retries meanwhile; returns how many."""
+        self.queue.resume(tenant)
+        return self.replay(self.journal.dead_letters(tenant))
 
 
 _current: Runtime | None = None

@@ -24,15 +24,19 @@ from bridge import actions, yamlfile
 from bridge.calendar import BusinessCalendar
 from bridge.config import Settings, Tenant, WorkingHours, parse_hours
 from bridge.errors import ConfigError
+from bridge.mappings import Mapping
 from bridge.models import EVENT_TYPES, Action, Decision, Event, Plan, Record, Timer
 from bridge.regulations.conditions import ActivityMatch
 from bridge.regulations.engine import Context, Facts, evaluate
 from bridge.regulations.pack import Pack, load_pack
 from bridge.scenario_compare import Expect, compare
-from bridge.vocabulary import Vocabulary, WordError
+from bridge.vocabulary import Vocabulary, WordError, activity
 from bridge.yamlfile import Strict
 
-FACT_KEYS = ("stage_since", "emails_sent", "history", "lookups", "activity")
+FACT_KEYS = (
+    *("stage_since", "emails_sent", "history", "client_history", "lookups", "activity"),
+    "planned_at",
+)
 ECHOES = 3
 """How many rounds of the bridge's own writes echoing back a step plays (a chain of rules)."""
 
@@ -90,6 +94,16 @@ class Scenario(Strict):
     staff: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="user id -> working hours (added to the tenant's)"
     )
+    surnames: dict[str, str] = Field(
+        default_factory=dict, description="user id -> surname (added to the tenant's)"
+    )
+    constants: dict[str, Any] = Field(
+        default_factory=dict, description="constants over the pack's defaults (and the tenant's)"
+    )
+    mapping: str | None = Field(
+        default=None,
+        description="without `tenant`: a mapping file (relative to this one): labels and types",
+    )
     previous: dict[str, Any] | None = Field(
         default=None, description="the record as the bridge saw it last"
     )
@@ -135,8 +149,9 @@ def run_file(pack: Pack, path: Path, settings: Callable[[], Settings] | None = N
     scenario: Scenario = yamlfile.validate(Scenario, doc)
     result = Result(path, scenario.scenario)
     tenant = _tenant(scenario, doc, settings)
+    mapping = _mapping(path.parent / scenario.mapping) if scenario.mapping else None
     try:
-        state = _State(scenario, tenant)
+        state = _State(scenario, tenant, pack, mapping)
     except WordError as exc:
         where = doc.where(("previous", *exc.key))
         raise ConfigError([f"{where}: previous: {exc}"]) from None
@@ -185,8 +200,21 @@ def _tenant(
 class _State:
     """What the pipeline would remember between events: snapshot, stay, timers, done keys."""
 
-    def __init__(self, scenario: Scenario, tenant: Tenant | None) -> None:
+    def __init__(
+        self, scenario: Scenario, tenant: Tenant | None, pack: Pack, mapping: Mapping | None
+    ) -> None:
         self.tenant = tenant
+        mapping = tenant.mapping if tenant else mapping or Mapping()
+        self.extra = {
+            "constants": {
+                **pack.constants,
+                **(tenant.constants() if tenant else {}),
+                **scenario.constants,
+            },
+            "surnames": {**(tenant.surnames() if tenant else {}), **scenario.surnames},
+            "labels": mapping.labels(),
+            "types": mapping.types(),
+        }
         self.calendar = _calendar(scenario, tenant)
         self.people = {**(tenant.people() if tenant else {}), **_people(scenario.people)}
         zone = self.calendar.timezone
@@ -221,7 +249,7 @@ class _State:
     ) -> Plan:
         stay = self._stay(record)
         event = Event("scenario", record.crm, kind, record.ref, at, subject=subject)
-        ctx = Context(at, self.calendar, stay, self.people, self.schedules, facts)
+        ctx = Context(at, self.calendar, stay, self.people, self.schedules, facts, **self.extra)
         plan = evaluate(event, record, self.previous, pack.rules, ctx)
         fresh = tuple(a for a in plan.actions if a.key not in self.done)
         self.done.update(a.key for a in fresh)
@@ -257,6 +285,11 @@ class _State:
         return self.stay
 
 
+def _mapping(path: Path) -> Mapping:
+    """A tenant's mapping file on its own (its labels and types; no CRM defaults)."""
+    return yamlfile.validate(Mapping, yamlfile.load(path))
+
+
 def _calendar(scenario: Scenario, tenant: Tenant | None) -> BusinessCalendar:
     if tenant is not None and scenario.timezone is None and scenario.working_hours is None:
         return tenant.calendar
@@ -280,14 +313,20 @@ def _facts(step: Step) -> Facts:
         for rule, by in (data.get("lookups") or {}).items()
     }
     since = data.get("stage_since")
-    activity = step.activity.model_dump(exclude_none=True) if step.activity else None
+    described = activity(step.activity)
     return Facts(
-        stage_since=datetime.fromisoformat(str(since)) if since else None,
+        stage_since=_when(since),
         lookups=lookups,
         emails_sent=frozenset(data.get("emails_sent") or ()),
         history=dict(data.get("history") or {}),
-        activity=activity if activity is not None else data.get("activity"),
+        client_history=dict(data.get("client_history") or {}),
+        activity=described if described is not None else activity(data.get("activity")),
+        planned_at=_when(data.get("planned_at")),
     )
+
+
+def _when(value: Any) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None
 
 
 def _still(facts: Facts) -> Facts:

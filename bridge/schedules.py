@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from bridge.calendar import BusinessCalendar, DeadlineKind, Unit, parse_deadline
+from bridge.calendar import BusinessCalendar
+from bridge.deadlines import DeadlineKind, Unit, parse_deadline
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _ALL_DAYS = frozenset(range(7))
@@ -111,7 +112,8 @@ def parse_schedule(text: str) -> Schedule:
         deadline = parse_deadline(norm)
     except ValueError:
         deadline = None
-    if deadline is not None and deadline.kind is DeadlineKind.CALENDAR and deadline.unit:
+    plain = deadline is not None and deadline.kind is DeadlineKind.CALENDAR and not deadline.then
+    if plain and deadline.unit in _UNITS:
         return Schedule(norm, every=timedelta(seconds=deadline.amount * _UNITS[deadline.unit]))
     match = _WEEKLY.fullmatch(norm)
     if match:

@@ -21,6 +21,7 @@ from bridge.config import BridgeConfig
 from bridge.dryrun import DryRun
 from bridge.mappings import TOP_KEYS, KindMapping
 from bridge.regulations.pack import Pack
+from bridge.regulations.values import FIELD_TYPES
 from bridge.scenarios import Scenario
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -50,6 +51,19 @@ def mapping() -> dict[str, Any]:
     """A tenant's mapping: ``version``, ``users`` and one section per record kind of any CRM."""
     kind = KindMapping.model_json_schema(by_alias=True)
     defs = kind.pop("$defs", {})
+    # a field is its code, or {code, label, type} (split by the model before validation)
+    long_form = {
+        "type": "object",
+        "properties": {
+            "code": {"type": "string", "description": "the CRM's field code"},
+            "label": {"type": "string", "description": "what managers call it"},
+            "type": {"enum": list(FIELD_TYPES), "description": "what empty and equal mean"},
+        },
+        "required": ["code"],
+        "additionalProperties": False,
+    }
+    fields = kind["properties"]["fields"]
+    fields["additionalProperties"] = {"anyOf": [{"type": "string"}, long_form]}
     kinds = sorted({k for crm in crms.every() for k in crm.kinds()})
     properties: dict[str, Any] = {
         "version": {"const": 1, "description": "the file's format"},

@@ -58,15 +58,33 @@ class EmbeddedRedis:
 
     _shared: EmbeddedRedis | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, *, appendonly: bool = False) -> None:
+        """Start a server.
+
+        Args:
+            appendonly: keep an AOF (fsynced every second) in the server's folder, so that a
+                :meth:`restart` finds what was written before it (tests of Redis blips).
+        """
         self.dir = tempfile.mkdtemp(prefix="bridge-redis-")
         self.port = _free_port()
-        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
-        args += ["--save", "", "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.appendonly = appendonly
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._wait()
+        self.process = self._spawn()
         atexit.register(self.stop)
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--save", "", "--dir", self.dir, "--daemonize", "no"]
+        args += ["--appendonly", "yes" if self.appendonly else "no"]
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = process
+        self._wait()
+        return process
+
+    def restart(self) -> None:
+        """Start the stopped server again, on the same port and folder."""
+        self.stop()
+        self._spawn()
 
     @classmethod
     def shared(cls) -> EmbeddedRedis:

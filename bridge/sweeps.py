@@ -11,14 +11,17 @@ the CRM's own stamp (Bitrix24's ``MOVED_TIME``).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 from bridge import clock
 from bridge.config import Tenant
+from bridge.execute import Item, execute
 from bridge.journal import SnapshotRow
 from bridge.masking import redact
 from bridge.models import Event, Record
-from bridge.pipeline import execute, stage_since, stay_of, tenant_context
+from bridge.pipeline import stage_since, stay_of, tenant_context
+from bridge.queue import BATCH
 from bridge.regulations.engine import Facts, evaluate
 from bridge.runtime import Runtime
 from bridge.schedules import parse_schedule
@@ -79,7 +82,11 @@ def run_due(rt: Runtime, tenant_name: str) -> str:
 
 def sweep(rt: Runtime, tenant_name: str, rule_ids: list[str] | None = None) -> str:
     """Evaluate the sweep rules (or those of ``rule_ids``) over every open record; returns a
-    summary."""
+    summary.
+
+    The records' actions are carried out a batch at a time across records (one Bitrix24
+    ``batch`` for 50 of them), not one request per record.
+    """
     tenant = rt.tenant(tenant_name)
     rules = sweep_rules(tenant) if tenant else []
     if rule_ids is not None:
@@ -92,22 +99,30 @@ def sweep(rt: Runtime, tenant_name: str, rule_ids: list[str] | None = None) -> s
         crm=tenant.config.crm,
         source="sweep",
         type="sweep",
-        status="queued",
+        status="processing",
         received_at=now,
     )
     kinds = sorted({k for rule in rules for k in (rule.when.kind or ["deal"])})
     seen = acted = 0
+    pending: list[Item] = []
     for kind in kinds:
         snaps = rt.journal.snapshots(tenant.name, kind)
         for record in rt.connector(tenant).list_open(kind):
             seen += 1
-            acted += _one(rt, tenant, rules, event_id, record, snaps.get(record.id), now)
+            items = _plan(rt, tenant, rules, event_id, record, snaps.get(record.id), now)
+            acted += bool(items)
+            pending += items
+            if len(pending) >= BATCH:
+                execute(rt, rt.connector(tenant), pending)
+                pending = []
+    if pending:
+        execute(rt, rt.connector(tenant), pending)
     summary = f"{seen} open record(s) swept, {acted} with actions"
     rt.journal.finish_event(event_id, "processed", summary)
     return summary
 
 
-def _one(
+def _plan(
     rt: Runtime,
     tenant: Tenant,
     rules: list,
@@ -115,18 +130,17 @@ def _one(
     record: Record,
     snap: SnapshotRow | None,
     now: datetime,
-) -> int:
+) -> list[Item]:
     event = Event(tenant.name, tenant.config.crm, "sweep", record.ref, now, "sweep", event_id)
     stay = stay_of(snap, record)
     facts = Facts(stage_since=stage_since(snap, record, now))
     plan = evaluate(event, record, None, rules, tenant_context(tenant, event, stay, facts))
     if not plan.actions:
-        return 0
+        return []
     fired = [d for d in plan.decisions if d.verdict == "fired"]
     rt.journal.add_decisions(
-        event_id, [(d.rule, d.verdict, f"{record.ref}: {d.detail}") for d in fired]
+        event_id, [replace(d, detail=f"{record.ref}: {d.detail}") for d in fired], record
     )
-    execute(rt, rt.connector(tenant), event, record, plan.actions, stay)
     if snap is None or snap.stage != record.stage:
         # a record first met here: remember its stay so that the next sweep keeps its keys,
         # and since when it stands in its stage (the CRM's stamp), so that other sweep rules
@@ -135,7 +149,7 @@ def _one(
         rt.journal.store_snapshot(
             tenant.name, record.kind, record.id, record.stage, record.to_dict(), since
         )
-    return 1
+    return [Item(event_id, tenant.name, record, a, stay) for a in plan.actions]
 
 
 def check(rt: Runtime, tenant_name: str, method: str) -> str:

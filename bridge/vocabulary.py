@@ -30,6 +30,7 @@ class WordError(ValueError):
     def __init__(self, message: str, key: tuple[str, ...]) -> None:
         super().__init__(message)
         self.key = key
+        self.part = ""  # set by a reader of several records (a dry run's record or previous)
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,15 @@ def _at(*key: str) -> Iterator[None]:
         raise
     except ValueError as exc:
         raise WordError(str(exc), key) from None
+
+
+def activity(match: Any) -> dict[str, Any] | None:
+    """An activity as an event brings it (one type, one outcome), from a description written
+    as a condition's ``{type: call, completed: true}`` (a pydantic model or None)."""
+    if match is None:
+        return None
+    data = match.model_dump(exclude_none=True) if hasattr(match, "model_dump") else dict(match)
+    return {k: v[0] if isinstance(v, list) and v else v for k, v in data.items()}
 
 
 def _number(value: Any) -> float | None:

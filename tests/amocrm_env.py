@@ -145,7 +145,7 @@ class AmoBridge:
         """Wait for the accounts' posts, then run the worker until the queue is empty."""
         for sb in self.sandboxes.values():
             sb.wait_delivered()
-        run_worker(self.runtime, burst=True, with_scheduler=False)
+        run_worker(self.runtime, burst=True)
 
     def settle(self) -> None:
         """Work until nothing is posted or queued any more (echoes included)."""

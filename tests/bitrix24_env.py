@@ -81,7 +81,7 @@ class Bridge:
     def work(self) -> None:
         """Wait for the portal's deliveries, then run the worker until the queue is empty."""
         self.sandbox.wait_delivered()
-        run_worker(self.runtime, burst=True, with_scheduler=False)
+        run_worker(self.runtime, burst=True)
 
     def settle(self) -> None:
         """Work until nothing is delivered or queued any more (echoes included)."""

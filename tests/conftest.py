@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from bridge.journal import migrate
 from bridge.services import EmbeddedRedis
+from tests.admin_env import admin_bridge, make_admin, orlov  # noqa: F401 - the admin pages
 from tests.amocrm_env import amo, make_amo_bridge  # noqa: F401 - the amoCRM fixtures
 from tests.bitrix24_env import Bridge, bridge, make_bridge  # noqa: F401 - the Bitrix24 fixtures
 
@@ -44,6 +46,18 @@ def _own_redis(redis_url: str) -> None:
     """Every test runs with ``REDIS_URL`` on the session's Redis, even one that asks no fixture."""
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_spool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The session's spool folder (never the working copy's var/spool)."""
+    previous = os.environ.get("BRIDGE_SPOOL")
+    os.environ["BRIDGE_SPOOL"] = str(tmp_path_factory.mktemp("spool"))
+    yield
+    if previous is None:
+        os.environ.pop("BRIDGE_SPOOL", None)
+    else:
+        os.environ["BRIDGE_SPOOL"] = previous
+
+
 @pytest.fixture
 def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
     """The session's Redis, empty at the start and the end of the test."""
@@ -56,8 +70,10 @@ def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def journal_url(tmp_path: Path) -> str:
-    """A fresh SQLite journal."""
-    return f"sqlite:///{tmp_path / 'journal.db'}"
+    """A fresh SQLite journal, its schema made by the migrations."""
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    migrate(url)
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +87,9 @@ def pg_url() -> Iterator[str]:
             conn.exec_driver_sql(f"CREATE DATABASE {name}")
     except Exception as exc:  # noqa: BLE001 - any failure means: no server here
         pytest.skip(f"no PostgreSQL at {PG_ADMIN_URL}: {type(exc).__name__}")
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    migrate(url)
+    yield url
     with admin.connect() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     admin.dispose()

@@ -56,3 +56,69 @@ def test_an_incoming_call_is_noted_and_an_outgoing_email_is_not(bridge: Bridge) 
     bridge.work()
     [comment] = bridge.sandbox.comments_for("deal", deal_id)
     assert comment["COMMENT"] == "Входящий звонок: перезвоните клиенту в течение часа"
+
+
+OUTCOME_PACK = """
+version: 1
+pack: outcome-test
+rules:
+  - id: contact-needs-next-step
+    when:
+      kind: deal
+      event: activity.completed
+      in_stage: open
+      if: {all: [{activity: {type: [call, meeting]}}, {activity_planned: false}]}
+    then:
+      - add_comment: {text: "Контакт завершён, следующий не запланирован"}
+"""
+
+
+@pytest.fixture
+def outcome_bridge(make_bridge, tmp_path) -> Bridge:
+    (tmp_path / "pack.yaml").write_text(OUTCOME_PACK, encoding="utf-8")
+    config = (ROOT / "tests" / "fixtures" / "bridge.yaml").read_text(encoding="utf-8")
+    config = config.replace("../../config/mappings/", f"{ROOT}/config/mappings/")
+    config = config.replace("      - ../../config/regulations/remarka.yaml", "      - pack.yaml")
+    (tmp_path / "bridge.yaml").write_text(config, encoding="utf-8")
+    env = make_bridge(tmp_path / "bridge.yaml")
+    for name in ("ONCRMACTIVITYADD", "ONCRMACTIVITYUPDATE"):
+        env.sandbox.subscribe(name, env.hook_url)
+    return env
+
+
+def test_a_call_marked_done_is_heard_and_a_planned_one_is_seen(outcome_bridge: Bridge) -> None:
+    # ONCRMACTIVITYUPDATE: data[FIELDS][ID] is the activity's id
+    # (D:api-reference/crm/timeline/activities/events/on-crm-activity-update.md)
+    bridge = outcome_bridge
+    deal_id = bridge.sandbox.add_deal(deal("Ремонт кухни", "C1:MEETING"))
+    bridge.work()
+    call = bridge.sandbox.add_activity({**activity(deal_id, "2", "2"), "COMPLETED": "N"})
+    bridge.work()
+    assert bridge.sandbox.comments_for("deal", deal_id) == []  # planned, not done
+    bridge.sandbox.update_activity(call, {"COMPLETED": "Y"})
+    bridge.work()
+    [comment] = bridge.sandbox.comments_for("deal", deal_id)
+    assert comment["COMMENT"] == "Контакт завершён, следующий не запланирован"
+    event = bridge.runtime.journal.recent(1)[0]["event"]
+    assert (event.source, event.type, event.subject) == (
+        "ONCRMACTIVITYUPDATE",
+        "activity.updated",
+        str(call),
+    )
+
+
+def test_a_done_call_with_the_next_one_scheduled_asks_nothing(outcome_bridge: Bridge) -> None:
+    bridge = outcome_bridge
+    deal_id = bridge.sandbox.add_deal(deal("Ремонт ванной", "C1:MEETING"))
+    bridge.work()
+    later = {
+        **activity(deal_id, "1", "2"),
+        "COMPLETED": "N",
+        "DEADLINE": "2030-01-10T10:00:00+03:00",
+    }
+    bridge.sandbox.add_activity(later)  # the next meeting, planned in the portal
+    call = bridge.sandbox.add_activity({**activity(deal_id, "2", "2"), "COMPLETED": "N"})
+    bridge.work()
+    bridge.sandbox.update_activity(call, {"COMPLETED": "Y"})
+    bridge.work()
+    assert bridge.sandbox.comments_for("deal", deal_id) == []

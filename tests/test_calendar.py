@@ -13,13 +13,8 @@ from zoneinfo import ZoneInfo
 import holidays
 import pytest
 
-from bridge.calendar import (
-    BusinessCalendar,
-    Deadline,
-    DeadlineKind,
-    Unit,
-    parse_deadline,
-)
+from bridge.calendar import BusinessCalendar
+from bridge.deadlines import Deadline, DeadlineKind, Unit, parse_deadline
 
 MSK = ZoneInfo("Europe/Moscow")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -333,3 +328,44 @@ def test_deadline_due_friday_evening_before_november_holidays(
     cal: BusinessCalendar, text: str, due: datetime
 ) -> None:
     assert parse_deadline(text).due(cal, msk(2025, 10, 31, 19, 0)) == due
+
+
+# --- months, years, the previous working day, chains (issue 11) ------------------------------
+
+
+def test_months_keep_the_clock_and_clamp_the_day() -> None:
+    cal = BusinessCalendar("Europe/Moscow")
+    assert parse_deadline("1 month").due(cal, msk(2025, 1, 31, 10)) == msk(2025, 2, 28, 10)
+    assert parse_deadline("2 years").due(cal, msk(2024, 2, 29, 10)) == msk(2026, 2, 28, 10)
+    assert parse_deadline("1 month").before(cal, msk(2025, 3, 31, 10)) == msk(2025, 2, 28, 10)
+
+
+def test_there_are_no_working_months() -> None:
+    with pytest.raises(ValueError, match="no working months"):
+        parse_deadline("2 working months")
+
+
+def test_previous_working_day_skips_holidays_and_finds_transferred_saturdays() -> None:
+    cal = BusinessCalendar("Europe/Moscow")
+    # 3 and 4 November 2025 are days off; Saturday 1 November is a transferred working day
+    at_ten = parse_deadline("previous working day at 10:00")
+    assert at_ten.due(cal, msk(2025, 11, 5, 15)) == msk(2025, 11, 1, 10)
+    assert at_ten.due(cal, msk(2025, 11, 1, 15)) == msk(2025, 10, 31, 10)
+    # without a time: the same clock time, kept within that day's hours
+    assert parse_deadline("previous working day").due(cal, msk(2025, 10, 29, 20)) == msk(
+        2025, 10, 28, 18
+    )
+
+
+def test_a_chain_counts_each_step_from_the_previous_one() -> None:
+    cal = BusinessCalendar("Europe/Moscow")
+    chain = parse_deadline("7 days then previous working day at 10:00")
+    # an invoice of Wednesday 29 October: 7 days end on 5 November; the working day before
+    # is Saturday the 1st (the 3rd and the 4th are days off)
+    assert chain.due(cal, msk(2025, 10, 29, 12)) == msk(2025, 11, 1, 10)
+    assert str(chain) == "7 days then previous working day at 10:00"
+
+
+def test_only_a_plain_duration_counts_back() -> None:
+    with pytest.raises(ValueError, match="counted back"):
+        parse_deadline("3 working days").before(BusinessCalendar(), msk(2025, 11, 5, 10))

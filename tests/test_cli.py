@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from bridge.cli import cli
 from bridge.journal import Journal
+from bridge.models import Decision
 from tests.bitrix24_env import ROOT, TEST_CONFIG
 
 
@@ -24,6 +25,7 @@ def test_check_passes_on_the_example_pack() -> None:
 def test_check_prints_a_readable_diff_and_fails(tmp_path: Path) -> None:
     folder = tmp_path / "regulations"
     shutil.copytree(ROOT / "config" / "regulations", folder)
+    shutil.copytree(ROOT / "config" / "mappings", tmp_path / "mappings")  # scenarios' labels
     scenario = folder / "scenarios" / "remarka" / "refusal-without-reason.yaml"
     scenario.write_text(scenario.read_text().replace("10:30:00", "11:30:00"), encoding="utf-8")
     result = CliRunner().invoke(cli, ["check", "remarka", "--dir", str(folder)])
@@ -66,7 +68,9 @@ def test_journal_lists_events_with_decisions(journal_url: str, monkeypatch) -> N
         record_id="7",
         status="queued",
     )
-    journal.add_decisions(event_id, [("refusal-needs-reason", "fired", "missing: refusal_reason")])
+    journal.add_decisions(
+        event_id, [Decision("refusal-needs-reason", "fired", "missing: refusal_reason", "missing")]
+    )
     journal.finish_event(event_id, "processed", "1 action(s) done")
     monkeypatch.setenv("BRIDGE_JOURNAL_URL", journal_url)
     result = CliRunner().invoke(cli, ["journal"])

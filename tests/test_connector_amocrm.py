@@ -24,7 +24,7 @@ from bridge.crms.amocrm import AmoCRM
 from bridge.crms.amocrm.connector import AmoCRMConnector, marker
 from bridge.errors import PermanentError, TenantPaused, TransientError
 from bridge.masking import redact
-from bridge.models import Action, LookupQuery, Record, RecordRef
+from bridge.models import Action, Event, LookupQuery, Record, RecordRef
 from tests.amocrm_env import (
     IVANOVA,
     MEETING,
@@ -262,7 +262,8 @@ def answer_plan_writes() -> None:
     responses.post(f"{BASE}/api/v4/tasks", json=tasks)
     notes = {"_embedded": {"notes": [{"id": 21, "entity_id": 7, "request_id": "c" * 12}]}}
     responses.post(f"{BASE}/api/v4/leads/notes", json=notes)
-    responses.patch(f"{BASE}/api/v4/leads/7", json={"id": 7, "updated_at": 1700000000})
+    leads = {"_embedded": {"leads": [{"id": 7, "updated_at": 1700000000}]}}
+    responses.patch(f"{BASE}/api/v4/leads", json=leads)
     fields = {"_embedded": {"custom_fields": [{"id": 294472, "name": "Цель", "type": "text"}]}}
     responses.get(f"{BASE}/api/v4/leads/custom_fields", json=fields)
     statuses = [{"id": s, "name": str(s)} for s in (31044552, 31044553, 142, 143)]
@@ -281,7 +282,7 @@ def test_a_plan_is_one_request_per_kind_of_write(conn: AmoCRMConnector) -> None:
     assert [(w.method, w.path_url) for w in writes] == [
         ("POST", "/api/v4/tasks"),
         ("POST", "/api/v4/leads/notes"),
-        ("PATCH", "/api/v4/leads/7"),
+        ("PATCH", "/api/v4/leads"),
     ]
     sent_tasks, sent_notes, patch = (json.loads(w.body) for w in writes)
     assert sent_tasks[0] == {
@@ -302,12 +303,37 @@ def test_a_plan_is_one_request_per_kind_of_write(conn: AmoCRMConnector) -> None:
             "request_id": "c" * 12,
         }
     ]
-    assert patch == {
-        "custom_fields_values": [{"field_id": 294472, "values": [{"value": "Х"}]}],
-        "status_id": 31044553,
-        "pipeline_id": 3104455,
-        "responsible_user_id": 5004,
-    }
+    assert patch == [
+        {
+            "id": 7,
+            "custom_fields_values": [{"field_id": 294472, "values": [{"value": "Х"}]}],
+            "status_id": 31044553,
+            "pipeline_id": 3104455,
+            "responsible_user_id": 5004,
+        }
+    ]
+    assert outcomes["d" * 64].result == {"updated_at": 1700000000}
+
+
+@responses.activate
+def test_the_writes_of_several_leads_go_in_one_request_each(conn: AmoCRMConnector) -> None:
+    answer_plan_writes()
+    seven = Record("deal", "7", "amocrm", stage="meeting", responsible="5001")
+    eight = Record("deal", "8", "amocrm", stage="meeting", responsible="5001")
+    ahead = [
+        Action("g" * 64, "r1", eight.ref, AddComment("Второй")),
+        Action("h" * 64, "r3", eight.ref, MoveStage("estimate")),
+    ]
+    outcomes = conn.execute_many([(seven, plan(seven)[2:4]), (eight, ahead)])
+    writes = [c.request for c in responses.calls if c.request.method != "GET"]
+    assert [(w.method, w.path_url) for w in writes] == [
+        ("POST", "/api/v4/leads/notes"),
+        ("PATCH", "/api/v4/leads"),
+    ]
+    notes, patch = (json.loads(w.body) for w in writes)
+    assert [n["entity_id"] for n in notes] == [7, 8]
+    assert [item["id"] for item in patch] == [7, 8]
+    assert len(outcomes) == 4
 
 
 @responses.activate
@@ -396,3 +422,76 @@ def test_hook_secrets_and_bearer_tokens_are_masked() -> None:
     line = '"POST /hooks/amocrm/remarka/remarka-hook-s3cr3t HTTP/1.1" 200 -'
     assert redact(line) == '"POST /hooks/amocrm/remarka/*** HTTP/1.1" 200 -'
     assert redact("Authorization: Bearer eyJ0.eyJq.c2ln") == "Authorization: Bearer ***"
+
+
+# D:crm_platform/events-and-notes, «Получение примечания по ID»: a call note; params as the page
+# lists them for call_in / call_out (uniq, duration, source, link, phone, call_status)
+CALL_NOTE = {
+    "id": 76787983,
+    "entity_id": 167353,
+    "created_by": 504141,
+    "updated_by": 504141,
+    "created_at": 1588841241,
+    "updated_at": 1588841241,
+    "responsible_user_id": 504141,
+    "group_id": 0,
+    "note_type": "call_out",
+    "params": {
+        "uniq": "8f52d38a-5fb3-406d-93a3-a4832dc28f8b",
+        "duration": 0,
+        "source": "onlinePBX",
+        "link": "https://example.com/record.mp3",
+        "phone": "+79999999999",
+        "call_status": 6,
+    },
+    "account_id": 28805383,
+}
+# D:crm_platform/tasks-api, «Получение задачи по ID», completed with a result
+DONE_TASK = {
+    "id": 4745251,
+    "entity_id": 167353,
+    "entity_type": "leads",
+    "task_type_id": 2,
+    "text": "Встреча на объекте",
+    "is_completed": True,
+    "result": {"text": "Клиент думает, перезвонить в пятницу"},
+    "complete_till": 1588885140,
+}
+
+
+@responses.activate
+def test_a_call_note_is_a_completed_call_with_its_outcome(conn: AmoCRMConnector) -> None:
+    responses.get(f"{BASE}/api/v4/leads/notes/76787983", json=CALL_NOTE)
+    event = Event(
+        "remarka",
+        "amocrm",
+        "activity.created",
+        RecordRef("", "167353"),
+        datetime(2025, 10, 22, tzinfo=UTC),
+        source="leads[note]",
+        subject="76787983",
+    )
+    assert conn.activity_of(event) == {
+        "type": "call",
+        "direction": "outgoing",
+        "completed": True,
+        "outcome": "no_answer",
+    }
+
+
+@responses.activate
+def test_a_completed_task_is_a_completed_contact(conn: AmoCRMConnector) -> None:
+    responses.get(f"{BASE}/api/v4/tasks/4745251", json=DONE_TASK)
+    event = Event(
+        "remarka",
+        "amocrm",
+        "activity.updated",
+        RecordRef("", "167353"),
+        datetime(2025, 10, 22, tzinfo=UTC),
+        source="task[update]",
+        subject="4745251",
+    )
+    activity = conn.activity_of(event)
+    assert activity is not None
+    assert (activity["type"], activity["completed"]) == ("meeting", True)
+    assert activity["result"] == "Клиент думает, перезвонить в пятницу"

@@ -66,7 +66,7 @@ def test_explain_shows_which_part_of_a_condition_failed_and_the_value_it_saw(
     event = Event("remarka", "bitrix24", "record.updated", RecordRef("deal", "5"), now)
     since = datetime.fromisoformat("2025-11-12T10:00:00+03:00")
     plan = plan_for(tenant, event, record, record, "1", Facts(stage_since=since))
-    journal.add_decisions(event_id, [(d.rule, d.verdict, d.detail) for d in plan.decisions])
+    journal.add_decisions(event_id, list(plan.decisions))
     out = explain(event_id, journal_url, monkeypatch)
     assert (
         "big-and-stuck: not_matched - condition does not hold: all of: "

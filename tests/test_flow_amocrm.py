@@ -15,9 +15,7 @@ from datetime import timedelta
 from urllib.parse import parse_qsl
 
 import requests
-from rq.job import Job
 
-from bridge import queue
 from bridge.formdata import build_query
 from bridge.models import RecordRef
 from tests.amocrm_env import (
@@ -26,11 +24,12 @@ from tests.amocrm_env import (
     IVANOVA,
     LOST,
     MEETING,
-    ORDER_NEW,
+    ORDER_SHIPPING,
     ORDERS,
     REQUEST_NEW,
     REQUESTS,
     SMIRNOV,
+    WON,
     AmoBridge,
     lead,
 )
@@ -110,10 +109,10 @@ def test_task_hooks_name_their_lead_and_others_are_skipped(amo: AmoBridge) -> No
     assert answer.status_code == 200
     (created,) = answer.json()["events"]
     amo.work()
-    event = amo.runtime.journal.event(created["event_id"])
+    event = amo.runtime.journal.event_by_entry("remarka", created["entry"])
     assert (event.source, event.type, event.record_id, event.subject) == (
         "task[update]",
-        "record.updated",
+        "activity.updated",
         str(lead_id),
         "4745251",
     )
@@ -126,12 +125,12 @@ def test_task_hooks_name_their_lead_and_others_are_skipped(amo: AmoBridge) -> No
 def test_bad_secret_is_refused_and_nothing_is_queued(amo: AmoBridge) -> None:
     lead_id = amo.sandbox.add_lead(lead("Ремонт кухни", MEETING))
     amo.sandbox.wait_delivered()
-    queued = queue.events_queue(amo.runtime.redis).count
+    queued = amo.runtime.queue.waiting()
     body = amo.sandbox.deliveries[-1]["body"]
     answer = requests.post(amo.hook_url(secret="forged"), data=body, headers=FORM, timeout=5)
     assert answer.status_code == 403
     assert "secret" in answer.json()["reason"]
-    assert queue.events_queue(amo.runtime.redis).count == queued
+    assert amo.runtime.queue.waiting() == queued
     assert amo.runtime.journal.recent(1)[0]["event"].status == "rejected"
     assert lead_id
 
@@ -181,14 +180,14 @@ def test_the_answer_lists_every_event_of_a_post(amo: AmoBridge) -> None:
     answer = amo.sandbox.post_webhook(amo.hook_url(), status_pairs(ids))
     assert answer.status_code == 200
     assert [e["status"] for e in answer.json()["events"]] == ["queued"] * 3
-    assert queue.events_queue(amo.runtime.redis).count == 3
+    assert amo.runtime.queue.waiting() == 3
 
 
 def test_an_unknown_lead_is_a_permanent_204_failure(amo: AmoBridge) -> None:
     answer = amo.sandbox.post_webhook(amo.hook_url(), status_pairs([999]))
-    event_id = answer.json()["events"][0]["event_id"]
+    entry = answer.json()["events"][0]["entry"]
     amo.work()
-    event = amo.runtime.journal.event(event_id)
+    event = amo.runtime.journal.event_by_entry("remarka", entry)
     assert event.status == "failed"
     assert "not found (204)" in event.reason
 
@@ -210,15 +209,15 @@ def test_a_revoked_refresh_token_pauses_the_tenant_and_keeps_its_event(amo: AmoB
     use_elsewhere(amo, stolen.refresh_token)  # another installation rotated it away
     amo.sandbox.expire_access_tokens()
     answer = amo.sandbox.post_webhook(amo.hook_url(), status_pairs([lead_id]))
-    event_id = answer.json()["events"][0]["event_id"]
+    entry = answer.json()["events"][0]["entry"]
     amo.sandbox.update_lead(lead_id, {"status_id": LOST})  # not seen while paused
     amo.work()
-    event = amo.runtime.journal.event(event_id)
-    assert event.status == "retrying"
-    assert "paused" in event.reason and "Token has been revoked" in event.reason
-    assert "bridge amocrm-auth" in event.reason
-    job = Job.fetch(f"event-remarka-{event_id}", connection=amo.runtime.redis)
-    assert job.get_status() == "failed"  # rq kept it after its retries, nothing dropped
+    event = amo.runtime.journal.event_by_entry("remarka", entry)
+    # kept as a dead letter after its retries, nothing dropped
+    assert (event.status, event.attempts) == ("failed", 4)
+    assert event.reason.startswith("gave up after 4 attempts: tenant remarka paused")
+    assert "Token has been revoked" in event.reason and "bridge amocrm-auth" in event.reason
+    assert event.id in amo.runtime.journal.dead_letters("remarka")
     assert amo.sandbox.tasks_for(lead_id) == []
     # every later call stops at the pause flag: the dead token was used once only
     assert [e["ok"] for e in amo.sandbox.refresh_log] == [True, False]
@@ -228,7 +227,7 @@ def test_a_revoked_refresh_token_pauses_the_tenant_and_keeps_its_event(amo: AmoB
     said = authorize(amo.runtime, "remarka", amo.sandbox.issue_code())
     assert "put back in the queue" in said
     amo.work()
-    assert amo.runtime.journal.event(event_id).status == "processed"
+    assert amo.runtime.journal.event(event.id).status == "processed"
     assert len(amo.sandbox.tasks_for(lead_id)) == 1
 
 
@@ -291,7 +290,13 @@ def test_a_request_from_a_returning_client_is_commented_and_marked(
     sb.add_contact(501, "Пётр", email="petr@example.com")
     client = {"_embedded": {"contacts": [{"id": 501, "is_main": True}]}}
     titles = ["Колодки передние", "Щётки стеклоочистителя", "Масляный фильтр Mann W712/75"]
-    orders = [sb.add_lead(lead(t, ORDER_NEW, SMIRNOV, ORDERS, **client)) for t in titles]
+    # paid orders (being delivered, or done) count; a lost one does not
+    stages = [ORDER_SHIPPING, WON, ORDER_SHIPPING]
+    orders = [
+        sb.add_lead(lead(t, s, SMIRNOV, ORDERS, **client))
+        for t, s in zip(titles, stages, strict=True)
+    ]
+    sb.add_lead(lead("Отменённый заказ", LOST, SMIRNOV, ORDERS, **client))
     sb.subscribe(amo.hook_url("autoparts"), ["add_lead", "update_lead", "status_lead"])
     request = sb.add_lead(
         lead("Фильтры на ТО Skoda Octavia", REQUEST_NEW, SMIRNOV, REQUESTS, **client)

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
 
-from bridge.journal import Base, Journal
+from bridge.errors import SchemaError
+from bridge.journal import (
+    FIRST_REVISION,
+    Base,
+    Journal,
+    _alembic_config,
+    head,
+    migrate,
+)
+from bridge.models import Decision
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def journal(request: pytest.FixtureRequest, journal_url: str) -> Journal:
     url = journal_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
     journal = Journal(url)
-    Base.metadata.drop_all(journal.engine)  # the PostgreSQL database lives for the session
-    Base.metadata.create_all(journal.engine)
+    with journal.engine.begin() as conn:  # the PostgreSQL database lives for the session
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
     return journal
 
 
@@ -57,8 +72,40 @@ def test_a_new_stage_opens_a_new_stay(journal: Journal) -> None:
 
 def test_recent_lists_events_with_their_decisions(journal: Journal) -> None:
     event_id, _ = journal.record_event(tenant="t", crm="bitrix24", status="queued")
-    journal.add_decisions(event_id, [("rule-1", "fired", "missing: x")])
+    journal.add_decisions(event_id, [Decision("rule-1", "fired", "missing: x", "missing")])
     journal.finish_event(event_id, "processed", "1 action(s) done")
     [entry] = journal.recent(5)
     assert entry["event"].status == "processed"
     assert [(d.rule, d.verdict) for d in entry["decisions"]] == [("rule-1", "fired")]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_migrations_make_the_schema_the_models_describe(
+    request: pytest.FixtureRequest, backend: str, journal_url: str
+) -> None:
+    url = journal_url if backend == "sqlite" else request.getfixturevalue("pg_url")
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    engine.dispose()
+
+
+def test_a_process_on_an_unmigrated_journal_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(SchemaError, match=r"has no schema.*run `bridge migrate`"):
+        Journal(f"sqlite:///{tmp_path / 'new.db'}")
+
+
+def test_a_journal_made_before_migrations_keeps_its_events(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:  # the tables as create_all made them: revision 0001, unstamped
+        command.upgrade(_alembic_config(conn), FIRST_REVISION)
+        conn.exec_driver_sql("DROP TABLE alembic_version")
+        conn.exec_driver_sql(
+            "INSERT INTO events (tenant, crm, source, type, kind, record_id, status, reason,"
+            " payload, received_at) VALUES ('remarka', 'bitrix24', '', '', 'deal', '7',"
+            " 'processed', '', '{}', '2025-10-01 10:00:00')"
+        )
+    engine.dispose()
+    assert migrate(url) == head()
+    assert Journal(url).event(1).record_id == "7"

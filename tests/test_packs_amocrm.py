@@ -21,21 +21,18 @@ scenarios are skipped, with the reason.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from rq.job import Job
-from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 import bridge.clock
-import bridge.jobs
 import bridge.sweeps
-import bridge.timers
-from bridge import mappings, queue, runtime, yamlfile
+import bridge.worker
+from bridge import mappings, runtime, timers, yamlfile
 from bridge.crms.amocrm.shapes import custom_write, unix
 from bridge.crms.bitrix24 import Bitrix24
 from bridge.journal import ActionRow, DecisionRow, EventRow
@@ -104,19 +101,16 @@ class Player:
         self.state: dict[str, Any] | None = None
         runtime.install(self.rt)  # jobs find the runtime here
         monkeypatch.setattr(bridge.clock, "utcnow", lambda: self.now)
-        # a timer due at the very moment it is set would go straight to the queue; a scenario
-        # fires it in a step of its own, so scheduling sees the clock a microsecond early
-        self.firing = False
-        monkeypatch.setattr(bridge.timers, "clock", SimpleNamespace(utcnow=self._timer_clock))
+        # a scenario fires only the timer it names, in a step of its own: the workers' clock
+        # stands at the epoch, and _fire makes that one timer due then
+        epoch = datetime.fromtimestamp(0, UTC)
+        monkeypatch.setattr(bridge.worker, "clock", SimpleNamespace(utcnow=lambda: epoch))
         self.sb.clock = lambda: self.now.timestamp()
         roles = {role: self._roles(who) for role, who in scenario.people.items()}
         monkeypatch.setattr(self.tenant.config, "roles", {**self.tenant.config.roles, **roles})
         # the rate limit has tests of its own; here it would only slow the replay down
         self.sb.rate_limit = None
         self.conn.transport.limiter = None
-
-    def _timer_clock(self) -> datetime:
-        return self.now if self.firing else self.now - timedelta(microseconds=1)
 
     def play(self) -> list[str]:
         """Every step in order; the problems found, one line each."""
@@ -175,20 +169,15 @@ class Player:
             self.sb.update_lead(lead_id, body)  # posts leads[update] (and leads[status])
 
     def _fire(self, rule: str) -> None:
-        """Run the timer the bridge scheduled for ``rule``, as rq's scheduler would."""
-        registry = ScheduledJobRegistry(queue=queue.events_queue(self.rt.redis))
-        jobs = [j for j in Job.fetch_many(registry.get_job_ids(), self.rt.redis) if j]
-        mine = [j for j in jobs if str(j.args[3]).startswith(f"{rule}|")]
+        """Make the timer the bridge scheduled for ``rule`` due now (the step's work fires it)."""
+        mine = [
+            (due, member)
+            for member, due in timers.pending(self.rt.redis)
+            if timers.parse(member)[3].startswith(f"{rule}|")
+        ]
         if not mine:
             raise AssertionError(f"no timer of {rule} is scheduled")
-        job = max(mine, key=lambda j: j.meta["due"])
-        registry.remove(job)
-        job.delete()
-        self.firing = True
-        try:
-            bridge.jobs.fire_timer(*job.args)
-        finally:
-            self.firing = False
+        self.rt.redis.zadd(timers.KEY, {max(mine)[1]: 0})
 
     # -- canonical -> amoCRM, through the mappings --------------------------------------
 
@@ -276,12 +265,10 @@ class Player:
         return {"action": last_action, "event": last_event, "timers": self._timers()}
 
     def _timers(self) -> dict[str, tuple[str, int, datetime]]:
-        registry = ScheduledJobRegistry(queue=queue.events_queue(self.rt.redis))
         out = {}
-        for job in Job.fetch_many(registry.get_job_ids(), self.rt.redis):
-            if job is not None:
-                rule, step, _ = str(job.args[3]).split("|")
-                out[job.id] = (rule, int(step), datetime.fromisoformat(job.meta["due"]))
+        for member, due in timers.pending(self.rt.redis):
+            rule, step, _ = timers.parse(member)[3].split("|")
+            out[member] = (rule, int(step), due)
         return out
 
     def _compare(self, step: Step, before: dict[str, Any]) -> list[str]:

@@ -76,8 +76,9 @@ def test_r1_r6_a_deal_already_lost_is_not_asked_again(tenant: config.Tenant) -> 
 def test_r7_postponed_without_next_contact_names_what_is_missing(tenant: config.Tenant) -> None:
     record = deal("postponed", next_contact_at="2025-10-28T10:00:00+03:00")
     [task] = plan(tenant, record, deal("quote_presented"), FRIDAY_EVENING).actions
-    assert "next_contact_goal" in task.params.description
-    assert "next_contact_at" not in task.params.description
+    # managers read the portal's labels, never canonical names
+    assert "Не хватает: Цель следующего контакта." in task.params.description
+    assert "next_contact" not in task.params.description
 
 
 def test_r7_postponed_with_date_and_goal_is_satisfied(tenant: config.Tenant) -> None:
@@ -110,7 +111,7 @@ def test_r1_first_contact_chat_and_engineer_callback(tenant: config.Tenant) -> N
 def test_r3_estimate_task_carries_the_stage_checklist(tenant: config.Tenant) -> None:
     [task] = plan(tenant, deal("estimate"), deal("meeting"), FRIDAY_EVENING).actions
     assert task.params.responsible == "7"
-    assert "☐ согласовать смету с руководителем (4 часа)" in task.params.description
+    assert "☐ согласовать смету с руководителем (4 рабочих часа)" in task.params.description
 
 
 def test_keys_are_stable_across_retries_and_differ_per_stay(tenant: config.Tenant) -> None:

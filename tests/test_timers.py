@@ -6,10 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from rq.job import Job
-from rq.registry import ScheduledJobRegistry
 
-from bridge import queue, timers
+from bridge import timers
 from tests.bitrix24_env import ROOT, Bridge, deal
 
 CONFIG = ROOT / "tests" / "fixtures" / "timers.yaml"
@@ -21,15 +19,13 @@ def bridge(make_bridge) -> Bridge:
     return make_bridge(CONFIG)
 
 
-def scheduled(bridge: Bridge) -> list[Job]:
-    registry = ScheduledJobRegistry(queue=queue.events_queue(bridge.runtime.redis))
-    return [Job.fetch(i, connection=bridge.runtime.redis) for i in registry.get_job_ids()]
+def scheduled(bridge: Bridge) -> list[str]:
+    return [member for member, _ in timers.pending(bridge.runtime.redis)]
 
 
-def fire(bridge: Bridge, job: Job) -> None:
+def fire(bridge: Bridge, member: str) -> None:
     """Let a scheduled timer come due now, then work the queue."""
-    ScheduledJobRegistry(queue=queue.events_queue(bridge.runtime.redis)).remove(job)
-    queue.events_queue(bridge.runtime.redis).enqueue_job(job)
+    bridge.runtime.redis.zadd(timers.KEY, {member: 0})
     bridge.work()
 
 
@@ -46,7 +42,7 @@ def test_a_timer_is_set_once_however_often_the_event_comes(bridge: Bridge) -> No
     [job] = scheduled(bridge)
     bridge.sandbox.update_deal(deal_id, {"TITLE": "Ремонт кухни, 12 м²"})  # same stay, new event
     bridge.work()
-    assert [j.id for j in scheduled(bridge)] == [job.id]
+    assert scheduled(bridge) == [job]
     assert bridge.sandbox.tasks_for(f"D_{deal_id}") == []
 
 
@@ -90,11 +86,9 @@ def test_the_timer_moves_with_its_date(bridge: Bridge) -> None:
         deal("Ремонт кухни", "C1:POSTPONED", **{NEXT_AT: first.isoformat()})
     )
     bridge.work()
-    [job] = scheduled(bridge)
-    assert timers.scheduled_due(bridge.runtime.redis, job.id) == first
+    [(job, due)] = timers.pending(bridge.runtime.redis)
+    assert due == first
     later = first + timedelta(days=1)
     bridge.sandbox.update_deal(deal_id, {NEXT_AT: later.isoformat()})
     bridge.work()
-    [moved] = scheduled(bridge)
-    assert moved.id == job.id
-    assert timers.scheduled_due(bridge.runtime.redis, moved.id) == later
+    assert timers.pending(bridge.runtime.redis) == [(job, later)]

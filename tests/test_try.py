@@ -77,7 +77,7 @@ def test_a_web_lead_called_in_time_goes_into_work_and_its_clock_stops(trial: Tri
     assert "call-takes-lead-into-work fired" in say(trial, f"call on lead {lead} completed")
     assert trial.record(trial.records[0]).stage == "in_work"  # the bridge's move, read back
     out = say(trial, "clock +20 minutes")
-    assert "timer web-lead-call-in-15-minutes step 0 of heating" in out
+    assert f"timer web-lead-call-in-15-minutes step 0 on lead {lead} at Fri 14 Nov 10:15" in out
     assert "nothing to do" in out and trial.stand.tasks() == []
 
 

@@ -151,3 +151,30 @@ def test_an_unknown_crm_lists_the_registered_ones(config_dir: Path) -> None:
     code, out = validate(config_dir)
     assert code == 1
     assert "unknown CRM 'bitrix' (did you mean 'bitrix24'?); one of amocrm, bitrix24" in out
+
+
+def test_a_required_field_without_a_label_is_refused(config_dir: Path) -> None:
+    mapping = config_dir / "mappings" / "remarka-bitrix24.yaml"
+    replace(
+        mapping,
+        'next_contact_goal: {code: UF_CRM_1700000003, label: "Цель следующего контакта"}',
+        "next_contact_goal: UF_CRM_1700000003",
+    )
+    code, out = validate(config_dir)
+    assert code == 1
+    assert "field 'next_contact_goal' of deal has no label: managers would read" in out
+
+
+def test_constants_must_be_declared_and_set(config_dir: Path) -> None:
+    pack = config_dir / "regulations" / "remarka.yaml"
+    replace(pack, "sweep_every: 60 minutes", "sweep_every: 60 minutes\nconstants: {season: null}")
+    replace(
+        pack,
+        "require: [refusal_reason]",
+        "require: [refusal_reason]\n    within: 1 hour\n"
+        "    unless: {today_between: [{constant: seasn}, '12-31']}",
+    )
+    code, out = validate(config_dir)
+    assert code == 1
+    assert "unknown constant 'seasn' (did you mean 'season'?)" in out
+    assert "constant 'season' has no default: set it in the tenant's `constants:`" in out

@@ -19,7 +19,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from bridge import yamlfile
 from bridge.errors import ConfigError
@@ -52,6 +52,17 @@ class Check:
     title: str
 
 
+class ConnectionSettings(BaseModel):
+    """What every CRM's ``connection`` block has: the pace of its shared rate limit and the
+    timeout of one request. A CRM's settings model extends it (and sets its own defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_second: float = Field(default=2.0, gt=0, description="the CRM's request limit")
+    burst: int = Field(default=1, ge=1, description="requests allowed back to back")
+    timeout: float = Field(default=30.0, gt=0, description="seconds per HTTP request")
+
+
 def load(path: str) -> Any:
     """The object a ``"package.module:attribute"`` path names (imported on first use)."""
     module, _, attribute = path.partition(":")
@@ -65,8 +76,8 @@ class CRM:
         name: the ``crm:`` value of a tenant in ``bridge.yaml``.
         title: how people write it (error messages, docs).
         docs_url: the CRM's developer documentation that its package follows.
-        settings: the pydantic model of a tenant's ``connection`` block; secret settings end
-            in ``_env`` and name environment variables.
+        settings: the model of a tenant's ``connection`` block (a :class:`ConnectionSettings`);
+            secret settings end in ``_env`` and name environment variables.
         record_kinds: the canonical kinds of record it offers, with the actions on each.
         secret_patterns: regexes of its credentials as they appear in text (URLs, paths):
             group 1 is kept, group 2 is the secret and is masked everywhere.
@@ -82,7 +93,7 @@ class CRM:
     name: ClassVar[str]
     title: ClassVar[str]
     docs_url: ClassVar[str]
-    settings: ClassVar[type[BaseModel]]
+    settings: ClassVar[type[ConnectionSettings]]
     record_kinds: ClassVar[tuple[RecordKind, ...]]
     secret_patterns: ClassVar[tuple[str, ...]] = ()
     checks: ClassVar[tuple[Check, ...]] = ()
@@ -135,7 +146,7 @@ class CRM:
         return []
 
     @classmethod
-    def limiter_key(cls, tenant_name: str, options: Any) -> str:
+    def limiter_key(cls, tenant_name: str, options: ConnectionSettings) -> str:
         """Names the shared rate-limit bucket: the CRM counts per portal or account.
 
         Default: ``<crm>:<member_id>`` when the settings have one, else ``<crm>:<tenant>``.
@@ -143,6 +154,6 @@ class CRM:
         return f"{cls.name}:{getattr(options, 'member_id', None) or tenant_name}"
 
     @classmethod
-    def pace(cls, options: Any) -> float:
+    def pace(cls, options: ConnectionSettings) -> float:
         """Requests per second the shared bucket hands out (default: the settings' rate)."""
-        return float(options.requests_per_second)
+        return options.requests_per_second

@@ -10,8 +10,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from bridge.errors import PermanentError, TransientError
 from bridge.mappings import Mapping
 from bridge.models import OPEN, Action, Event, LookupQuery, Record, RecordRef
 
@@ -21,6 +23,22 @@ if TYPE_CHECKING:
     from bridge.config import Tenant
     from bridge.crms.base import CRM
     from bridge.ratelimit import RateLimiter
+
+
+@dataclass(frozen=True)
+class Step:
+    """One moment of a record's past, as its CRM remembers it (a backtest replays these).
+
+    Attributes:
+        at: when the record entered ``record.stage``.
+        record: the record as it stood then: the stage from the CRM's history, the other
+            fields as they are now (CRMs keep a history of stages, not of every field).
+        created: the record was created at this moment.
+    """
+
+    at: datetime
+    record: Record
+    created: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,11 @@ class Connector(ABC):
         incoming|outgoing|"", "completed": bool}``; None where the CRM does not say."""
         return None
 
+    def planned_activity(self, record: Record) -> datetime | None:
+        """When the record's nearest open activity (call, meeting, task) is due, or None:
+        the next contact scheduled in the CRM itself. None where the CRM does not say."""
+        return None
+
     @abstractmethod
     def execute(self, record: Record, actions: Sequence[Action]) -> dict[str, Outcome]:
         """Carry out actions on one record, in as few requests as the CRM allows.
@@ -85,6 +108,37 @@ class Connector(ABC):
         Raises:
             bridge.errors.TransientError: nothing could be sent now (rate limit, outage).
         """
+
+    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | PermanentError]:
+        """Read several records, in as few requests as the CRM allows (default: one each).
+
+        A record the CRM will never give (deleted, no access) maps to its PermanentError.
+
+        Raises:
+            TransientError: nothing could be read now.
+        """
+        out: dict[RecordRef, Record | PermanentError] = {}
+        for ref in dict.fromkeys(refs):
+            try:
+                out[ref] = self.fetch(ref)
+            except PermanentError as exc:
+                out[ref] = exc
+        return out
+
+    def execute_many(self, plans: Sequence[tuple[Record, Sequence[Action]]]) -> dict[str, Outcome]:
+        """Carry out the actions of several records (default: :meth:`execute` for each).
+
+        A request that fails fails (or makes wait) only its own actions.
+        """
+        out: dict[str, Outcome] = {}
+        for record, actions in plans:
+            try:
+                out.update(self.execute(record, actions))
+            except TransientError as exc:
+                out.update({a.key: Outcome("retry", error=str(exc)) for a in actions})
+            except PermanentError as exc:
+                out.update({a.key: Outcome("failed", error=str(exc)) for a in actions})
+        return out
 
     @abstractmethod
     def find_done(self, record: Record, action: Action) -> Any | None:
@@ -115,6 +169,14 @@ class Connector(ABC):
         """A CRM user's name as colleagues and clients see it (an e-mail's signature), or None
         where the CRM does not say."""
         return None
+
+    def history(self, kind: str, since: datetime) -> Iterator[Step]:
+        """The stage moves of records of ``kind`` since a moment, oldest first; read only.
+
+        Raises:
+            NotImplementedError: the CRM keeps no history the bridge can read.
+        """
+        raise NotImplementedError(f"{self.crm.title} keeps no stage history the bridge can read")
 
 
 def to_record(kind: str, raw: dict[str, Any], mapping: Mapping, crm: str, record_id: str) -> Record:

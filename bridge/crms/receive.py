@@ -1,10 +1,10 @@
 """What a CRM's webhook receiver works with: the parsed call, the refusal, and the gate.
 
 A receiver (``bridge/crms/<name>/ingress.py``, a Flask blueprint) authenticates a call and
-parses the CRM's wire format into :class:`Incoming` items; the :class:`Gate` journals and
-queues them. The gate is the app's (``bridge.ingress``), handed over through
-``current_app.extensions``, so a CRM package never imports the queue, the journal or the
-runtime: it speaks only the words defined here.
+parses the CRM's wire format into :class:`Incoming` items; the :class:`Gate` queues them.
+The gate is the app's (``bridge.ingress``), handed over through ``current_app.extensions``,
+so a CRM package never imports the queue, the journal or the runtime: it speaks only the
+words defined here.
 """
 
 from __future__ import annotations
@@ -23,11 +23,23 @@ GATE = "bridge.gate"
 
 
 class Rejected(Exception):
-    """A call the bridge refuses: answered with a 4xx and a JSON reason, and journaled."""
+    """A call the bridge refuses: answered with a 4xx and a JSON reason.
 
-    def __init__(self, status: int, reason: str, payload: dict[str, Any] | None = None) -> None:
+    ``trusted``: the call proved to come from the tenant's CRM (it passed authentication), so
+    the refusal is journaled; a stranger's refusals are only counted and sampled.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        trusted: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.status, self.reason, self.payload = status, reason, payload or {}
+        self.trusted = trusted
 
 
 @dataclass(frozen=True)
@@ -51,11 +63,12 @@ class Gate(Protocol):
     def tenant(self, name: str) -> Tenant | None:
         """A configured tenant by name, or None."""
 
-    def accept(self, item: Incoming) -> tuple[int, str]:
-        """Journal and queue one event; returns its id and ``queued`` or ``duplicate``."""
+    def accept(self, item: Incoming) -> tuple[str | None, str]:
+        """Queue one event; returns its entry id and ``queued``, ``duplicate`` or
+        ``spooled`` (kept on disk while Redis is down)."""
 
     def reject(self, tenant: str, crm: str, error: Rejected) -> ResponseReturnValue:
-        """Journal a refused call and answer it with its 4xx and reason."""
+        """Answer a refused call with its 4xx and reason (journaled when trusted)."""
 
 
 def gate() -> Gate:

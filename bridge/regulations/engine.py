@@ -14,14 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bridge.calendar import BusinessCalendar, as_datetime, parse_deadline
+from bridge.calendar import BusinessCalendar, as_datetime
+from bridge.deadlines import parse_deadline
 from bridge.models import Action, Decision, Event, LookupQuery, Plan, Record, Timer
-from bridge.regulations.conditions import is_empty
+from bridge.regulations.action_specs import split_field_time
+from bridge.regulations.conditions import ActivityPlanned
 from bridge.regulations.explain import explain
-from bridge.regulations.pack import Rule, split_field_time
+from bridge.regulations.pack import Rule
 from bridge.regulations.text import render
+from bridge.regulations.values import is_empty
 
 NOT_MATCHED, SATISFIED, FIRED, SCHEDULED = "not_matched", "satisfied", "fired", "scheduled"
+MISSING, OVERDUE = "missing", "overdue"
 
 
 @dataclass(frozen=True)
@@ -33,13 +37,18 @@ class Facts:
         lookups: rule id -> look-up name -> records found.
         emails_sent: templates sent to this record during the current stay.
         history: field -> how many times it changed (from the journal).
+        client_history: the same over every record of the record's client.
+        activity: what the event's activity is (type, direction, completed, outcome).
+        planned_at: the due time of the record's nearest open activity, if any.
     """
 
     stage_since: datetime | None = None
     lookups: Mapping[str, Mapping[str, tuple[Record, ...]]] = field(default_factory=dict)
     emails_sent: frozenset[str] = frozenset()
     history: Mapping[str, int] = field(default_factory=dict)
+    client_history: Mapping[str, int] = field(default_factory=dict)
     activity: Mapping[str, Any] | None = None
+    planned_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,10 @@ class Context:
             timers, so a rule acts once per stay and again after a re-entry.
         people: user aliases and roles -> candidate CRM user ids, in order of preference.
         schedules: user id -> that person's working calendar (else the tenant's).
+        constants: the tenant's values that packs refer to (thresholds, season dates).
+        surnames: user id -> surname, for the staff the tenant lists.
+        labels: record kind -> canonical field -> its human label in the tenant's CRM.
+        types: record kind -> canonical field -> its type (how emptiness and equality work).
     """
 
     now: datetime
@@ -60,6 +73,14 @@ class Context:
     people: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     schedules: Mapping[str, BusinessCalendar] = field(default_factory=dict)
     facts: Facts = field(default_factory=Facts)
+    constants: Mapping[str, Any] = field(default_factory=dict)
+    surnames: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    types: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def label(self, kind: str, name: str) -> str:
+        """A canonical field's human label for managers (the name itself when unlabelled)."""
+        return self.labels.get(kind, {}).get(name, name)
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,12 @@ class Scope:
     history: Mapping[str, int]
     previous: Record | None = None
     activity: Mapping[str, Any] | None = None
+    client_history: Mapping[str, int] = field(default_factory=dict)
+    planned_at: datetime | None = None
+    constants: Mapping[str, Any] = field(default_factory=dict)
+    surnames: Mapping[str, str] = field(default_factory=dict)
+    people: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    types: Mapping[str, str] = field(default_factory=dict)
 
 
 def evaluate(
@@ -84,17 +111,19 @@ def evaluate(
     rules = list(rules)
     if event.type == "timer.due":
         return _timer_due(event, record, rules, ctx)
-    types = event_types(event, record, previous)
+    types = event_types(event, record, previous, ctx.facts)
     actions: list[Action] = []
     decisions: list[Decision] = []
     timers: list[Timer] = []
     for rule in rules:
         scope = _scope(rule, record, ctx, previous)
-        verdict, detail, missing = _judge(rule, types, record, previous, scope)
+        verdict, detail, missing = _judge(rule, types, record, previous, scope, ctx)
+        due = None
         if verdict == FIRED and rule.timed:
             timer = _first_timer(event.tenant, rule, record, ctx)
             verdict, detail = _scheduled(timer, rule)
             timers.extend([timer] if timer else [])
+            due = timer.due if timer else None
         elif verdict == FIRED:
             stay = (
                 f"event:{event.id or event.received_at.isoformat()}"
@@ -102,61 +131,121 @@ def evaluate(
                 else None
             )
             actions.extend(_actions(event.tenant, rule, 0, record, previous, missing, ctx, stay))
-        decisions.append(Decision(rule.id, verdict, detail))
+        breach = MISSING if verdict == FIRED and missing else ""
+        decisions.append(Decision(rule.id, verdict, detail, breach, due))
     return Plan(tuple(actions), tuple(decisions), tuple(timers))
 
 
-def event_types(event: Event, record: Record, previous: Record | None) -> set[str]:
-    """The event's type plus what the diff with the snapshot reveals (``stage.changed``)."""
+def event_types(
+    event: Event, record: Record, previous: Record | None, facts: Facts | None = None
+) -> set[str]:
+    """The event's type plus what the diff and the facts reveal: ``stage.changed`` (the
+    record entered a stage) and ``activity.completed`` (the event's activity is done)."""
     types = {event.type}
     if event.type != "sweep" and (previous is None or previous.stage != record.stage):
         types.add("stage.changed")
+    activity = facts.activity if facts else None
+    if event.type.startswith("activity.") and activity and activity.get("completed"):
+        types.add("activity.completed")
     return types
 
 
 def needed_lookups(
     event: Event, record: Record, previous: Record | None, rules: Iterable[Rule], ctx: Context
 ) -> dict[str, dict[str, LookupQuery]]:
-    """The look-ups that rules which may fire on this event need (rule id -> name -> query)."""
-    types = event_types(event, record, previous)
+    """The look-ups to run (rule id -> name -> query): only for rules that may still fire
+    once their look-ups are known (their other conditions hold, a required field is empty),
+    and never with an empty value as a filter (such a look-up finds nothing)."""
+    types = event_types(event, record, previous, ctx.facts)
     out: dict[str, dict[str, LookupQuery]] = {}
     for rule in rules:
         if not rule.lookup or _mismatch(rule, types, record, previous, None):
             continue
+        scope = _scope(rule, record, ctx, previous)
+        if rule.when.if_ is not None and not rule.when.if_.possible(scope):
+            continue
+        if rule.require and not _missing(rule, record, ctx):
+            continue
         context = _template_context(record, previous, [], rule, ctx)
-        out[rule.id] = {name: _query(q, record, context) for name, q in rule.lookup.items()}
+        queries = {name: _query(q, record, context) for name, q in rule.lookup.items()}
+        wanted = {name: q for name, q in queries.items() if q is not None}
+        if wanted:
+            out[rule.id] = wanted
     return out
 
 
-def _query(lookup: Any, record: Record, context: dict[str, Any]) -> LookupQuery:
+def needs_planned(
+    event: Event, record: Record, previous: Record | None, rules: Iterable[Rule], facts: Facts
+) -> bool:
+    """Must the pipeline find out whether an activity is planned for this event? Only when a
+    rule that asks may be judged now: its ``when`` matches (``if`` asks), or its timer came due
+    (``unless`` asks). A question to the CRM per event would cost a busy portal its budget."""
+    if event.type == "timer.due":
+        rule_id = (event.subject or "").split("|")[0]
+        return any(r.id == rule_id and _asks_planned(r.unless) for r in rules)
+    types = event_types(event, record, previous, facts)
+    return any(
+        _asks_planned(r.when.if_) and not _mismatch(r, types, record, previous, None) for r in rules
+    )
+
+
+def _asks_planned(cond: Any) -> bool:
+    if cond is None:
+        return False
+    if isinstance(cond, ActivityPlanned):
+        return True
+    inner = getattr(cond, "all_", None) or getattr(cond, "any_", None) or []
+    inner = [*inner, *([cond.not_] if hasattr(cond, "not_") else [])]
+    return any(_asks_planned(c) for c in inner)
+
+
+def _query(lookup: Any, record: Record, context: dict[str, Any]) -> LookupQuery | None:
     where = tuple((k, render(v, context)) for k, v in lookup.where.items())
+    if any(is_empty(value, "text") for _, value in where):
+        return None  # "every open order with no phone" is not what a rule means
     exclude = record.ref if lookup.exclude_self else None
     return LookupQuery(lookup.kind, where, lookup.open_only, exclude, tuple(lookup.in_stage))
 
 
 def _scope(rule: Rule, record: Record, ctx: Context, previous: Record | None = None) -> Scope:
     f = ctx.facts
-    lookups = f.lookups.get(rule.id, {})
     return Scope(
         record,
         ctx.now,
         ctx.calendar,
         f.stage_since,
-        lookups,
+        f.lookups.get(rule.id, {}),
         f.emails_sent,
         f.history,
         previous,
         f.activity,
+        f.client_history,
+        f.planned_at,
+        ctx.constants,
+        ctx.surnames,
+        ctx.people,
+        ctx.types.get(record.kind, {}),
     )
 
 
+def _missing(rule: Rule, record: Record, ctx: Context) -> list[str]:
+    """The rule's required fields that are empty (by their types in the mapping)."""
+    types = ctx.types.get(record.kind, {})
+    return [name for name in rule.require if is_empty(record.value(name), types.get(name))]
+
+
 def _judge(
-    rule: Rule, types: set[str], record: Record, previous: Record | None, scope: Scope
+    rule: Rule,
+    types: set[str],
+    record: Record,
+    previous: Record | None,
+    scope: Scope,
+    ctx: Context,
 ) -> tuple[str, str, list[str]]:
     reason = _mismatch(rule, types, record, previous, scope)
     if reason:
         return NOT_MATCHED, reason, []
-    missing = [name for name in rule.require if is_empty(record.value(name))]
+    missing = _missing(rule, record, ctx)
     held = [explain(rule.when.if_, scope)[1]] if rule.when.if_ is not None else []
     held += _found(rule, scope)
     if rule.require and not missing:
@@ -258,11 +347,28 @@ def _timer_due(event: Event, record: Record, rules: list[Rule], ctx: Context) ->
             return Plan(decisions=(Decision(rule.id, SATISFIED, detail),))
     moved = _moved(event.tenant, rule, step, record, ctx, stay)
     if moved:
-        return Plan(decisions=(Decision(rule.id, SCHEDULED, "the date moved"),), timers=(moved,))
+        decision = Decision(rule.id, SCHEDULED, "the date moved", due=moved.due)
+        return Plan(decisions=(decision,), timers=(moved,))
     actions = _actions(event.tenant, rule, step, record, None, [], ctx, stay)
     timers = _next_step(event.tenant, rule, step, record, ctx, stay)
     detail = f"step {step} due" + (f"; next step {timers[0].due:%Y-%m-%d %H:%M}" if timers else "")
-    return Plan(tuple(actions), (Decision(rule.id, FIRED, detail),), timers)
+    breach = OVERDUE if step == breach_step(rule) else ""
+    due = timers[0].due if timers else None
+    return Plan(tuple(actions), (Decision(rule.id, FIRED, detail, breach, due),), timers)
+
+
+def breach_step(rule: Rule) -> int | None:
+    """The timer step whose firing means the rule was broken, or None for a mere reminder.
+
+    A ``within`` rule is broken when its deadline passes with ``unless`` still false (step
+    0). An ``at`` rule's first step is the reminder at the date; it is broken when its first
+    escalation fires (step 1), and never when it has none.
+    """
+    if rule.within:
+        return 0
+    if rule.at and rule.escalate:
+        return 1
+    return None
 
 
 def _moved(
@@ -309,12 +415,19 @@ def _actions(
 def _template_context(
     record: Record, previous: Record | None, missing: list[str], rule: Rule, ctx: Context
 ) -> dict[str, Any]:
+    def label(name: str) -> str:
+        return ctx.label(record.kind, name)
+
     return {
         "record": record,
         "previous": previous,
-        "missing": missing,
+        "missing": [label(name) for name in missing],  # what managers read: the CRM's labels
+        "missing_fields": missing,
+        "label": label,
         "rule": rule,
         "lookups": ctx.facts.lookups.get(rule.id, {}),
+        "constants": ctx.constants,
+        "activity": ctx.facts.activity or {},
         "now": ctx.now,
     }
 

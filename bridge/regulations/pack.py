@@ -7,9 +7,8 @@ against the tenant's mapping by :func:`check` (unknown fields, stages, users are
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -21,32 +20,20 @@ from pydantic import (
 )
 
 from bridge import actions, yamlfile
-from bridge.calendar import parse_deadline
 from bridge.models import EVENT_TYPES, STANDARD_FIELDS
+from bridge.regulations.action_specs import (
+    ActionSpec,
+    AppendRow,
+    MoveStage,
+    Notify,
+    SendEmail,
+    UpdateFields,
+    field_time_text,
+    split_field_time,
+)
 from bridge.regulations.conditions import Condition, deadline_text
 from bridge.schedules import schedule_text
 from bridge.yamlfile import Strict
-
-ACTION_NAMES = tuple(actions.KINDS)
-
-
-class Renderer(Protocol):
-    """What an action spec needs to become an action: the engine's view of one firing."""
-
-    def text(self, source: str) -> str:
-        """A template rendered with the record, the look-ups and the time."""
-
-    def value(self, value: Any) -> Any:
-        """A field value to write: text rendered as a template, anything else as it is."""
-
-    def person(self, spec: str, fallback: str | None = None) -> str | None:
-        """A user id for ``responsible``, a role, an alias or a template."""
-
-    def deadline(self, expression: str | None, field_time: str | None) -> datetime | None:
-        """A deadline from an expression, or from the time a field holds."""
-
-    def field(self, name: str) -> Any:
-        """A canonical field of the record."""
 
 
 def _as_list(value: Any) -> Any:
@@ -79,152 +66,6 @@ class When(Strict):
                 hint = yamlfile.suggest(name, EVENT_TYPES)
                 raise ValueError(f"unknown event {name!r}{hint}; one of {', '.join(EVENT_TYPES)}")
         return value
-
-
-def split_field_time(text: str) -> tuple[str, str | None]:
-    """``"visit_at + 70 minutes"`` -> ``("visit_at", "70 minutes")``; a bare field: no offset."""
-    field, _, offset = text.partition("+")
-    return field.strip(), offset.strip() or None
-
-
-def _field_time(value: str | None) -> str | None:
-    if value is not None:
-        _, offset = split_field_time(value)
-        if offset:
-            parse_deadline(offset)  # raises ValueError listing the accepted forms
-    return value
-
-
-class CreateTask(Strict):
-    """Create a task bound to the record."""
-
-    title: str
-    description: str = ""
-    responsible: str = Field(
-        default="responsible",
-        description="'responsible' (the record's), a user alias of the mapping, or a role",
-    )
-    deadline: str | None = Field(default=None, description="a deadline expression")
-    deadline_at: str | None = Field(
-        default=None, description="instead: the time held in a field, optionally '+ <expression>'"
-    )
-    fallback: str | None = Field(
-        default=None, description="role or user when nobody of `responsible` is at work"
-    )
-    priority: Literal["low", "normal", "high"] = "normal"
-    checklist: list[str] = Field(default_factory=list)
-
-    _deadline = field_validator("deadline")(deadline_text)
-    _deadline_at = field_validator("deadline_at")(_field_time)
-
-    def render(self, r: Renderer) -> actions.CreateTask:
-        """The task this spec makes for one firing."""
-        description = r.text(self.description)
-        if self.checklist:
-            items = "\n".join(f"☐ {r.text(item)}" for item in self.checklist)
-            description = f"{description}\n\n{items}".strip()
-        return actions.CreateTask(
-            title=r.text(self.title),
-            description=description,
-            responsible=r.person(self.responsible, self.fallback),
-            deadline=r.deadline(self.deadline, self.deadline_at),
-            priority=self.priority,
-        )
-
-
-class AddComment(Strict):
-    """Add a comment to the record's timeline."""
-
-    text: str
-
-    def render(self, r: Renderer) -> actions.AddComment:
-        """The comment for one firing."""
-        return actions.AddComment(r.text(self.text))
-
-
-class UpdateFields(Strict):
-    """Set canonical fields of the record."""
-
-    fields: dict[str, Any]
-
-    def render(self, r: Renderer) -> actions.UpdateFields:
-        """The values for one firing."""
-        return actions.UpdateFields({k: r.value(v) for k, v in self.fields.items()})
-
-
-class MoveStage(Strict):
-    """Move the record to a canonical stage."""
-
-    stage: str
-
-    def render(self, r: Renderer) -> actions.MoveStage:
-        """The move for one firing."""
-        return actions.MoveStage(self.stage)
-
-
-class SendEmail(Strict):
-    """Send a template e-mail (journaled; a rule can wait for it with ``email_sent``)."""
-
-    template: str = Field(description="template name under the tenant's templates folder")
-    to: str = Field(
-        default="client",
-        description="'client' (the record's contact), 'responsible', or a field with an address",
-    )
-    region: str | None = Field(default=None, description="field holding the client's region")
-
-    def render(self, r: Renderer) -> actions.SendEmail:
-        """The e-mail for one firing (rendered later, by the mailer)."""
-        region = r.field(self.region) if self.region else None
-        return actions.SendEmail(self.template, self.to, region)
-
-
-class Reassign(Strict):
-    """Give the record to someone else: a role's first member at work, else the fallback."""
-
-    to: str = Field(description="a role or a user alias")
-    fallback: str | None = Field(default=None, description="role or user when nobody is at work")
-
-    def render(self, r: Renderer) -> actions.Reassign:
-        """The new responsible for one firing."""
-        return actions.Reassign(r.person(self.to, self.fallback), self.to)
-
-
-class ActionSpec(Strict):
-    """One item of ``then``: exactly one of the action keys."""
-
-    create_task: CreateTask | None = None
-    add_comment: AddComment | None = None
-    update_fields: UpdateFields | None = None
-    move_stage: MoveStage | None = None
-    send_email: SendEmail | None = None
-    reassign: Reassign | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_action(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key in data:
-                if key not in ACTION_NAMES:
-                    hint = yamlfile.suggest(str(key), ACTION_NAMES)
-                    raise ValueError(
-                        f"unknown action {key!r}{hint}; one of {', '.join(ACTION_NAMES)}"
-                    )
-            if len(data) != 1:
-                raise ValueError(f"one action per item, got {len(data)}: {', '.join(data)}")
-            ((name, body),) = data.items()
-            if body is None:
-                raise ValueError(f"`{name}` is empty: give its keys (docs/configuration.md)")
-        return data
-
-    @property
-    def name(self) -> str:
-        """The action's name (``create_task``...)."""
-        return next(n for n in ACTION_NAMES if getattr(self, n) is not None)
-
-    @property
-    def body(self) -> CreateTask | AddComment | UpdateFields | MoveStage | SendEmail | Reassign:
-        """The action's parameters."""
-        return getattr(self, self.name)
 
 
 class Lookup(Strict):
@@ -283,8 +124,8 @@ class Rule(Strict):
     )
 
     _within = field_validator("within")(deadline_text)
+    _at = field_validator("at")(lambda v: field_time_text(v) and v)
     _every = field_validator("every")(schedule_text)
-    _at = field_validator("at")(lambda v: _field_time(v) and v)
 
     @model_validator(mode="after")
     def _timer_shape(self) -> Rule:
@@ -318,6 +159,11 @@ class Pack(Strict):
         default=None,
         description="when `sweep` rules without their own `every` run over all open records "
         "(a schedule: '60 minutes', 'monday 10:00'...; default hourly)",
+    )
+    constants: dict[str, Any] = Field(
+        default_factory=dict,
+        description="values the rules refer to ({constant: name}, {{ constants.name }}) with "
+        "their defaults; null: the tenant must set it (bridge.yaml `constants:`)",
     )
     rules: list[Rule]
 
@@ -365,12 +211,17 @@ class Known(BaseModel):
     people: set[str]
     templates: set[str] | None = None  # None: the tenant sends no e-mail
     actions: dict[str, frozenset[str]] | None = None  # kind -> CRM actions; None: not checked
+    constants: dict[str, Any] = {}  # the tenant's own values (bridge.yaml `constants:`)
+    labels: dict[str, set[str]] | None = None  # kind -> labelled fields; None: not checked
+    channels: set[str] | None = None  # messenger channels (notify); None: not checked
+    tables: dict[str, list[str]] | None = None  # table -> its columns; None: not checked
 
 
 Problems = Iterator[tuple[tuple[Any, ...], str]]
 
 
 def _problems(pack: Pack, known: Known) -> Problems:
+    yield from _constant_problems(pack, known)
     for i, rule in enumerate(pack.rules):
         loc = ("rules", i)
         for j, kind in enumerate(rule.when.kind):
@@ -391,6 +242,8 @@ def _problems(pack: Pack, known: Known) -> Problems:
         for j, name in enumerate(rule.require):
             if name not in fields:
                 yield (*loc, "require", j), _unknown("field", name, fields)
+            elif name not in STANDARD_FIELDS:
+                yield from _label_problems(name, (*loc, "require", j), kinds, known)
         if rule.at and split_field_time(rule.at)[0] not in fields:
             yield (*loc, "at"), _unknown("field", split_field_time(rule.at)[0], fields)
         yield from _lookup_problems(rule, loc, known)
@@ -418,6 +271,39 @@ def _condition_problems(
     for name in cond.lookups():
         if name not in lookups:
             yield at, _unknown("look-up", name, lookups)
+
+
+def _constant_problems(pack: Pack, known: Known) -> Problems:
+    """Constants the rules name but the pack does not declare, and ones nobody set."""
+    declared = set(pack.constants)
+    for i, rule in enumerate(pack.rules):
+        for key in ("if_", "unless"):
+            cond = rule.when.if_ if key == "if_" else rule.unless
+            at = ("rules", i, "when", "if") if key == "if_" else ("rules", i, "unless")
+            for name in cond.constants() if cond is not None else ():
+                if name not in declared:
+                    yield at, _unknown("constant", name, declared) + " (declare it in `constants:`)"
+    for name, default in pack.constants.items():
+        if default is None and known.constants.get(name) is None:
+            yield (
+                ("constants", name),
+                f"constant {name!r} has no default: set it in the tenant's `constants:`",
+            )
+
+
+def _label_problems(name: str, at: tuple[Any, ...], kinds: list[str], known: Known) -> Problems:
+    """A field shown to managers (a required one) needs its label in the mapping."""
+    if known.labels is None:
+        return
+    for kind in kinds:
+        if name not in known.labels.get(kind, set()):
+            yield (
+                at,
+                (
+                    f"field {name!r} of {kind} has no label: managers would read the canonical "
+                    f"name; give it one in the mapping ({name}: {{code: ..., label: ...}})"
+                ),
+            )
 
 
 def _lookup_problems(rule: Rule, loc: tuple[Any, ...], known: Known) -> Problems:
@@ -448,7 +334,9 @@ def _action_problems(
         yield (*at, "deadline_at"), _unknown("field", split_field_time(at_field)[0], fields)
     for key in ("responsible", "to", "fallback"):
         who = getattr(body, key, None)
-        if isinstance(body, SendEmail) or who is None or who in people or str(who).isdigit():
+        if isinstance(body, SendEmail | Notify) or who is None or who in people:
+            continue
+        if str(who).isdigit():
             continue
         if "{{" in str(who):
             continue  # a person taken from the data (a field, a look-up): checked when it runs
@@ -461,6 +349,37 @@ def _action_problems(
         yield (*at, "stage"), _unknown("stage", body.stage, stages)
     if isinstance(body, SendEmail):
         yield from _email_problems(body, at, fields, known)
+    if isinstance(body, Notify):
+        yield from _notify_problems(body, at, fields, known)
+    if isinstance(body, AppendRow):
+        yield from _row_problems(body, at, known)
+
+
+def _notify_problems(body: Notify, at: tuple[Any, ...], fields: set[str], known: Known) -> Problems:
+    if known.channels is not None and body.channel not in known.channels:
+        yield (
+            (*at, "channel"),
+            _unknown("channel", body.channel, known.channels)
+            + (" (add it to the tenant's `channels:`)"),
+        )
+    if body.to and body.to not in fields:
+        yield (*at, "to"), _unknown("field", body.to, fields)
+
+
+def _row_problems(body: AppendRow, at: tuple[Any, ...], known: Known) -> Problems:
+    if known.tables is None:
+        return
+    columns = known.tables.get(body.table)
+    if columns is None:
+        yield (
+            (*at, "table"),
+            _unknown("table", body.table, set(known.tables))
+            + (" (add it to the tenant's `tables:`)"),
+        )
+        return
+    for column in body.row:
+        if column not in columns:
+            yield (*at, "row", column), _unknown("column", column, set(columns))
 
 
 def _executable(spec: ActionSpec, at: tuple[Any, ...], kinds: list[str], known: Known) -> Problems:

@@ -23,7 +23,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from bridge import yamlfile
-from bridge.calendar import parse_deadline
+from bridge.deadlines import parse_deadline
 from bridge.email import as_text
 from bridge.errors import BridgeError, ConfigError
 from bridge.explanation import explain

@@ -18,13 +18,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint
-from rq.job import Job
-from rq.registry import ScheduledJobRegistry
 
-from bridge import clock, config, crms, queue, sweeps
+from bridge import clock, config, crms, queue, sweeps, timers
 from bridge.app import create_app
 from bridge.config import Tenant
 from bridge.errors import ConfigError
+from bridge.journal import migrate
 from bridge.models import Record, RecordRef
 from bridge.runtime import Runtime
 from bridge.sandbox import Stand, Written
@@ -36,6 +35,8 @@ from bridge.vocabulary import Vocabulary
 from bridge.worker import run_worker
 
 SETTLE_ROUNDS = 10
+MAX_STEPS = 100_000
+"""Timers and sweeps one move of the clock may run, at most."""
 
 
 @dataclass
@@ -107,6 +108,7 @@ class Trial:
         os.environ.update(secrets)
         path = sandbox_config(config_path, self.name, connection, self.workdir)
         journal = f"sqlite:///{self.workdir / 'journal.db'}"
+        migrate(journal)  # a fresh journal: its schema first, as `bridge migrate` does
         self._redis = None if redis_url else EmbeddedRedis()
         url = redis_url or self._redis.url  # type: ignore[union-attr]
         self.rt = Runtime.build(str(path), journal, url)
@@ -212,7 +214,10 @@ class Trial:
         if to <= self.moment:
             raise ValueError(f"the clock only moves forward (now {self.local():%Y-%m-%d %H:%M})")
         with self._watch() as seen:
-            while (step := self._next_due(to)) is not None:
+            for _ in range(MAX_STEPS):
+                step = self._next_due(to)
+                if step is None:
+                    break
                 moment, what, run = step
                 self.moment = moment
                 seen.ran[what.format(at=f"{self.local():%a %d %b %H:%M}")] += 1
@@ -223,12 +228,18 @@ class Trial:
 
     def settle(self) -> None:
         """Let every webhook reach the bridge and every queued job run (echoes included)."""
-        events = queue.events_queue(self.rt.redis)
         for _ in range(SETTLE_ROUNDS):
             self._stand.wait_delivered()  # a posted hook is journaled and queued when it returns
-            if not events.count:
+            if not self._busy():
                 return
-            run_worker(self.rt, burst=True, with_scheduler=False, in_thread=True)
+            run_worker(self.rt, burst=True, in_thread=True)
+
+    def _busy(self) -> bool:
+        """Events or jobs wait, or a timer is due by the trial's now."""
+        if self.rt.queue.waiting(self.name) or queue.jobs_queue(self.rt.redis).count:
+            return True
+        due = timers.pending(self.rt.redis, self.name)
+        return bool(due) and due[0][1] <= self.now()
 
     # -- looking ------------------------------------------------------------------------
 
@@ -268,12 +279,12 @@ class Trial:
     def _next_due(self, until: datetime) -> tuple[datetime, str, Callable[[], None]] | None:
         """The first timer or scheduled sweep due by ``until``: when, what, how to run it."""
         found: list[tuple[datetime, str, Callable[[], None]]] = []
-        registry = ScheduledJobRegistry(queue=queue.events_queue(self.rt.redis))
-        for job_id in registry.get_jobs_to_schedule(int(until.timestamp())):
-            job = Job.fetch(job_id, connection=self.rt.redis)
-            due = max(registry.get_scheduled_time(job_id).replace(tzinfo=UTC), self.moment)
-            what = f"{job.description or job_id} at {{at}}"
-            found.append((due, what, lambda j=job: self._fire(registry, j)))
+        for member, due in timers.pending(self.rt.redis, self.name)[:1]:  # the earliest
+            if due <= until:
+                _, kind, record_id, subject = timers.parse(member)
+                rule, step, _ = subject.split("|")
+                what = f"timer {rule} step {step} on {kind} {record_id} at {{at}}"
+                found.append((max(due, self.moment), what, lambda: None))  # settle fires it
         calendar = self.tenant.calendar
         for text, rules in sweeps.schedules(self.tenant).items():
             due = parse_schedule(text).next_after(self._last_sweep[text], calendar)
@@ -281,10 +292,6 @@ class Trial:
                 what = f"sweep {', '.join(rules)} ({text})"
                 found.append((due, what, lambda t=text, r=rules, d=due: self._scheduled(t, r, d)))
         return min(found, key=lambda item: item[0]) if found else None
-
-    def _fire(self, registry: ScheduledJobRegistry, job: Job) -> None:
-        registry.remove(job)
-        queue.events_queue(self.rt.redis).enqueue_job(job)
 
     def _scheduled(self, text: str, rules: list[str], due: datetime) -> None:
         self._last_sweep[text] = due

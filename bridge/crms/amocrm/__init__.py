@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from bridge.crms.base import CRM, Check, RecordKind
+from bridge.crms.base import CRM, Check, ConnectionSettings, RecordKind
 
 ACTIONS = frozenset({"create_task", "add_comment", "update_fields", "move_stage", "reassign"})
 PACE = 0.9  # share of requests_per_second actually used (see AmoCRM.pace)
@@ -20,10 +20,8 @@ HOOK_CHECK_SECONDS = 15 * 60
 """How often `bridge cron` asks an account whether it disabled the bridge's webhook."""
 
 
-class AmoCRMSettings(BaseModel):
+class AmoCRMSettings(ConnectionSettings):
     """The ``connection`` block of an amoCRM tenant."""
-
-    model_config = ConfigDict(extra="forbid")
 
     base_url: str = Field(description="the account's address, e.g. https://example.amocrm.ru")
     account_id: int = Field(description="the account's id: keys tokens and the rate limit")
@@ -66,7 +64,7 @@ class AmoCRM(CRM):
     name: ClassVar[str] = "amocrm"
     title: ClassVar[str] = "amoCRM"
     docs_url: ClassVar[str] = "https://www.amocrm.ru/developers/content/crm_platform/api-reference"
-    settings: ClassVar[type[BaseModel]] = AmoCRMSettings
+    settings: ClassVar[type[ConnectionSettings]] = AmoCRMSettings
     record_kinds: ClassVar[tuple[RecordKind, ...]] = (
         RecordKind("deal", "сделка", ACTIONS),
         RecordKind("lead", "заявка (сделка в воронке обращений)", ACTIONS),

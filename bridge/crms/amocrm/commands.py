@@ -26,8 +26,8 @@ def authorize(rt: Any, tenant_name: str, code: str) -> str:
     if tenant is None or tenant.config.crm != AmoCRM.name:
         raise ConfigError([f"no amoCRM tenant {tenant_name!r} in {rt.settings.path}"])
     rt.connector(tenant).authorize(code)
-    count = rt.requeue_failed(tenant_name)
-    return f"amoCRM tokens of {tenant_name} saved; {count} waiting job(s) put back in the queue"
+    count = rt.resume(tenant_name)
+    return f"amoCRM tokens of {tenant_name} saved; {count} waiting event(s) put back in the queue"
 
 
 @click.command("amocrm-auth")

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from bridge.actions import AddComment, CreateTask, MoveStage, Reassign, UpdateFields
-from bridge.crms.amocrm import AmoCRM, AmoCRMSettings, shapes
+from bridge.calendar import as_datetime
+from bridge.crms.amocrm import AmoCRM, AmoCRMSettings, history, shapes
 from bridge.crms.amocrm.auth import (
     LongLivedToken,
     OAuthClient,
@@ -34,16 +35,24 @@ from bridge.crms.amocrm.auth import (
 from bridge.crms.amocrm.http import Api, TokenSource, Transport
 from bridge.crms.amocrm.shapes import kind_of
 from bridge.crms.base import CRM
-from bridge.crms.connector import Connector, Outcome, to_crm_fields, to_record
+from bridge.crms.connector import Connector, Outcome, Step, to_crm_fields, to_record
 from bridge.errors import ConfigError, PermanentError, TransientError
 from bridge.models import OPEN, Action, Event, LookupQuery, Record, RecordRef
 
-CALL_NOTES = {"call_in": "incoming", "call_out": "outgoing"}  # D:crm_platform/events-and-notes
 LEAD_WITH = "loss_reason,contacts"  # D:crm_platform/leads-api, GET parameter `with`
 PAGE = 250  # the largest page (reference §2.0)
 TASK_TYPE_CALL = 1  # «Связаться», standard in every account (D:crm_platform/tasks-api)
 CACHE_TTL = 600.0  # pipelines, loss reasons and field definitions change rarely
+WRITE_CHUNK = 50  # items per array request (amoCRM takes up to 250; a refusal fails them all)
 NO_DEADLINE = timedelta(days=1)  # amoCRM requires complete_till; a rule without a deadline
+# D:crm_platform/tasks-api: the standard task types 1 «Связаться» (a call), 2 «Встреча»
+TASK_TYPES = {1: "call", 2: "meeting"}
+# D:crm_platform/events-and-notes: call notes and their params.call_status (1 left a message,
+# 2 call back later, 3 not available, 4 the conversation took place, 5 wrong number,
+# 6 no answer, 7 busy)
+CALL_NOTES = {"call_in": "incoming", "call_out": "outgoing"}
+CALL_STATUS = {1: "other", 2: "call_back", 3: "no_answer", 4: "answered"}
+CALL_STATUS |= {5: "wrong_number", 6: "no_answer", 7: "busy"}
 
 
 def marker(action: Action) -> str:
@@ -109,6 +118,22 @@ class AmoCRMConnector(Connector):
         """
         return self.to_record(self._lead(ref.id))
 
+    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | PermanentError]:
+        """Leads by ``filter[id][]``, 250 to a page (D:crm_platform/leads-api): one request for
+        a batch of events instead of one per lead; a lead the account no longer has maps to
+        its error."""
+        unique = list(dict.fromkeys(refs))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(unique), PAGE):
+            ids = [r.id for r in unique[start : start + PAGE]]
+            found.update({str(raw["id"]): raw for raw in self._leads({"filter[id][]": ids})})
+        return {
+            ref: self.to_record(found[ref.id])
+            if ref.id in found
+            else PermanentError(f"amoCRM lead {ref.id} not found (204)")
+            for ref in unique
+        }
+
     def _lead(self, lead_id: str) -> dict[str, Any]:
         raw = self.api.call("GET", f"/api/v4/leads/{int(lead_id)}", params={"with": LEAD_WITH})
         if not raw:
@@ -131,23 +156,31 @@ class AmoCRMConnector(Connector):
         return RecordRef(kind_of(self.mapping, raw.get("pipeline_id")), str(raw["id"]))
 
     def activity_of(self, event: Event) -> dict[str, Any] | None:
-        """What an ``activity.created`` event brings: a call note (``call_in``/``call_out``,
-        logged once the call took place) or another note, or a new task.
-
-        The note is read by id: ``GET /api/v4/leads/notes?filter[id][]=…``
-        (D:crm_platform/events-and-notes).
-        """
-        if event.type != "activity.created":
+        """What a task or note event's activity is: a task read with ``GET /api/v4/tasks/{id}``
+        (its type, ``is_completed``, the result's text), a call note with
+        ``GET /api/v4/leads/notes/{id}`` (direction, ``call_status`` as the outcome)."""
+        if not event.type.startswith("activity.") or not event.subject:
             return None
-        if event.source.startswith("task"):
-            return {"type": "task", "direction": "", "completed": False}
-        params = {"filter[id][]": event.subject}
-        raw = self.api.call("GET", "/api/v4/leads/notes", params=params) or {}
-        notes = (raw.get("_embedded") or {}).get("notes") or [{}]
-        direction = CALL_NOTES.get(str(notes[0].get("note_type")))
+        if event.source.startswith("task["):
+            task = self.api.call("GET", f"/api/v4/tasks/{int(event.subject)}") or {}
+            return {
+                "type": TASK_TYPES.get(task.get("task_type_id"), "task"),
+                "direction": "",
+                "completed": bool(task.get("is_completed")),
+                "result": str((task.get("result") or {}).get("text") or ""),
+            }
+        note = self.api.call("GET", f"/api/v4/leads/notes/{int(event.subject)}") or {}
+        direction = CALL_NOTES.get(str(note.get("note_type")))
         if direction is None:
-            return {"type": "other", "direction": "", "completed": True}
-        return {"type": "call", "direction": direction, "completed": True}
+            return {"type": "other", "direction": "", "completed": False}
+        status = (note.get("params") or {}).get("call_status")
+        outcome = CALL_STATUS.get(int(status), "other") if str(status or "").isdigit() else None
+        return {"type": "call", "direction": direction, "completed": True, "outcome": outcome}
+
+    def planned_activity(self, record: Record) -> datetime | None:
+        """The lead's ``closest_task_at``: amoCRM keeps the nearest open task's deadline on the
+        lead itself (D:crm_platform/leads-api), so no request is needed."""
+        return as_datetime(record.value("closest_task_at"), self.tenant.config.timezone)
 
     def disabled_hooks(self) -> list[str]:
         """A problem per webhook amoCRM has switched off after too many bad answers (a check).
@@ -257,6 +290,14 @@ class AmoCRMConnector(Connector):
             return {}
         return self.api.call("GET", f"/api/v4/users/{int(user_id)}") or {}
 
+    def history(self, kind: str, since: datetime) -> Iterator[Step]:
+        """Stage moves from the events feed (:func:`bridge.crms.amocrm.history.steps`)."""
+        return history.steps(self, kind, since)
+
+    def leads(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Leads of ``GET /api/v4/leads`` with filters, every page."""
+        return self._leads(params)
+
     def _leads(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return self.api.pages(
             "/api/v4/leads", {**params, "with": LEAD_WITH, "limit": PAGE}, "leads"
@@ -316,35 +357,37 @@ class AmoCRMConnector(Connector):
     # -- writing ------------------------------------------------------------------------
 
     def execute(self, record: Record, actions: Sequence[Action]) -> dict[str, Outcome]:
-        """One request per kind of write: all tasks in one ``POST /api/v4/tasks`` array, all
-        comments in one ``POST /api/v4/leads/notes``, all field/stage/owner changes in one
-        lead ``PATCH``. A request that fails fails (or waits) only its own actions."""
-        groups: dict[str, list[Action]] = {"tasks": [], "notes": [], "lead": []}
+        """The actions of one record (:meth:`execute_many`)."""
+        return self.execute_many([(record, actions)])
+
+    def execute_many(self, plans: Sequence[tuple[Record, Sequence[Action]]]) -> dict[str, Outcome]:
+        """One request per kind of write for every record at once: all tasks in one
+        ``POST /api/v4/tasks`` array, all comments in one ``POST /api/v4/leads/notes``, all
+        field/stage/owner changes in one ``PATCH /api/v4/leads`` array. A request that fails
+        fails (or makes wait) only its own actions."""
+        groups: dict[str, list[tuple[Record, Action]]] = {"tasks": [], "notes": [], "leads": []}
         out: dict[str, Outcome] = {}
-        for action in actions:
-            if isinstance(action.params, CreateTask):
-                groups["tasks"].append(action)
-            elif isinstance(action.params, AddComment):
-                groups["notes"].append(action)
-            elif isinstance(action.params, UpdateFields | MoveStage | Reassign):
-                groups["lead"].append(action)
-            else:
-                out[action.key] = Outcome("failed", error=f"amoCRM cannot {action.kind}")
-        senders = {"tasks": self._send_tasks, "notes": self._send_notes, "lead": self._send_lead}
-        for name, group in groups.items():
-            if group:
-                out.update(_guarded(group, lambda g=group, n=name: senders[n](record, g)))
+        for record, actions in plans:
+            for action in actions:
+                group = _GROUPS.get(type(action.params))
+                if group is None:
+                    out[action.key] = Outcome("failed", error=f"amoCRM cannot {action.kind}")
+                else:
+                    groups[group].append((record, action))
+        senders = {"tasks": self._send_tasks, "notes": self._send_notes, "leads": self._send_leads}
+        for name, items in groups.items():
+            for start in range(0, len(items), WRITE_CHUNK):
+                chunk = items[start : start + WRITE_CHUNK]
+                out.update(_guarded(chunk, lambda c=chunk, n=name: senders[n](c)))
         return out
 
-    def _send_tasks(self, record: Record, actions: list[Action]) -> dict[str, Outcome]:
-        body = [self._task(record, a) for a in actions]
+    def _send_tasks(self, items: list[tuple[Record, Action]]) -> dict[str, Outcome]:
+        body = [self._task(record, a) for record, a in items]
         answer = self.api.call("POST", "/api/v4/tasks", body=body) or {}
-        made = {
-            str(t.get("request_id")): t for t in (answer.get("_embedded") or {}).get("tasks", [])
-        }
+        made = _by_request(answer, "tasks")
         return {
             a.key: Outcome("done", {"task_id": str(made.get(a.key[:12], {}).get("id", ""))})
-            for a in actions
+            for _, a in items
         }
 
     def _task(self, record: Record, action: Action) -> dict[str, Any]:
@@ -370,7 +413,7 @@ class AmoCRMConnector(Connector):
             "request_id": action.key[:12],
         }
 
-    def _send_notes(self, record: Record, actions: list[Action]) -> dict[str, Outcome]:
+    def _send_notes(self, items: list[tuple[Record, Action]]) -> dict[str, Outcome]:
         """Common notes (D:crm_platform/events-and-notes): ``note_type`` + ``params.text``."""
         body = [
             {
@@ -379,33 +422,35 @@ class AmoCRMConnector(Connector):
                 "params": {"text": a.params.text},  # type: ignore[union-attr]
                 "request_id": a.key[:12],
             }
-            for a in actions
+            for record, a in items
         ]
         answer = self.api.call("POST", "/api/v4/leads/notes", body=body) or {}
-        made = {
-            str(n.get("request_id")): n for n in (answer.get("_embedded") or {}).get("notes", [])
-        }
+        made = _by_request(answer, "notes")
         return {
             a.key: Outcome("done", {"note_id": str(made.get(a.key[:12], {}).get("id", ""))})
-            for a in actions
+            for _, a in items
         }
 
-    def _send_lead(self, record: Record, actions: list[Action]) -> dict[str, Outcome]:
-        """One ``PATCH /api/v4/leads/{id}`` with every change (D:crm_platform/leads-api)."""
-        patch: dict[str, Any] = {}
+    def _send_leads(self, items: list[tuple[Record, Action]]) -> dict[str, Outcome]:
+        """One ``PATCH /api/v4/leads`` array, one item per lead with all of its changes
+        (D:crm_platform/leads-api «Редактирование сделок»)."""
+        patches: dict[str, dict[str, Any]] = {}
+        sent: list[tuple[str, Action]] = []
         out: dict[str, Outcome] = {}
-        sent = []
-        for action in actions:
+        for record, action in items:
             try:
-                _merge(patch, self._lead_change(record, action))
-                sent.append(action)
+                _merge(patches.setdefault(record.id, {}), self._lead_change(record, action))
+                sent.append((record.id, action))
             except PermanentError as exc:
                 out[action.key] = Outcome("failed", error=str(exc))
-        if sent:
-            answer = self.api.call("PATCH", f"/api/v4/leads/{int(record.id)}", body=patch) or {}
-            out.update(
-                {a.key: Outcome("done", {"updated_at": answer.get("updated_at")}) for a in sent}
-            )
+        body = [{"id": int(lead_id), **patch} for lead_id, patch in patches.items() if patch]
+        if body:
+            answer = self.api.call("PATCH", "/api/v4/leads", body=body) or {}
+            stamps = {
+                str(lead.get("id")): lead.get("updated_at")
+                for lead in (answer.get("_embedded") or {}).get("leads", [])
+            }
+            out.update({a.key: Outcome("done", {"updated_at": stamps.get(i)}) for i, a in sent})
         return out
 
     def _lead_change(self, record: Record, action: Action) -> dict[str, Any]:
@@ -462,15 +507,32 @@ def _merge(patch: dict[str, Any], change: dict[str, Any]) -> None:
             patch[key] = value
 
 
-def _guarded(actions: list[Action], send: Callable[[], dict[str, Outcome]]) -> dict[str, Outcome]:
+def _guarded(
+    items: list[tuple[Record, Action]], send: Callable[[], dict[str, Outcome]]
+) -> dict[str, Outcome]:
     """Run one request's sender: a transient error makes its actions wait, a permanent one
     fails them; other requests of the plan are not affected."""
     try:
         return send()
     except TransientError as exc:
-        return {a.key: Outcome("retry", error=str(exc)) for a in actions}
+        return {a.key: Outcome("retry", error=str(exc)) for _, a in items}
     except PermanentError as exc:
-        return {a.key: Outcome("failed", error=str(exc)) for a in actions}
+        return {a.key: Outcome("failed", error=str(exc)) for _, a in items}
+
+
+def _by_request(answer: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
+    """The created items of an array request by their ``request_id``."""
+    created = (answer.get("_embedded") or {}).get(name, [])
+    return {str(item.get("request_id")): item for item in created}
+
+
+_GROUPS: dict[type, str] = {
+    CreateTask: "tasks",
+    AddComment: "notes",
+    UpdateFields: "leads",
+    MoveStage: "leads",
+    Reassign: "leads",
+}
 
 
 def _matches(record: Record, query: LookupQuery) -> bool:
@@ -479,5 +541,7 @@ def _matches(record: Record, query: LookupQuery) -> bool:
     if query.open_only and record.outcome != OPEN:
         return False
     if query.exclude is not None and record.ref == query.exclude:
+        return False
+    if query.in_stage and not any(record.in_stage(s) for s in query.in_stage):
         return False
     return all(str(record.value(k) or "") == str(v) for k, v in query.where)

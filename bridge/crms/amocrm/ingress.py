@@ -42,9 +42,10 @@ LEAD_ACTIONS = {
     "responsible": "record.updated",
     "restore": "record.updated",
 }
-# task[<action>] (singular in the official example): a new task is an activity on its lead;
-# an edited or completed one changes the lead's open tasks (closest_task_at)
-TASK_ACTIONS = {"add": "activity.created", "update": "record.updated"}
+# task[<action>] (singular in the official example): a task is an activity on its lead; an
+# update may complete it (status 1, action_close 1: the contact happened), which the pipeline
+# reads from the task itself (https://www.amocrm.ru/developers/content/crm_platform/tasks-api)
+TASK_ACTIONS = {"add": "activity.created", "update": "activity.updated"}
 LEGACY_LEAD = "2"  # element_type of a lead in legacy bodies (reference §1.4)
 
 
@@ -56,13 +57,21 @@ def receive(tenant: str, secret: str) -> ResponseReturnValue:
     except Rejected as error:
         return gate().reject(tenant, CRM, error)
     accepted = map(gate().accept, items)
-    events = [{"event_id": event_id, "status": status} for event_id, status in accepted]
+    events = [{"entry": entry, "status": status} for entry, status in accepted]
     return jsonify(status="accepted", events=events), 200
 
 
 def parse(tenant: str, secret: str, pairs: Any) -> list[Incoming]:
     """Turn a form body into one :class:`Incoming` per entity, or raise :class:`Rejected`."""
     found = _authenticate(tenant, secret)
+    try:
+        return _events(found, pairs)
+    except Rejected as error:
+        error.trusted = True  # it came with the hook's secret: the account itself sent it
+        raise
+
+
+def _events(found: Tenant, pairs: Any) -> list[Incoming]:
     try:
         body = formdata.parse_pairs(pairs)
     except formdata.FormKeyError as exc:
@@ -82,7 +91,7 @@ def _authenticate(tenant: str, secret: str) -> Tenant:
     try:
         expected = found.secret("webhook_secret")
     except ConfigError as exc:
-        raise Rejected(503, str(exc)) from None
+        raise Rejected(503, str(exc), trusted=True) from None
     if not hmac.compare_digest(secret.encode(), expected.encode()):
         raise Rejected(403, "the secret in the hook's URL does not match the tenant's")
     return found

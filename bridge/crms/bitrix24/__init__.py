@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from bridge.crms.base import CRM, RecordKind
+from bridge.crms.base import CRM, ConnectionSettings, RecordKind
 
 ACTIONS = frozenset({"create_task", "add_comment", "update_fields", "move_stage", "reassign"})
 
 
-class Bitrix24Settings(BaseModel):
+class Bitrix24Settings(ConnectionSettings):
     """The ``connection`` block of a Bitrix24 tenant."""
-
-    model_config = ConfigDict(extra="forbid")
 
     webhook_url_env: str = Field(description="env var holding the incoming-webhook URL (secret)")
     application_token_env: str = Field(
@@ -39,7 +37,7 @@ class Bitrix24(CRM):
     name: ClassVar[str] = "bitrix24"
     title: ClassVar[str] = "Bitrix24"
     docs_url: ClassVar[str] = "https://apidocs.bitrix24.com/"
-    settings: ClassVar[type[BaseModel]] = Bitrix24Settings
+    settings: ClassVar[type[ConnectionSettings]] = Bitrix24Settings
     record_kinds: ClassVar[tuple[RecordKind, ...]] = (
         RecordKind("deal", "сделка", ACTIONS),
         RecordKind("lead", "лид", ACTIONS),

@@ -1,11 +1,10 @@
-"""Bitrix24 through fast-bitrix24: where every Bitrix24 field is read and written.
+"""Bitrix24: where every Bitrix24 field is read and written.
 
-fast-bitrix24 builds requests, batches and pages; under it sits our own thin transport
-(:class:`_Transport`) so that (a) every request first takes a slot from the rate limiter
-shared by all workers in Redis, (b) an HTTP error keeps its JSON body and becomes a typed
-error, and is never retried inside the library (its retries of 5xx can duplicate a write;
-rq retries the job instead, and idempotency keys guard the writes), and (c) no exception
-text carries the webhook URL, whose path is the secret.
+A batch of events costs the portal two requests: one ``batch`` that reads every record
+(``crm.deal.get`` x N) and one that carries out every action of every record, 50 commands a
+``batch`` (the most Bitrix24 takes). The calls go through :mod:`transport` (fast-bitrix24
+over our own transport: shared rate limit, typed errors, no library retries, kept-alive
+sessions).
 
 Wire formats: the Bitrix24 REST docs (D: = https://apidocs.bitrix24.com/<path>.html), as
 summed up with citations in shared/reference/bitrix24.md.
@@ -13,24 +12,27 @@ summed up with citations in shared/reference/bitrix24.md.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar
 
-import aiohttp
-from fast_bitrix24 import BitrixAsync
-
 from bridge import formdata
 from bridge.actions import ActionParams, AddComment, CreateTask, MoveStage, Reassign, UpdateFields
+from bridge.calendar import as_datetime
 from bridge.crms.base import CRM
-from bridge.crms.bitrix24 import Bitrix24
-from bridge.crms.connector import Connector, Outcome, crm_value, to_crm_fields, to_record
-from bridge.errors import AuthError, PermanentError, TransientError
-from bridge.masking import redact
+from bridge.crms.bitrix24 import Bitrix24, history
+from bridge.crms.bitrix24.transport import Rest, classify
+from bridge.crms.connector import (
+    Connector,
+    Outcome,
+    Step,
+    crm_value,
+    to_crm_fields,
+    to_record,
+)
+from bridge.errors import PermanentError, TransientError
 from bridge.models import Action, Event, LookupQuery, Record, RecordRef
 
 # fast-bitrix24 logs whole requests and responses (names, phones) at INFO and DEBUG, and sets
@@ -42,13 +44,10 @@ ENTITY = {"lead": (1, "L"), "deal": (2, "D")}
 OWNER_KINDS = {"1": "lead", "2": "deal"}
 ACTIVITY_TYPES = {"1": "meeting", "2": "call", "3": "task", "4": "email"}
 DIRECTIONS = {"1": "incoming", "2": "outgoing"}
-TRANSIENT_CODES = {"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "OVERLOAD_LIMIT"}
-PRIORITY = {"low": "0", "normal": "1", "high": "2"}  # D:api-reference/tasks/fields.md
+PRIORITY = {"low": "0", "normal": "1", "high": "2"}
+# the most commands a `batch` takes (D:settings/how-to-call-rest-api/batch.md)
+BATCH = 50  # D:api-reference/tasks/fields.md
 MARKER = "bridge:"  # prefix of XML_ID ("External identifier", D:api-reference/tasks/fields.md)
-
-
-class Bitrix24Error(Exception):
-    """Carries a Bitrix24 error body out of fast-bitrix24 without its URL."""
 
 
 class Bitrix24Connector(Connector):
@@ -58,10 +57,38 @@ class Bitrix24Connector(Connector):
 
     def __init__(self, tenant: Any, **parts: Any) -> None:
         super().__init__(tenant, **parts)
-        self.webhook = tenant.secret("webhook_url")
+        self.rest = Rest(tenant.secret("webhook_url"), self.limiter, self.options.timeout)
         self._activities: dict[str, dict[str, Any]] = {}
 
     # -- reading ------------------------------------------------------------------------
+
+    def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | PermanentError]:
+        """``crm.<kind>.get`` for every record, 50 to a ``batch``
+        (D:settings/how-to-call-rest-api/batch.md); a record the portal refuses (deleted, no
+        access) maps to its error, a transient error stops the whole read."""
+        unique = list(dict.fromkeys(refs))
+        out: dict[RecordRef, Record | PermanentError] = {}
+        for start in range(0, len(unique), BATCH):
+            out.update(self._read_chunk(unique[start : start + BATCH]))
+        return out
+
+    def _read_chunk(self, refs: list[RecordRef]) -> dict[RecordRef, Record | PermanentError]:
+        chunk = {f"r{i}": ref for i, ref in enumerate(refs)}
+        get = {
+            k: f"crm.{r.kind}.get?{formdata.build_query({'id': r.id})}" for k, r in chunk.items()
+        }
+        body = self.call("batch", {"halt": 0, "cmd": get})
+        results, errors = body.get("result") or {}, body.get("result_error") or {}
+        out: dict[RecordRef, Record | PermanentError] = {}
+        for key, ref in chunk.items():
+            if key in results and key not in errors:
+                out[ref] = to_record(ref.kind, results[key], self.mapping, self.name, ref.id)
+                continue
+            exc = classify(200, errors.get(key) or {"error": "NOT_FOUND"}, f"crm.{ref.kind}.get")
+            if not isinstance(exc, PermanentError):
+                raise exc
+            out[ref] = exc
+        return out
 
     def fetch(self, ref: RecordRef) -> Record:
         """``crm.deal.get`` / ``crm.lead.get`` (D:api-reference/crm/deals/crm-deal-get.md)."""
@@ -70,9 +97,9 @@ class Bitrix24Connector(Connector):
 
     def subject_owner(self, event: Event) -> RecordRef:
         """The deal or lead an activity belongs to (D:.../activity-base/crm-activity-get.md)."""
-        if event.type != "activity.created":
+        if not event.type.startswith("activity."):
             return event.ref
-        activity = self._activity(str(event.subject))
+        activity = self._activity(event)
         kind = OWNER_KINDS.get(str(activity.get("OWNER_TYPE_ID")))
         if kind is None:
             raise PermanentError(f"activity {event.subject} belongs to no deal or lead")
@@ -84,22 +111,43 @@ class Bitrix24Connector(Connector):
         TYPE_ID and DIRECTION are the enumerations of D:api-reference/crm/data-types.md
         (#activity-enums): 1 meeting, 2 call, 3 task, 4 e-mail; 1 incoming, 2 outgoing.
         """
-        if event.type != "activity.created":
+        if not event.type.startswith("activity."):
             return None
-        raw = self._activity(str(event.subject))
+        raw = self._activity(event)
         return {
             "type": ACTIVITY_TYPES.get(str(raw.get("TYPE_ID")), "other"),
             "direction": DIRECTIONS.get(str(raw.get("DIRECTION")), ""),
             "completed": raw.get("COMPLETED") == "Y",
         }
 
-    def _activity(self, activity_id: str) -> dict[str, Any]:
-        # asked twice per event (owner, then type): an activity's owner and type never change
-        if activity_id not in self._activities:
+    def _activity(self, event: Event) -> dict[str, Any]:
+        # asked twice per event (owner, then type); read afresh for each event, since an
+        # update may be the one that completed it
+        key = f"{event.id}:{event.subject}"
+        if key not in self._activities:
             if len(self._activities) > 256:
                 self._activities.clear()
-            self._activities[activity_id] = self.call("crm.activity.get", {"id": activity_id})
-        return self._activities[activity_id]
+            self._activities[key] = self.call("crm.activity.get", {"id": str(event.subject)})
+        return self._activities[key]
+
+    def planned_activity(self, record: Record) -> datetime | None:
+        """The nearest open activity's DEADLINE: ``crm.activity.list`` filtered by owner and
+        ``COMPLETED: N`` (D:api-reference/crm/timeline/activities/activity-base/
+        crm-activity-list.md), the next contact as scheduled in the portal itself."""
+        found = self.call(
+            "crm.activity.list",
+            {
+                "filter": {
+                    "OWNER_TYPE_ID": ENTITY[record.kind][0],
+                    "OWNER_ID": record.id,
+                    "COMPLETED": "N",
+                },
+                "order": {"DEADLINE": "ASC"},
+                "select": ["ID", "DEADLINE"],
+            },
+        )
+        times = [as_datetime(a.get("DEADLINE"), "UTC") for a in found or []]
+        return min((t for t in times if t is not None), default=None)
 
     def find_done(self, record: Record, action: Action) -> Any | None:
         """Look for the task a crashed attempt may have created (by its XML_ID marker).
@@ -122,6 +170,15 @@ class Bitrix24Connector(Connector):
     def find(self, query: LookupQuery) -> list[Record]:
         """``crm.<kind>.list`` filtered by fields (D:api-reference/crm/deals/crm-deal-list.md)."""
         kind = query.kind
+        outcomes = set(self.mapping.kind(kind).outcomes.values())
+        semantic = tuple(s for s in query.in_stage if s in outcomes)
+        named = tuple(s for s in query.in_stage if s not in outcomes)
+        if semantic and named:
+            # one filter cannot say "in these stages, or won": ask twice
+            return [
+                *self.find(replace(query, in_stage=named)),
+                *self.find(replace(query, in_stage=semantic)),
+            ]
         filt: dict[str, Any] = {
             self.mapping.field_code(kind, k): crm_value(kind, k, v, self.mapping)
             for k, v in query.where
@@ -205,7 +262,30 @@ class Bitrix24Connector(Connector):
         users = self.call("user.get", {"filter": {"ID": user_id}}) or []
         return users[0] if users and isinstance(users[0], dict) else {}
 
+    def history(self, kind: str, since: datetime) -> Iterator[Step]:
+        """Stage moves of ``crm.stagehistory.list`` (:func:`bridge.crms.bitrix24.history.steps`)."""
+        return history.steps(self, kind, since)
+
     # -- writing ------------------------------------------------------------------------
+
+    def execute_many(self, plans: Sequence[tuple[Record, Sequence[Action]]]) -> dict[str, Outcome]:
+        """Every action of every record, 50 commands to a ``batch``: a batch of events costs
+        the portal one request of writes, not one per record."""
+        commands = [(a.key, a, self._command(record, a)) for record, acts in plans for a in acts]
+        out: dict[str, Outcome] = {}
+        for start in range(0, len(commands), BATCH):
+            chunk = commands[start : start + BATCH]
+            try:
+                body = self.call("batch", {"halt": 0, "cmd": {k: c for k, _, c in chunk}})
+            except TransientError as exc:
+                out.update({k: Outcome("retry", error=str(exc)) for k, _, _ in chunk})
+                continue
+            except PermanentError as exc:
+                out.update({k: Outcome("failed", error=str(exc)) for k, _, _ in chunk})
+                continue
+            results, errors = body.get("result") or {}, body.get("result_error") or {}
+            out.update({k: _outcome(a, results.get(k), errors.get(k)) for k, a, _ in chunk})
+        return out
 
     def execute(self, record: Record, actions: Sequence[Action]) -> dict[str, Outcome]:
         """All actions of one plan in one ``batch`` (D:settings/how-to-call-rest-api/batch.md).
@@ -265,107 +345,17 @@ class Bitrix24Connector(Connector):
     # -- transport ----------------------------------------------------------------------
 
     def call(self, method: str, params: dict[str, Any]) -> Any:
-        """One REST call; returns its ``result``.
-
-        Raises:
-            TransientError: rate limit, operating limit, 5xx, timeout, connection failure.
-            AuthError: the webhook was refused (401).
-            PermanentError: any other error (not found, access denied, bad params).
-        """
-        return asyncio.run(self._call(method, params))
+        """One REST call; returns its ``result`` (errors: :class:`Rest`)."""
+        return self.rest.call(method, params)
 
     def get_all(self, method: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Every item of a list method (errors as :meth:`call`)."""
-        return asyncio.run(self._call(method, params, every=True))
-
-    async def _call(self, method: str, params: dict[str, Any], every: bool = False) -> Any:
-        transport = _Transport(self.limiter, self.options.timeout)
-        try:
-            client = BitrixAsync(self.webhook, verbose=False, client=transport.session)
-            # the constructor type-checks for a real ClientSession; requests go through ours
-            client.srh.session = transport
-            if every:
-                with warnings.catch_warnings():
-                    # fast-bitrix24 1.8.14 upper-cases the params it checks, then looks for a
-                    # lower-case "filter": it warns on every filtered select of "*"
-                    warnings.filterwarnings("ignore", "You are selecting all fields")
-                    return await client.get_all(method, params)
-            envelope = await client.call(method, params, raw=True)
-        except Bitrix24Error as exc:
-            raise _classify(exc.args[0], exc.args[1], method) from None
-        except (TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
-            raise TransientError(f"{method}: {type(exc).__name__}: {redact(exc)}") from None
-        finally:
-            await transport.close()
-        if isinstance(envelope, dict) and "error" in envelope:
-            raise _classify(200, envelope, method)
-        return envelope.get("result") if isinstance(envelope, dict) else envelope
-
-
-class _Transport:
-    """Stands in for the ``aiohttp.ClientSession`` fast-bitrix24 accepts as ``client``.
-
-    fast-bitrix24 only calls ``post(url=, json=, ssl=)`` as an async context manager and reads
-    ``closed``. Errors leave here as :class:`Bitrix24Error`, which the library does not retry.
-    """
-
-    def __init__(self, limiter: Any, timeout: float) -> None:
-        self.limiter = limiter
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
-
-    @property
-    def closed(self) -> bool:
-        return self.session.closed
-
-    def post(self, url: str, json: Any = None, ssl: Any = True) -> _Post:
-        return _Post(self, url, json, ssl)
-
-    async def close(self) -> None:
-        await self.session.close()
-
-
-class _Post:
-    def __init__(self, transport: _Transport, url: str, body: Any, ssl: Any) -> None:
-        self.transport, self.url, self.body, self.ssl = transport, url, body, ssl
-        self.response: aiohttp.ClientResponse | None = None
-
-    async def __aenter__(self) -> aiohttp.ClientResponse:
-        if self.transport.limiter is not None:
-            await self.transport.limiter.acquire_async()
-        self.response = await self.transport.session.post(self.url, json=self.body, ssl=self.ssl)
-        if self.response.status >= 400:
-            text = await self.response.text()
-            self.response.release()
-            raise Bitrix24Error(self.response.status, _json_or_text(text))
-        return self.response
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.response is not None:
-            self.response.release()
-
-
-def _json_or_text(text: str) -> dict[str, Any]:
-    try:
-        body = json.loads(text)
-        return body if isinstance(body, dict) else {"error_description": text[:200]}
-    except ValueError:
-        return {"error": "", "error_description": text[:200]}
-
-
-def _classify(status: int, body: dict[str, Any], method: str) -> Exception:
-    """Bitrix24 errors by HTTP status plus code plus description (D:_includes/system-errors.md)."""
-    code = str(body.get("error") or "")
-    text = f"{method}: HTTP {status} {code or '-'}: {redact(body.get('error_description', ''))}"
-    if code in TRANSIENT_CODES or status >= 500 or status == 429:
-        return TransientError(text)
-    if status == 401 or code in ("NO_AUTH_FOUND", "expired_token", "INVALID_CREDENTIALS"):
-        return AuthError(text)
-    return PermanentError(text)
+        return self.rest.get_all(method, params)
 
 
 def _outcome(action: Action, result: Any, error: dict[str, Any] | None) -> Outcome:
     if error:
-        exc = _classify(200, error, action.kind)
+        exc = classify(200, error, action.kind)
         return Outcome("retry" if isinstance(exc, TransientError) else "failed", error=str(exc))
     if action.kind == "create_task":
         task = result.get("task", result) if isinstance(result, dict) else {}

@@ -28,6 +28,10 @@ EVENTS = {
     "ONCRMLEADADD": ("record.created", "lead"),
     "ONCRMLEADUPDATE": ("record.updated", "lead"),
     "ONCRMACTIVITYADD": ("activity.created", "activity"),
+    # a call or meeting marked done, a deadline moved: data[FIELDS][ID] is the activity's id
+    # (D:api-reference/crm/timeline/activities/events/on-crm-activity-update.md; RU:
+    # https://dev.1c-bitrix.ru/rest_help/crm/rest_activity/events_business/on_Crm_Activity_Update.php)
+    "ONCRMACTIVITYUPDATE": ("activity.updated", "activity"),
 }
 REQUIRED = ("event", "data[FIELDS][ID]", "ts", "auth[application_token]")
 
@@ -39,8 +43,8 @@ def receive(tenant: str) -> ResponseReturnValue:
         item = parse(tenant, request.form.items(multi=True))
     except Rejected as error:
         return gate().reject(tenant, Bitrix24.name, error)
-    event_id, status = gate().accept(item)
-    return jsonify(status=status, event_id=event_id), 200
+    entry, status = gate().accept(item)
+    return jsonify(status=status, entry=entry), 200
 
 
 def parse(tenant: str, pairs: Any) -> Incoming:
@@ -50,6 +54,14 @@ def parse(tenant: str, pairs: Any) -> Incoming:
     except formdata.FormKeyError as exc:
         raise Rejected(400, str(exc)) from None
     _authenticate(tenant, body)
+    try:
+        return _event(tenant, body)
+    except Rejected as error:
+        error.trusted = True  # it came with the tenant's token: the CRM itself sent it
+        raise
+
+
+def _event(tenant: str, body: dict[str, Any]) -> Incoming:
     payload = _journal_payload(body)
     for key in REQUIRED:
         if _dig(body, key) in (None, ""):
@@ -90,7 +102,7 @@ def _authenticate(tenant: str, body: dict[str, Any]) -> None:
     try:
         expected = found.secret("application_token")
     except ConfigError as exc:
-        raise Rejected(503, str(exc)) from None
+        raise Rejected(503, str(exc), trusted=True) from None
     if not hmac.compare_digest(str(given).encode(), expected.encode()):
         raise Rejected(403, "auth[application_token] does not match the tenant's token")
 

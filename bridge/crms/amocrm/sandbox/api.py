@@ -65,6 +65,7 @@ class ApiRoutes(EntityRoutes):
             ("/api/v4/leads/loss_reasons/<int:reason_id>", self.loss_reason, ["GET"]),
             ("/api/v4/leads/notes", self.notes, ["GET", "POST"]),
             ("/api/v4/leads/<int:lead_id>/notes", self.notes, ["GET", "POST"]),
+            ("/api/v4/leads/notes/<int:note_id>", self.note, ["GET"]),
             ("/api/v4/contacts/<int:contact_id>", self.contact, ["GET"]),
             ("/api/v4/tasks", self.tasks, ["GET", "POST", "PATCH"]),
             ("/api/v4/tasks/<int:task_id>", self.task, ["GET", "PATCH"]),

@@ -235,6 +235,13 @@ class EntityRoutes:
             found = [dict(n) for _, n in sorted(self.store.notes.items()) if match(n)]
         return self._collection("notes", order(found, self._args(), ("id", "updated_at")))
 
+    def note(self, note_id: int) -> Response:
+        """GET /api/v4/leads/notes/{id} (204 if missing)."""
+        # https://www.amocrm.ru/developers/content/crm_platform/events-and-notes
+        with self.store.lock:
+            note = self.store.notes.get(note_id)
+            return hal(dict(note)) if note else Response(status=204)
+
     def _add_notes(self, items: list[Any], lead_id: int | None) -> list[dict[str, Any]]:
         with self.store.lock:
             checked, failures = [], []

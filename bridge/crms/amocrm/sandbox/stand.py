@@ -2,9 +2,10 @@
 
 Users from the mapping's aliases; one pipeline per kind that names its ``pipelines`` (else one
 for all of the kind's stages) holding its canonical stages; a custom field per ``cf_<id>``
-code (``date_time`` for names ending in ``_at``, ``select`` for fields with ``values``, else
-``text``); loss reasons as they are first used; contacts with an e-mail and a phone; calls
-as ``call_in`` / ``call_out`` notes. ``bridge demo --crm amocrm`` and ``bridge try`` play on it.
+code, named by its label (``date_time`` for fields typed ``datetime``, ``select`` for fields
+with ``values``, else ``text``); loss reasons as they are first used; contacts with an e-mail
+and a phone; calls as ``call_in`` / ``call_out`` notes. ``bridge demo --crm amocrm`` and
+``bridge try`` play on it.
 """
 
 from __future__ import annotations
@@ -100,13 +101,13 @@ class AmoCRMStand(Stand):
                 if not code.startswith(CUSTOM) or not number.isdigit() or int(number) in seen:
                     continue
                 seen.add(int(number))
-                values = km.values.get(name)
+                values, label = km.values.get(name), km.labels.get(name, name)
                 if values:
                     enums = [(int(k), v) for k, v in values.items() if k.isdigit()]
-                    self.sandbox.add_custom_field(int(number), name, "select", enums)
+                    self.sandbox.add_custom_field(int(number), label, "select", enums)
                 else:
-                    kind_of_field = "date_time" if name.endswith("_at") else "text"
-                    self.sandbox.add_custom_field(int(number), name, kind_of_field)
+                    field_type = "date_time" if km.types.get(name) == "datetime" else "text"
+                    self.sandbox.add_custom_field(int(number), label, field_type)
 
     def connect(self, rt: Any, bridge_url: str) -> None:
         """Authorize the bridge's integration and subscribe its hook."""

@@ -231,6 +231,14 @@ class Bitrix24Sandbox:
         """Create an activity (OWNER_TYPE_ID 2, OWNER_ID, COMPLETED...); posts ONCRMACTIVITYADD."""
         return self.store.add_activity(fields, by_user=self.user_id)
 
+    def update_activity(self, activity_id: int, fields: Mapping[str, Any]) -> None:
+        """A manager completes a call or moves its deadline; posts ONCRMACTIVITYUPDATE.
+
+        Raises:
+            KeyError: no such activity.
+        """
+        self.store.update_activity(activity_id, fields, by_user=self.user_id)
+
     def tasks_for(self, entity: str) -> list[dict[str, Any]]:
         """Tasks bound to a CRM entity such as ``"D_12"`` (UF_CRM_TASK)."""
         with self.store.lock:

@@ -23,6 +23,7 @@ from bridge.sandbox.common import Post, Poster
 # D:api-reference/crm/timeline/comments/events/on-Crm-Timeline-Comment-Add.md
 WIRE_EVENT_NAMES = {
     "ONCRMACTIVITYADD": "onCrmActivityAdd",
+    "ONCRMACTIVITYUPDATE": "onCrmActivityUpdate",
     "ONCRMTIMELINECOMMENTADD": "onCrmTimelineCommentAdd",
 }
 

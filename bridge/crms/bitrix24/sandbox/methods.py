@@ -94,8 +94,15 @@ def _crm_get(store: PortalStore, call: Call, kind: CrmKind) -> Reply:
 
 def _crm_list(store: PortalStore, call: Call, kind: CrmKind) -> Reply:
     flt, order = _mapping(call, "filter"), _mapping(call, "order")
-    records = [r for r in store.table(kind).values() if matches(r, flt, str)]
-    page = paginate(order_records(records, order, [("ID", "ASC")]), call.get("start"))
+    key = (kind.name, repr(flt), repr(order), store.revision, len(store.table(kind)))
+    ordered = store.list_cache.get(key)
+    if ordered is None:
+        records = [r for r in store.table(kind).values() if matches(r, flt, str)]
+        ordered = order_records(records, order, [("ID", "ASC")])
+        if len(store.list_cache) > 64:
+            store.list_cache.clear()
+        store.list_cache[key] = ordered
+    page = paginate(ordered, call.get("start"))
     page.result = [store.select_crm(kind, r, names(call.get("select"))) for r in page.result]
     return page
 
@@ -204,6 +211,30 @@ def status_list(store: PortalStore, call: Call) -> Reply:
 def status_entity_types(store: PortalStore, call: Call) -> Reply:
     """crm.status.entity.types: Directory types with their SEMANTIC_INFO."""
     return Reply(store.entity_types())
+
+
+# --- crm.stagehistory.list ----------------------------------------------------------------------
+
+
+# D:api-reference/crm/crm-stage-history-list.md (the older page: rest_help/crm/stagehistory.php)
+@method("crm.stagehistory.list")
+def stage_history_list(store: PortalStore, call: Call) -> Reply:
+    """crm.stagehistory.list: moves of leads (entityTypeId 1) or deals (2) between stages.
+
+    The result is ``{"items": [...]}`` with ``total`` and ``next`` beside it; the filter takes
+    exact values, arrays and the =, !=, <, >, >=, <= modifiers (no LIKE).
+    """
+    entity = to_int(call.get("entityTypeId"))
+    if entity not in store.stage_history:
+        raise RestError(400, "", "Entity type is not supported")
+    flt, order = _mapping(call, "filter"), _mapping(call, "order")
+    items = [dict(i) for i in store.stage_history[entity] if matches(i, flt, str)]
+    page = paginate(order_records(items, order, [("ID", "ASC")]), call.get("start"))
+    select = names(call.get("select"))
+    if select and "*" not in select:
+        page.result = [{k: v for k, v in i.items() if k in select} for i in page.result]
+    page.result = {"items": page.result}
+    return page
 
 
 # --- crm.timeline.comment.* ----------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Every canonical deal stage of the mapping becomes a stage of its pipeline (``C<n>:`` ids make
 pipeline ``n``), each pipeline gets a won and a lost stage; lead stages the portal lacks are
-added to the lead statuses; every ``UF_CRM_*`` code becomes a user field, every user alias a
-user. ``bridge demo`` and ``bridge try`` play on it.
+added to the lead statuses; every ``UF_CRM_*`` code becomes a user field (with the mapping's
+label and type), every user alias a user. ``bridge demo`` and ``bridge try`` play on it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,14 @@ if TYPE_CHECKING:
     from bridge.mappings import Mapping
 
 # what a portal posts to the bridge (README, "From the demo to a real Bitrix24 portal")
-EVENTS = ("ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMLEADADD", "ONCRMLEADUPDATE", "ONCRMACTIVITYADD")
+EVENTS = (
+    "ONCRMDEALADD",
+    "ONCRMDEALUPDATE",
+    "ONCRMLEADADD",
+    "ONCRMLEADUPDATE",
+    "ONCRMACTIVITYADD",
+    "ONCRMACTIVITYUPDATE",
+)
 WEBHOOK_ENV, TOKEN_ENV = "STAND_B24_WEBHOOK_URL", "STAND_B24_APP_TOKEN"
 KINDS = {"deal": DEAL, "lead": LEAD}
 OWNER_TYPES = {"lead": 1, "deal": 2}  # D:api-reference/crm/data-types.md#object_type
@@ -75,10 +82,11 @@ class Bitrix24Stand(Stand):
             for status_id in ids:
                 self.sandbox.store.add_lead_status(status_id, name)
         for kind in KINDS:
-            for name, code in mapping.kind(kind).fields.items():
+            km = mapping.kind(kind)
+            for name, code in km.fields.items():
                 if code.startswith("UF_CRM_"):
-                    kind_of_field = "datetime" if name.endswith("_at") else "string"
-                    self.sandbox.add_userfield(kind, code, kind_of_field, name)
+                    field_type = "datetime" if km.types.get(name) == "datetime" else "string"
+                    self.sandbox.add_userfield(kind, code, field_type, km.labels.get(name, name))
 
     def connect(self, rt: Any, bridge_url: str) -> None:
         """Subscribe the bridge's hook to the events a portal posts."""

@@ -107,10 +107,17 @@ class PortalStore(WorkItems, Contacts):
         self.comments: dict[int, dict[str, Any]] = {}
         self.activities: dict[int, dict[str, Any]] = {}
         self.contacts: dict[int, dict[str, Any]] = {}
-        kinds = ("deal", "lead", "task", "comment", "activity", "multifield", "enum", "contact")
+        # crm.stagehistory.list's items, per entityTypeId (1 lead, 2 deal)
+        self.stage_history: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+        kinds = ("deal", "lead", "task", "comment", "activity", "multifield", "enum", "history")
+        kinds += ("contact",)
         self._seq = {kind: itertools.count(1) for kind in kinds}
         self._status_seq = itertools.count(201, 2)
         self._emit = emit
+        # the ordered matches of a list call, kept while no deal or lead changes: a page of a
+        # large portal then costs a slice, not a scan (get_all asks 50 pages in one batch)
+        self.revision = 0
+        self.list_cache: dict[Any, list[dict[str, Any]]] = {}
         self.statuses += [_status_item("DEAL_STAGE", None, row) for row in DEFAULT_DEAL_STAGES]
         self.statuses += [_status_item("STATUS", None, row) for row in DEFAULT_LEAD_STATUSES]
 
@@ -306,9 +313,10 @@ class PortalStore(WorkItems, Contacts):
             values = self._accepted(kind, fields, trusted=trusted, adding=True)
             stage = values.pop(kind.stage_field, None)  # placed below, with its semantics
             self._apply(record, values)
-            self._place(kind, record, stage, by_user, fresh=True)
+            self._place(kind, record, stage, by_user, fresh=True, created=True)
             self._finish(kind, record, values if trusted else {})
             self.table(kind)[new_id] = record
+            self.revision += 1
             self._emit(kind.add_event, new_id)
             return new_id
 
@@ -337,6 +345,7 @@ class PortalStore(WorkItems, Contacts):
             self._place(kind, record, stage, by_user, fresh=moved)
             record["DATE_MODIFY"], record["MODIFY_BY_ID"] = self.stamp(), str(by_user)
             self._finish(kind, record, values if trusted else {})
+            self.revision += 1
             self._emit(kind.update_event, entity_id)
 
     def _accepted(
@@ -387,7 +396,14 @@ class PortalStore(WorkItems, Contacts):
             record.pop(key, None)
 
     def _place(
-        self, kind: CrmKind, record: dict[str, Any], stage: Any, by_user: int, *, fresh: bool
+        self,
+        kind: CrmKind,
+        record: dict[str, Any],
+        stage: Any,
+        by_user: int,
+        *,
+        fresh: bool,
+        created: bool = False,
     ) -> None:
         """Put the record on a stage; ``fresh`` (new record, new pipeline) picks a valid one."""
         if kind is DEAL and fresh:
@@ -412,6 +428,19 @@ class PortalStore(WorkItems, Contacts):
             record["IS_NEW"] = "Y" if status is stages[0] else "N"
         else:
             record["DATE_CLOSED"] = "" if semantic == "P" else self.stamp()
+        self._remember_stage(kind, record, 1 if created else 2 if semantic == "P" else 3)
+
+    def _remember_stage(self, kind: CrmKind, record: dict[str, Any], type_id: int) -> None:
+        """An item of crm.stagehistory.list (D:api-reference/crm/crm-stage-history-list.md):
+        TYPE_ID 1 created, 2 moved to an intermediate stage, 3 moved to a final one; deals
+        carry CATEGORY_ID, STAGE_SEMANTIC_ID, STAGE_ID, leads STATUS_SEMANTIC_ID, STATUS_ID."""
+        item: dict[str, Any] = {"ID": next(self._seq["history"]), "TYPE_ID": type_id}
+        item |= {"OWNER_ID": int(record["ID"]), "CREATED_TIME": self.stamp()}
+        if kind is DEAL:
+            item["CATEGORY_ID"] = int(record["CATEGORY_ID"])
+        item |= {kind.semantic_field: record[kind.semantic_field]}
+        item |= {kind.stage_field: record[kind.stage_field]}
+        self.stage_history[1 if kind is LEAD else 2].append(item)
 
     def _finish(self, kind: CrmKind, record: dict[str, Any], overrides: Mapping[str, Any]) -> None:
         # Seeding may backdate DATE_CREATE, MOVED_TIME... after the stage logic has run; the

@@ -156,3 +156,11 @@ class WorkItems:
             self.activities[new_id] = record
             self._emit("ONCRMACTIVITYADD", new_id)
             return new_id
+
+    def update_activity(self, activity_id: int, fields: Mapping[str, Any], *, by_user: int) -> None:
+        """Change an activity (COMPLETED, DEADLINE...) and announce it."""
+        with self.lock:
+            record = self.activities[activity_id]
+            record |= {str(k): normalize(v) for k, v in fields.items() if k != "ID"}
+            record |= {"LAST_UPDATED": self.stamp(), "EDITOR_ID": str(by_user)}
+            self._emit("ONCRMACTIVITYUPDATE", activity_id)

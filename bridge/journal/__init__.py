@@ -9,154 +9,112 @@ SQLite file by default, any SQLAlchemy URL (PostgreSQL) by ``BRIDGE_JOURNAL_URL`
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    func,
-    select,
-)
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import create_engine, event, func, inspect, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import clock
+from bridge.errors import SchemaError
+from bridge.journal.batch import BatchWrites, Settled, Snapshot
+from bridge.journal.tables import (
+    ActionRow,
+    Base,
+    ChangeRow,
+    DecisionRow,
+    EventRow,
+    SnapshotRow,
+)
+from bridge.models import Decision, Record
 
 DEFAULT_URL = "sqlite:///var/journal.db"
+GAVE_UP = "gave up after"
+"""How the reason of a dead letter starts (an event that ran out of retries)."""
+
+__all__ = [
+    "ActionRow",
+    "Base",
+    "ChangeRow",
+    "DecisionRow",
+    "EventRow",
+    "Journal",
+    "Settled",
+    "Snapshot",
+    "SnapshotRow",
+    "migrate",
+]
 
 
-def _now() -> datetime:
-    # through the module, so that a test's clock reaches the journal's defaults too
-    return clock.utcnow()
+def _alembic_config(connection: Any) -> Any:
+    from alembic.config import Config  # late: only the migrate step needs Alembic
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent.parent / "migrations"))
+    cfg.attributes["connection"] = connection
+    return cfg
 
 
-class UtcDateTime(TypeDecorator):
-    """An aware UTC datetime on every database (SQLite would hand back naive ones)."""
+def head() -> str:
+    """The newest schema revision this bridge knows."""
+    from alembic.script import ScriptDirectory
 
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return value.astimezone(UTC) if value is not None and value.tzinfo else value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return str(ScriptDirectory.from_config(_alembic_config(None)).get_current_head())
 
 
-class Base(DeclarativeBase):
-    """Declarative base of the journal's tables."""
+def migrate(url: str | None = None) -> str:
+    """Create or upgrade the journal's schema to this bridge's; returns the revision.
+
+    A database whose tables were made by ``create_all`` (before migrations) is stamped at the
+    first revision first, so that its data is kept.
+    """
+    from alembic import command
+
+    engine = _engine(_url(url))
+    with engine.begin() as connection:
+        cfg = _alembic_config(connection)
+        names = set(inspect(connection).get_table_names())
+        if "events" in names and "alembic_version" not in names:
+            command.stamp(cfg, FIRST_REVISION)
+        command.upgrade(cfg, "head")
+    engine.dispose()
+    return head()
 
 
-class EventRow(Base):
-    """An event as received: accepted, rejected at the door, processed or failed."""
-
-    __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("tenant", "dedup_key"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    tenant: Mapped[str] = mapped_column(String(64), index=True)
-    crm: Mapped[str] = mapped_column(String(16))
-    source: Mapped[str] = mapped_column(String(64), default="")
-    type: Mapped[str] = mapped_column(String(32), default="")
-    kind: Mapped[str] = mapped_column(String(16), default="")
-    record_id: Mapped[str] = mapped_column(String(64), default="")
-    subject: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    dedup_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    reason: Mapped[str] = mapped_column(Text, default="")
-    payload: Mapped[Any] = mapped_column(JSON, default=dict)
-    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
-    processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+FIRST_REVISION = "0001"
 
 
-class DecisionRow(Base):
-    """One rule's verdict on one event."""
-
-    __tablename__ = "decisions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
-    rule: Mapped[str] = mapped_column(String(128))
-    verdict: Mapped[str] = mapped_column(String(16))
-    detail: Mapped[str] = mapped_column(Text, default="")
-    at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
+def _url(url: str | None) -> str:
+    return url or os.environ.get("BRIDGE_JOURNAL_URL") or DEFAULT_URL
 
 
-class ActionRow(Base):
-    """One action, keyed for idempotency: pending before the CRM call, done after it."""
-
-    __tablename__ = "actions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key: Mapped[str] = mapped_column(String(64), unique=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
-    tenant: Mapped[str] = mapped_column(String(64), index=True)
-    rule: Mapped[str] = mapped_column(String(128))
-    kind: Mapped[str] = mapped_column(String(32))
-    record_kind: Mapped[str] = mapped_column(String(16))
-    record_id: Mapped[str] = mapped_column(String(64))
-    summary: Mapped[str] = mapped_column(Text, default="")
-    stay: Mapped[str] = mapped_column(String(32), default="")
-    status: Mapped[str] = mapped_column(String(16))
-    result: Mapped[Any] = mapped_column(JSON, default=dict)
-    error: Mapped[str] = mapped_column(Text, default="")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
-
-
-class ChangeRow(Base):
-    """A field of a record changed (from the diff of two snapshots): the record's history."""
-
-    __tablename__ = "changes"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    tenant: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16))
-    record_id: Mapped[str] = mapped_column(String(64))
-    field: Mapped[str] = mapped_column(String(64))
-    at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
-
-    __table_args__ = (Index("ix_changes_record", "tenant", "kind", "record_id"),)
-
-
-class SnapshotRow(Base):
-    """The last state of a record the bridge saw, and since when it stands in its stage."""
-
-    __tablename__ = "snapshots"
-
-    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
-    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, default=0)
-    stay: Mapped[int] = mapped_column(Integer, default=0)
-    stage: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    stage_since: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
-    data: Mapped[Any] = mapped_column(JSON, default=dict)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
-
-
-class Journal:
-    """Access to the journal database."""
+class Journal(BatchWrites):
+    """Access to the journal database (its schema made by :func:`migrate`)."""
 
     def __init__(self, url: str | None = None) -> None:
-        self.url = url or os.environ.get("BRIDGE_JOURNAL_URL") or DEFAULT_URL
+        self.url = _url(url)
         self.engine = _engine(self.url)
-        Base.metadata.create_all(self.engine)
+        self._check_schema()
         self.session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _check_schema(self) -> None:
+        with self.engine.connect() as connection:
+            try:
+                found = connection.exec_driver_sql("SELECT version_num FROM alembic_version")
+                version = found.scalar()
+            except (OperationalError, ProgrammingError):
+                version = None
+        if version != head():
+            where = mask_url(self.url)
+            state = f"is at revision {version}" if version else "has no schema"
+            raise SchemaError(
+                f"the journal at {where} {state}, this bridge needs {head()}: "
+                "run `bridge migrate` (once, before starting the bridge's processes)"
+            )
 
     def record_event(self, **values: Any) -> tuple[int, bool]:
         """Insert an event; returns ``(id, created)``, ``created`` False for a known dedup key."""
@@ -184,6 +142,12 @@ class Journal:
             )
             return s.scalars(query).first()
 
+    def event_by_entry(self, tenant: str, entry: str) -> EventRow | None:
+        """The event journaled from a stream entry (the ingress answers with its id)."""
+        with self.session() as s:
+            query = select(EventRow).where(EventRow.tenant == tenant, EventRow.entry == entry)
+            return s.scalars(query).first()
+
     def event(self, event_id: int) -> EventRow | None:
         """An event row by id."""
         with self.session() as s:
@@ -196,13 +160,11 @@ class Journal:
             row.status, row.reason, row.processed_at = status, reason, clock.utcnow()
             s.commit()
 
-    def add_decisions(self, event_id: int, decisions: list[tuple[str, str, str]]) -> None:
-        """Journal the rules' verdicts ``(rule, verdict, detail)`` on an event."""
-        with self.session() as s:
-            s.add_all(
-                DecisionRow(event_id=event_id, rule=r, verdict=v, detail=d) for r, v, d in decisions
-            )
-            s.commit()
+    def add_decisions(
+        self, event_id: int, decisions: Iterable[Decision], record: Record | None = None
+    ) -> None:
+        """Journal the rules' verdicts on an event, with the record they judged."""
+        self.add_decisions_many((event_id, d, record) for d in decisions)
 
     def claim_action(self, key: str, **values: Any) -> tuple[ActionRow, bool]:
         """Insert the action as pending; returns ``(row, created)``.
@@ -254,17 +216,34 @@ class Journal:
             return row
 
     def record_changes(
-        self, tenant: str, kind: str, record_id: str, fields: list[str], at: datetime
+        self,
+        tenant: str,
+        kind: str,
+        record_id: str,
+        fields: list[str],
+        at: datetime,
+        client: Any = None,
     ) -> None:
-        """Append the fields that changed between two snapshots."""
+        """Append the fields that changed between two snapshots (and whose client it is)."""
         if not fields:
             return
+        who = client_key(client)
         with self.session() as s:
             s.add_all(
-                ChangeRow(tenant=tenant, kind=kind, record_id=record_id, field=f, at=at)
+                ChangeRow(tenant=tenant, kind=kind, record_id=record_id, field=f, at=at, client=who)
                 for f in fields
             )
             s.commit()
+
+    def client_change_counts(self, tenant: str, client: Any) -> dict[str, int]:
+        """Field -> how many times it changed over every record of one client."""
+        with self.session() as s:
+            rows = s.execute(
+                select(ChangeRow.field, func.count())
+                .where(ChangeRow.tenant == tenant, ChangeRow.client == str(client))
+                .group_by(ChangeRow.field)
+            )
+            return {field: count for field, count in rows}
 
     def change_counts(self, tenant: str, kind: str, record_id: str) -> dict[str, int]:
         """Field -> how many times it changed."""
@@ -309,6 +288,24 @@ class Journal:
             row = s.get(EventRow, event_id)
             return _with_children(s, row) if row is not None else None
 
+    def dead_letters(self, tenant: str | None = None) -> list[int]:
+        """Events that ran out of retries (``failed`` after their last attempt), oldest first."""
+        with self.session() as s:
+            query = select(EventRow.id).where(
+                EventRow.status == "failed", EventRow.reason.startswith(GAVE_UP)
+            )
+            if tenant:
+                query = query.where(EventRow.tenant == tenant)
+            return list(s.scalars(query.order_by(EventRow.id)))
+
+    def failed(self, tenant: str | None = None, limit: int = 100) -> list[EventRow]:
+        """Failed events, newest first: dead letters and permanent failures."""
+        with self.session() as s:
+            query = select(EventRow).where(EventRow.status == "failed")
+            if tenant:
+                query = query.where(EventRow.tenant == tenant)
+            return list(s.scalars(query.order_by(EventRow.id.desc()).limit(limit)))
+
     def recent(self, limit: int = 20, tenant: str | None = None) -> list[dict[str, Any]]:
         """The latest events with their decisions and actions, newest first."""
         with self.session() as s:
@@ -322,6 +319,16 @@ def _with_children(s: Session, row: EventRow) -> dict[str, Any]:
     decisions = s.scalars(select(DecisionRow).where(DecisionRow.event_id == row.id)).all()
     actions = s.scalars(select(ActionRow).where(ActionRow.event_id == row.id)).all()
     return {"event": row, "decisions": list(decisions), "actions": list(actions)}
+
+
+def client_key(client: Any) -> str | None:
+    """How a record's client is kept with its changes (None: the record names no client)."""
+    return str(client) if client not in (None, "", "0") else None
+
+
+def mask_url(url: str) -> str:
+    """A database URL without its password, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _engine(url: str) -> Engine:

@@ -1,0 +1,153 @@
+"""Carrying out planned actions: each exactly once, in as few CRM requests as possible.
+
+An action is claimed in the journal (``pending``, under its idempotency key) before anything is
+sent; an action found ``pending`` from an earlier attempt (a worker died between the CRM's answer
+and the journal) is first looked for in the CRM (``find_done``). The CRM's actions of a whole
+batch go to the connector at once (``execute_many``: one Bitrix24 ``batch``, one amoCRM request
+per kind of write); the bridge's own (e-mail) go to their executors. Outcomes are settled in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bridge import actions, email, metrics, notify, tables
+from bridge.crms.connector import Connector, Outcome
+from bridge.errors import PermanentError, TransientError
+from bridge.journal import Settled
+from bridge.models import Action, Record
+
+if TYPE_CHECKING:
+    from bridge.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One planned action, with what claiming it needs to know."""
+
+    event_id: int | None
+    tenant: str
+    record: Record
+    action: Action
+    stay: str
+    replay: bool = False  # a replay runs again what failed before
+
+
+Executor = Callable[["Runtime", Connector, Record, Action], dict[str, Any]]
+
+
+def _send_email(rt: Runtime, conn: Connector, record: Record, action: Action) -> dict[str, Any]:
+    assert isinstance(action.params, actions.SendEmail)
+    sent = email.send_action(rt.mailer(conn.tenant), conn, record, action)
+    return {"template": action.params.template, "message_id": sent.message_id}
+
+
+def _notify(rt: Runtime, conn: Connector, record: Record, action: Action) -> dict[str, Any]:
+    assert isinstance(action.params, actions.Notify)
+    return notify.send(conn.tenant, action.params)
+
+
+def _append_row(rt: Runtime, conn: Connector, record: Record, action: Action) -> dict[str, Any]:
+    assert isinstance(action.params, actions.AppendRow)
+    return tables.append(conn.tenant, action.params, action.key)
+
+
+EXECUTORS: dict[str, Executor] = {
+    actions.SendEmail.kind: _send_email,
+    actions.Notify.kind: _notify,
+    actions.AppendRow.kind: _append_row,
+}
+"""The bridge's own executors, by action kind (the actions whose ``by`` is ``bridge``)."""
+
+
+def execute(rt: Runtime, conn: Connector, items: Sequence[Item]) -> dict[str, Outcome]:
+    """Carry out planned actions once each; returns the outcome of each one acted on.
+
+    Actions already done (or failed, unless replayed) are left out of the result.
+
+    Raises:
+        TransientError: looking for an earlier attempt's trace failed; nothing was sent.
+    """
+    todo = _still_to_do(rt, conn, _unique(items))
+    crm = [i for i in todo if i.action.params.by == "crm"]
+    outcomes = conn.execute_many(_by_record(crm)) if crm else {}
+    for item in todo:
+        if item.action.params.by != "crm":
+            outcomes[item.action.key] = _run_own(rt, conn, item)
+    settled = [
+        Settled(key, "pending" if o.status == "retry" else o.status, o.result, o.error)
+        for key, o in outcomes.items()
+    ]
+    rt.journal.settle_many(settled)
+    kinds = {i.action.key: i.action.kind for i in todo}
+    for item in settled:
+        metrics.ACTIONS.labels(kinds[item.key], item.status).inc()
+    return outcomes
+
+
+def _unique(items: Sequence[Item]) -> list[Item]:
+    # two events of one record in a batch may plan the same action (same stay, same key)
+    seen: dict[str, Item] = {}
+    for item in items:
+        seen.setdefault(item.action.key, item)
+    return list(seen.values())
+
+
+def _still_to_do(rt: Runtime, conn: Connector, items: list[Item]) -> list[Item]:
+    claims = rt.journal.claim_actions([_claim_values(i) for i in items])
+    todo, found = [], []
+    for item in items:
+        row, created = claims[item.action.key]
+        if row.status == "done" or (row.status == "failed" and not item.replay):
+            continue
+        if not created and row.status == "pending":
+            # an earlier attempt may have acted and died before writing it down
+            trace = conn.find_done(item.record, item.action)
+            if trace is not None:
+                found.append(Settled(item.action.key, "done", trace))
+                log.info("action %s was already done by an earlier attempt", item.action.key)
+                continue
+        todo.append(item)
+    rt.journal.settle_many(found)
+    return todo
+
+
+def _claim_values(item: Item) -> dict[str, Any]:
+    a = item.action
+    return {
+        "key": a.key,
+        "event_id": item.event_id,
+        "tenant": item.tenant,
+        "rule": a.rule,
+        "kind": a.kind,
+        "record_kind": a.ref.kind,
+        "record_id": a.ref.id,
+        "summary": a.describe(),
+        "stay": item.stay,
+    }
+
+
+def _by_record(items: list[Item]) -> list[tuple[Record, list[Action]]]:
+    grouped: dict[tuple[str, str], tuple[Record, list[Action]]] = {}
+    for item in items:
+        record = item.record
+        grouped.setdefault((record.kind, record.id), (record, []))[1].append(item.action)
+    return list(grouped.values())
+
+
+def _run_own(rt: Runtime, conn: Connector, item: Item) -> Outcome:
+    executor = EXECUTORS.get(item.action.kind)
+    if executor is None:
+        return Outcome("failed", error=f"the bridge cannot execute {item.action.kind}")
+    try:
+        return Outcome("done", executor(rt, conn, item.record, item.action))
+    except TransientError as exc:
+        return Outcome("retry", error=str(exc))
+    except PermanentError as exc:
+        return Outcome("failed", error=str(exc))

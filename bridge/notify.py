@@ -1,0 +1,67 @@
+"""Messenger messages (the ``notify`` action) through apprise: one library, dozens of services.
+
+A tenant names its channels in ``bridge.yaml`` (``channels: {team: {url_env: TEAM_CHAT_URL}}``);
+the apprise URL itself (``tgram://<bot token>/<chat id>``, ``whatsapp://...``, ``json://host/``)
+carries the credentials, so it lives in the environment or the secrets file, never in YAML,
+and never in an error message or a log line. A channel that writes to a person chosen per
+message (the client's WhatsApp) has ``{to}`` in its URL, filled from the action's ``to``.
+
+Apprise reports only success or failure: a failure is taken as transient (the messenger may be
+down), so the job retries with the tenant's intervals and the journal keeps the last error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import apprise
+
+from bridge.actions import Notify
+from bridge.config import read_secret
+from bridge.errors import ConfigError, PermanentError, TransientError
+
+if TYPE_CHECKING:
+    from bridge.config import Tenant
+
+# apprise logs each delivery at INFO with the service's host and path; keep it to failures
+logging.getLogger("apprise").setLevel(logging.WARNING)
+
+
+def send(tenant: Tenant, message: Notify) -> dict[str, Any]:
+    """Deliver one message to the tenant's channel.
+
+    Returns:
+        What the journal keeps: the channel's name (never its URL).
+
+    Raises:
+        PermanentError: the channel is unknown, its URL is not set or not understood.
+        TransientError: the messenger did not accept the message (retried).
+    """
+    url = _url(tenant, message)
+    app = apprise.Apprise()
+    if not app.add(url):
+        scheme = url.partition("://")[0]
+        raise PermanentError(
+            f"channel {message.channel}: apprise does not understand its URL ({scheme}://...); "
+            "see https://github.com/caronc/apprise/wiki for the forms"
+        )
+    if not app.notify(body=message.text, title=message.title or ""):
+        raise TransientError(f"channel {message.channel}: the messenger refused the message")
+    return {"channel": message.channel}
+
+
+def _url(tenant: Tenant, message: Notify) -> str:
+    channel = tenant.config.channels.get(message.channel)
+    if channel is None:
+        raise PermanentError(f"tenant {tenant.name} has no channel {message.channel!r}")
+    try:
+        url = read_secret(channel.url_env)
+    except ConfigError as exc:
+        raise PermanentError("; ".join(exc.problems)) from None
+    if "{to}" in url:
+        if not message.to:
+            raise PermanentError(f"channel {message.channel} needs a recipient (`to:`)")
+        return url.replace("{to}", quote(message.to, safe="+@"))
+    return url
