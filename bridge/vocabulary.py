@@ -110,6 +110,8 @@ class Vocabulary:
         translated = self.mapping.stage_name(kind, name)
         if translated != name:
             return translated, str(outcome or "open")
+        if outcome in ("won", "lost"):
+            return name, str(outcome)  # a final stage of the CRM: mappings name none of them
         raise ValueError(
             _unknown(f"stage of a {kind}", name, known)
             + "; a CRM stage id must be one the mapping names (a failure stage is `lost`)"
