@@ -153,12 +153,15 @@ def serve(host: str, port: int) -> None:
 
 @cli.command()
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
-def worker(burst: bool) -> None:
-    """Process queued events, SLA timers and retries."""
+@click.option(
+    "--threads", default=2, show_default=True, help="Tenants drained at once by this process."
+)
+def worker(burst: bool, threads: int) -> None:
+    """Process queued events and SLA timers, and run sweeps, checks and reconciliation."""
     from bridge.runtime import Runtime
     from bridge.worker import run_worker
 
-    run_worker(Runtime.build(), burst=burst)
+    run_worker(Runtime.build(), burst=burst, threads=threads)
 
 
 @cli.command()

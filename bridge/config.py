@@ -18,6 +18,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from bridge import crms, mappings, yamlfile
 from bridge.calendar import BusinessCalendar
+from bridge.deadlines import DeadlineKind, parse_deadline
 from bridge.errors import ConfigError
 from bridge.regulations.pack import Known, Pack, check, load_pack
 from bridge.yamlfile import Strict
@@ -127,6 +128,22 @@ class TenantConfig(Strict):
         default_factory=lambda: [10, 60, 300, 900, 3600],
         description="seconds between retries of a job that met a transient CRM error",
     )
+    reconcile_every: str | None = Field(
+        default="15 minutes",
+        description="how often to ask the CRM what changed, to catch webhooks that never came "
+        "(a plain duration; none: never)",
+    )
+
+    @field_validator("reconcile_every")
+    @classmethod
+    def _plain_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            deadline = parse_deadline(value)
+            if deadline.kind is not DeadlineKind.CALENDAR:
+                raise ValueError(
+                    f"reconcile_every must be a plain duration such as '15 minutes', not {value!r}"
+                )
+        return value
 
     @field_validator("crm")
     @classmethod

@@ -106,9 +106,12 @@ def _still_to_do(rt: Runtime, conn: Connector, items: list[Item]) -> list[Item]:
         row, created = claims[item.action.key]
         if row.status == "done" or (row.status == "failed" and not item.replay):
             continue
+        if already_so(item.record, item.action):
+            found.append(Settled(item.action.key, "done", {"skipped": "the record holds it"}))
+            continue
         if not created and row.status == "pending":
             # an earlier attempt may have acted and died before writing it down
-            trace = conn.find_done(item.record, item.action)
+            trace = conn.find_done(item.record, item.action, row.created_at)
             if trace is not None:
                 found.append(Settled(item.action.key, "done", trace))
                 log.info("action %s was already done by an earlier attempt", item.action.key)
@@ -116,6 +119,30 @@ def _still_to_do(rt: Runtime, conn: Connector, items: list[Item]) -> list[Item]:
         todo.append(item)
     rt.journal.settle_many(found)
     return todo
+
+
+def already_so(record: Record, action: Action) -> bool:
+    """Does the record already hold what a write would set? Then writing is skipped: nothing
+    to do, and no echo of our own write to answer again (an echo loop ends here)."""
+    p = action.params
+    if isinstance(p, actions.UpdateFields):
+        return all(_same(record.value(name), value) for name, value in p.fields.items())
+    if isinstance(p, actions.MoveStage):
+        return record.in_stage(p.stage)
+    if isinstance(p, actions.Reassign):
+        return p.responsible is not None and _same(record.responsible, p.responsible)
+    return False
+
+
+def _same(held: Any, wanted: Any) -> bool:
+    if held is None or wanted is None:
+        return held is None and wanted is None
+    if str(held) == str(wanted):
+        return True
+    try:
+        return float(held) == float(wanted)  # amoCRM's 7 and 7.0
+    except (TypeError, ValueError):
+        return False
 
 
 def _claim_values(item: Item) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rq.cron import CronScheduler
 
-from bridge import crms, queue, runtime, sweeps
+from bridge import crms, queue, reconcile, runtime, sweeps
 from bridge.runtime import Runtime
 
 
@@ -21,6 +21,11 @@ def sweep(tenant: str, rules: list[str] | None = None) -> str:
 def scheduled_sweeps(tenant: str) -> str:
     """Sweep what a tenant's schedules make due now (``bridge cron`` runs it every minute)."""
     return sweeps.run_due(runtime.current(), tenant)
+
+
+def reconcile_tenant(tenant: str) -> str:
+    """Feed the changes of a tenant's CRM whose webhooks never came."""
+    return reconcile.reconcile(runtime.current(), tenant)
 
 
 def check(tenant: str, method: str) -> str:
@@ -36,6 +41,9 @@ def cron(rt: Runtime) -> CronScheduler:
     for name, tenant in rt.settings.tenants.items():
         if sweeps.sweep_rules(tenant):
             scheduler.register(scheduled_sweeps, queue.JOBS, args=(name,), interval=sweeps.TICK)
+        if tenant.config.reconcile_every:
+            seconds = sweeps.interval_seconds(tenant.config.reconcile_every)
+            scheduler.register(reconcile_tenant, queue.JOBS, args=(name,), interval=seconds)
         for item in crms.get(tenant.config.crm).checks:
             scheduler.register(check, queue.JOBS, args=(name, item.method), interval=item.every)
     return scheduler

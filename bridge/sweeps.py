@@ -170,3 +170,15 @@ def check(rt: Runtime, tenant_name: str, method: str) -> str:
             received_at=clock.utcnow(),
         )
     return "; ".join(redact(p) for p in problems) or "no problems"
+
+
+def interval_seconds(every: str) -> int:
+    """A plain duration (``15 minutes``, ``1 hour``) as seconds: how often reconciliation runs.
+
+    Raises:
+        ValueError: not an interval (a sweep's days-and-time schedule is not one).
+    """
+    schedule = parse_schedule(every)
+    if schedule.every is None:
+        raise ValueError(f"expected a plain duration such as '15 minutes', not {every!r}")
+    return int(schedule.every.total_seconds())

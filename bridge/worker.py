@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 IDLE_WAIT = 1.0
 """Seconds an idle worker sleeps at most (the doorbell wakes it sooner)."""
 MAX_BACKOFF = 30.0
+DRAINERS = 2
+"""Drainer threads per worker process: a hung CRM holds one of them, not the process."""
 BURST_PATIENCE = 1.0
 """Seconds a burst run waits for a tenant's hold to end before it calls the queue done."""
 
@@ -144,31 +146,40 @@ class ThreadWorker(SimpleWorker):
         return None
 
 
-def run_worker(rt: Runtime, *, burst: bool = False, in_thread: bool = False) -> None:
-    """Work until stopped: the drainer in a thread, rq's jobs in this one.
+def run_worker(
+    rt: Runtime, *, burst: bool = False, threads: int = DRAINERS, in_thread: bool = False
+) -> None:
+    """Work until stopped: ``threads`` drainers, each in a thread, and rq's jobs in this one.
 
-    With ``burst``: drain every stream and run every queued job, then return (tests, demos).
-    With ``in_thread`` (and ``burst``), the caller may be any thread: Ctrl-C is its own.
+    Each drainer takes a tenant of its own, so a tenant whose CRM hangs holds one drainer
+    (until its timeout), not the others' tenants. With ``burst``: drain every stream and run
+    every queued job, then return (tests, demos). With ``in_thread`` (and ``burst``), the
+    caller may be any thread (``bridge try``'s page): Ctrl-C is its own.
     """
     install(rt)
     install_log_redaction()
     logging.getLogger("rq.worker").setLevel(logging.WARNING if burst else logging.INFO)
     stop = threading.Event()
-    drainer = Drainer(rt)
     if burst:
+        drainer = Drainer(rt)
         drainer.run(stop, burst=True)
         _jobs(rt, ThreadWorker if in_thread else SimpleWorker).work(
             burst=True, logging_level="WARNING"
         )
         drainer.run(stop, burst=True)  # what the jobs queued
         return
-    thread = threading.Thread(target=drainer.run, args=(stop,), name="bridge-drainer")
-    thread.start()
+    pool = [
+        threading.Thread(target=Drainer(rt).run, args=(stop,), name=f"bridge-drainer-{n}")
+        for n in range(max(threads, 1))
+    ]
+    for thread in pool:
+        thread.start()
     try:
         _run_jobs(rt)
     finally:
         stop.set()
-        thread.join(timeout=60)
+        for thread in pool:
+            thread.join(timeout=60)
 
 
 def _jobs(rt: Runtime, kind: type[SimpleWorker] = SimpleWorker) -> SimpleWorker:

@@ -93,3 +93,27 @@ def pg_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     admin.dispose()
+
+
+@pytest.fixture
+def fresh_pg_url(pg_url: str) -> str:
+    """The session's PostgreSQL journal, emptied for this test (migrated once per session)."""
+    from sqlalchemy import create_engine
+
+    from bridge.journal import Base
+
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    engine.dispose()
+    return pg_url
+
+
+def journal_on(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """For a test module that runs on both journals: ``request.param`` names which."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("fresh_pg_url"))
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    migrate(url)
+    return url

@@ -238,6 +238,9 @@ def test_a_refused_long_lived_token_pauses_the_tenant(conn: AmoCRMConnector) -> 
     assert len(responses.calls) == 1  # paused: the second call never left
 
 
+SINCE = datetime(2025, 10, 27, 7, 0, tzinfo=UTC)  # when an action was claimed
+
+
 def plan(record: Record) -> list[Action]:
     due = datetime(2025, 10, 27, 7, 30, tzinfo=UTC)
     task = CreateTask(title="Позвонить", description="По КП", responsible="5001", deadline=due)
@@ -363,7 +366,7 @@ def test_lists_follow_next_links_on_the_accounts_own_address(conn: AmoCRMConnect
     responses.get(f"{BASE}/api/v4/tasks", json=page1)
     responses.get(f"{BASE}/api/v4/tasks", json=page2)
     record = Record("deal", "7", "amocrm")
-    assert conn.find_done(record, plan(record)[0]) == {"task_id": "2"}
+    assert conn.find_done(record, plan(record)[0], SINCE) == {"task_id": "2"}
     assert "filter%5Bentity_id%5D%5B%5D=7" in responses.calls[0].request.url
     assert responses.calls[1].request.url.startswith(f"{BASE}/api/v4/tasks?page=2")
 
@@ -372,7 +375,7 @@ def test_lists_follow_next_links_on_the_accounts_own_address(conn: AmoCRMConnect
 def test_an_empty_task_list_is_204(conn: AmoCRMConnector) -> None:
     responses.get(f"{BASE}/api/v4/tasks", status=204)
     record = Record("deal", "7", "amocrm")
-    assert conn.find_done(record, plan(record)[0]) is None
+    assert conn.find_done(record, plan(record)[0], SINCE) is None
 
 
 # -- against the sandbox ----------------------------------------------------------------

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import parse_qsl
 
+import pytest
 import requests
 
 from bridge.formdata import build_query
@@ -33,8 +35,15 @@ from tests.amocrm_env import (
     AmoBridge,
     lead,
 )
+from tests.conftest import journal_on
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same flow on SQLite and on PostgreSQL (the production journal)."""
+    return journal_on(request, tmp_path)
 
 
 def lost_lead(amo: AmoBridge, **fields: object) -> int:

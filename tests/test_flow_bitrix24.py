@@ -8,13 +8,22 @@ worker writes tasks back through fast-bitrix24.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 import requests
 
 from bridge import formdata
 from tests.bitrix24_env import Bridge, deal
+from tests.conftest import journal_on
 
 REASON = "UF_CRM_1700000001"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same flow on SQLite and on PostgreSQL (the production journal)."""
+    return journal_on(request, tmp_path)
 
 
 def lost_deal(bridge: Bridge, **fields: str) -> int:

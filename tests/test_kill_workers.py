@@ -25,9 +25,16 @@ from bridge.runtime import Runtime
 from bridge.sandbox.server import LoopbackServer
 from bridge.services import EmbeddedRedis
 from tests.bitrix24_env import EVENTS, ROOT, TEST_CONFIG, Bridge, deal, seed
+from tests.conftest import journal_on
 
 WORKERS = 4
 DEALS = 100  # 200 events: each deal added, then lost without a reason
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same flow on SQLite and on PostgreSQL (the production journal)."""
+    return journal_on(request, tmp_path)
 
 
 @pytest.fixture

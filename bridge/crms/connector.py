@@ -141,8 +141,9 @@ class Connector(ABC):
         return out
 
     @abstractmethod
-    def find_done(self, record: Record, action: Action) -> Any | None:
-        """After a crash mid-action: the CRM's trace of the action (task id...), or None."""
+    def find_done(self, record: Record, action: Action, since: datetime) -> Any | None:
+        """After a crash mid-action: the CRM's trace of the action (task id, comment id...)
+        made at or after ``since`` (when the action was claimed), or None."""
 
     @abstractmethod
     def find(self, query: LookupQuery) -> list[Record]:
@@ -151,6 +152,11 @@ class Connector(ABC):
     @abstractmethod
     def list_open(self, kind: str) -> Iterator[Record]:
         """Every record of a kind that is neither won nor lost (for sweeps), paged."""
+
+    def changed_since(self, kind: str, since: datetime) -> Iterator[Record] | None:
+        """Every record of a kind the CRM changed after ``since`` (reconciliation: webhooks
+        get lost); None where the CRM cannot say."""
+        return None
 
     @abstractmethod
     def contact_email(self, record: Record) -> str | None:

@@ -46,6 +46,8 @@ class Poster:
         self._pending = 0
         self._idle = threading.Condition()
         self._worker: threading.Thread | None = None
+        self.lose_every = 0  # lose every n-th post (0: none), as a CRM's outage would
+        self._posted = 0
 
     def start(self) -> None:
         """Start the worker; posts queued before are sent then."""
@@ -95,6 +97,12 @@ class Poster:
 
     def _deliver(self, post: Post) -> None:
         record = {**post.record, "url": post.url, "status": None, "time": time.monotonic()}
+        self._posted += 1
+        if self.lose_every and self._posted % self.lose_every == 0:
+            record["error"] = "lost on purpose (lose_every)"
+            with self._lock:
+                self.deliveries.append(record)
+            return
         try:
             record["status"] = self.send(post.url, post.body).status_code
         except requests.RequestException as exc:

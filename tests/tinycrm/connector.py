@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
 import requests
@@ -79,7 +80,7 @@ class TinyConnector(Connector):
             return Outcome("done", self.call("PATCH", deal, json={"owner": p.responsible}))
         return Outcome("failed", error=f"TinyCRM cannot {action.kind}")
 
-    def find_done(self, record: Record, action: Action) -> Any | None:
+    def find_done(self, record: Record, action: Action, since: datetime) -> Any | None:
         tasks = self.call("GET", "/api/tasks", params={"deal_id": record.id})
         return next(({"task_id": t["id"]} for t in tasks if t["key"] == action.key), None)
 

@@ -44,6 +44,7 @@ PAGE = 250  # the largest page (reference §2.0)
 TASK_TYPE_CALL = 1  # «Связаться», standard in every account (D:crm_platform/tasks-api)
 CACHE_TTL = 600.0  # pipelines, loss reasons and field definitions change rarely
 WRITE_CHUNK = 50  # items per array request (amoCRM takes up to 250; a refusal fails them all)
+CLOCK_SKEW = timedelta(minutes=1)  # the account's clock against the journal's
 NO_DEADLINE = timedelta(days=1)  # amoCRM requires complete_till; a rule without a deadline
 # D:crm_platform/tasks-api: the standard task types 1 «Связаться» (a call), 2 «Встреча»
 TASK_TYPES = {1: "call", 2: "meeting"}
@@ -198,23 +199,29 @@ class AmoCRMConnector(Connector):
             if h.get("disabled")
         ]
 
-    def find_done(self, record: Record, action: Action) -> Any | None:
-        """The task a crashed attempt may have created, by the marker in its text.
-
-        ``GET /api/v4/tasks?filter[entity_type]=leads&filter[entity_id][]=…``
-        (D:crm_platform/tasks-api). Comments and field writes are not looked for: repeating
-        them is harmless.
+    def find_done(self, record: Record, action: Action, since: datetime) -> Any | None:
+        """The task or note a crashed attempt may have made: a task by the marker in its
+        text (``GET /api/v4/tasks?filter[entity_type]=leads&filter[entity_id][]=…``,
+        D:crm_platform/tasks-api), a note by its text among the lead's common notes since the
+        claim (``GET /api/v4/leads/{id}/notes``, D:crm_platform/events-and-notes). Field
+        writes are not looked for: :mod:`bridge.execute` skips a write the lead already holds.
         """
-        if action.kind != "create_task":
-            return None
-        params = {
-            "filter[entity_type]": "leads",
-            "filter[entity_id][]": record.id,
-            "limit": PAGE,
-        }
-        for task in self.api.pages("/api/v4/tasks", params, "tasks"):
-            if str(task.get("text") or "").endswith(marker(action)):
-                return {"task_id": str(task["id"])}
+        if isinstance(action.params, CreateTask):
+            params = {
+                "filter[entity_type]": "leads",
+                "filter[entity_id][]": record.id,
+                "limit": PAGE,
+            }
+            for task in self.api.pages("/api/v4/tasks", params, "tasks"):
+                if str(task.get("text") or "").endswith(marker(action)):
+                    return {"task_id": str(task["id"])}
+        if isinstance(action.params, AddComment):
+            params = {"filter[note_type]": "common", "limit": PAGE}
+            params["filter[updated_at][from]"] = int((since - CLOCK_SKEW).timestamp())
+            path = f"/api/v4/leads/{int(record.id)}/notes"
+            for note in self.api.pages(path, params, "notes"):
+                if (note.get("params") or {}).get("text") == action.params.text:
+                    return {"note_id": str(note["id"])}
         return None
 
     def find(self, query: LookupQuery) -> list[Record]:
@@ -253,6 +260,18 @@ class AmoCRMConnector(Connector):
         for raw in self._leads(params):
             record = self.to_record(raw)
             if record.kind == kind and record.outcome == OPEN:
+                yield record
+
+    def changed_since(self, kind: str, since: datetime) -> Iterator[Record]:
+        """Leads changed after ``since``: ``filter[updated_at][from]`` (D:crm_platform/filters-api),
+        in the kind's pipelines, paged."""
+        pipelines = self._pipelines_of(kind)
+        if not pipelines:
+            return
+        params = {"filter[updated_at][from]": int(since.timestamp())}
+        for raw in self._leads({**params, "filter[pipeline_id][]": pipelines}):
+            record = self.to_record(raw)
+            if record.kind == kind:
                 yield record
 
     def contact_email(self, record: Record) -> str | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from bridge import formdata
@@ -47,6 +47,7 @@ DIRECTIONS = {"1": "incoming", "2": "outgoing"}
 PRIORITY = {"low": "0", "normal": "1", "high": "2"}
 # the most commands a `batch` takes (D:settings/how-to-call-rest-api/batch.md)
 BATCH = 50  # D:api-reference/tasks/fields.md
+CLOCK_SKEW = timedelta(minutes=1)  # the portal's clock against the journal's
 MARKER = "bridge:"  # prefix of XML_ID ("External identifier", D:api-reference/tasks/fields.md)
 
 
@@ -149,14 +150,23 @@ class Bitrix24Connector(Connector):
         times = [as_datetime(a.get("DEADLINE"), "UTC") for a in found or []]
         return min((t for t in times if t is not None), default=None)
 
-    def find_done(self, record: Record, action: Action) -> Any | None:
-        """Look for the task a crashed attempt may have created (by its XML_ID marker).
+    def find_done(self, record: Record, action: Action, since: datetime) -> Any | None:
+        """Look for the task or comment a crashed attempt may have made.
 
-        ``tasks.task.list`` filters by ``UF_CRM_TASK`` (D:api-reference/tasks/tasks-task-list.md);
-        XML_ID is not filterable, so the bound tasks are matched here.
+        A task by its XML_ID marker: ``tasks.task.list`` filters by ``UF_CRM_TASK``
+        (D:api-reference/tasks/tasks-task-list.md), XML_ID is not filterable, so the bound
+        tasks are matched here. A comment by its text and time: ``crm.timeline.comment.list``
+        by entity (D:api-reference/crm/timeline/comments/crm-timeline-comment-list.md).
+        Field writes are not looked for: :mod:`bridge.execute` skips a write the record
+        already holds.
         """
-        if action.kind != "create_task":
-            return None  # the other actions set values or add text: repeating them is harmless
+        if isinstance(action.params, CreateTask):
+            return self._task_made(record, action)
+        if isinstance(action.params, AddComment):
+            return self._comment_made(record, action.params.text, since)
+        return None
+
+    def _task_made(self, record: Record, action: Action) -> Any | None:
         binding = f"{ENTITY[record.kind][1]}_{record.id}"
         found = self.call(
             "tasks.task.list",
@@ -165,6 +175,17 @@ class Bitrix24Connector(Connector):
         for task in found.get("tasks", []):
             if task.get("xmlId") == MARKER + action.key:
                 return {"task_id": str(task["id"])}
+        return None
+
+    def _comment_made(self, record: Record, text: str, since: datetime) -> Any | None:
+        params = {
+            "filter": {"ENTITY_ID": record.id, "ENTITY_TYPE": record.kind},
+            "select": ["ID", "COMMENT", "CREATED"],
+        }
+        for comment in self.get_all("crm.timeline.comment.list", params):
+            made = as_datetime(comment.get("CREATED"), "UTC")
+            if comment.get("COMMENT") == text and made and made >= since - CLOCK_SKEW:
+                return {"comment_id": str(comment["ID"])}
         return None
 
     def find(self, query: LookupQuery) -> list[Record]:
@@ -214,6 +235,15 @@ class Bitrix24Connector(Connector):
         """
         semantic = self.mapping.field_code(kind, "outcome")
         params = {"filter": {semantic: "P"}, "select": ["*", "UF_*"]}
+        for raw in self.get_all(f"crm.{kind}.list", params):
+            yield to_record(kind, raw, self.mapping, self.name, raw["ID"])
+
+    def changed_since(self, kind: str, since: datetime) -> Iterator[Record]:
+        """``crm.<kind>.list`` filtered by ``>DATE_MODIFY``, every page
+        (D:api-reference/crm/deals/crm-deal-list.md: a filter key takes an operator prefix)."""
+        code = self.mapping.field_code(kind, "modified_at")
+        when = since.isoformat(timespec="seconds")
+        params = {"filter": {f">{code}": when}, "select": ["*", "UF_*"]}
         for raw in self.get_all(f"crm.{kind}.list", params):
             yield to_record(kind, raw, self.mapping, self.name, raw["ID"])
 

@@ -10,6 +10,7 @@ amocrm.md and the amoCRM pages cited next to each route and shape.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -55,6 +56,8 @@ class AmoCRMSandbox:
         self.retry_after = 1
         self.requests_log: list[dict[str, Any]] = []
         self.faults = FaultBook()
+        #: While set, every API call waits without an answer (a hung account).
+        self.stalled = threading.Event()
         self.rate_window = RateWindow(INTEGRATION_RATE)
         self._server: LoopbackServer | None = None
         self._poster = Poster("amocrm-hooks", ANSWER_TIMEOUT)
@@ -249,6 +252,11 @@ class AmoCRMSandbox:
             ValueError: an event code the sandbox does not post.
         """
         self.hooks.subscribe(handler_url, list(events))
+
+    def lose_every(self, n: int) -> None:
+        """Lose every ``n``-th webhook (0: none), as the CRM does when the bridge is down or
+        the network drops a post: it is recorded in ``deliveries`` and never sent."""
+        self._poster.lose_every = n
 
     def wait_delivered(self, timeout: float = 10.0) -> None:
         """Block until every queued webhook has been posted.

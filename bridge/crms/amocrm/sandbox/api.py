@@ -81,7 +81,9 @@ class ApiRoutes(EntityRoutes):
     # --- around every request ----------------------------------------------------------------
 
     def _gate(self) -> Response | None:
-        """Injected faults first, then the rate limit and the token (API paths only)."""
+        """A stall, then injected faults, then the rate limit and the token (API paths only)."""
+        while self.sb.stalled.is_set():  # the account stops answering (a hung CRM)
+            time.sleep(0.05)
         fault = self.sb.faults.take(request.path)
         if fault is not None:
             body = (

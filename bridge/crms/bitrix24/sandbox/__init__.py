@@ -265,6 +265,11 @@ class Bitrix24Sandbox:
         """
         self.events.subscribe(event, handler_url)
 
+    def lose_every(self, n: int) -> None:
+        """Lose every ``n``-th webhook (0: none), as the CRM does when the bridge is down or
+        the network drops a post: it is recorded in ``deliveries`` and never sent."""
+        self.events.poster.lose_every = n
+
     def wait_delivered(self, timeout: float = 10.0) -> None:
         """Block until the delivery queue is empty and in-flight posts have finished.
 

@@ -1,4 +1,6 @@
-"""gunicorn settings for the webhook app: ``gunicorn -c gunicorn.conf.py 'webhooks:create_app()'``.
+"""gunicorn settings for the webhook app.
+
+``gunicorn -c deploy/gunicorn.conf.py 'webhooks:create_app()'``
 
 With ``PROMETHEUS_MULTIPROC_DIR`` set, each worker writes its metrics to files there and
 ``/metrics`` adds them up (bridge/metrics.py); the folder is emptied when gunicorn starts and
