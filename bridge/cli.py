@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
+import functools
+import os
 import sys
 from typing import Any
 
 import click
 
 from bridge import config, crms
-from bridge.errors import ConfigError
+from bridge.errors import BridgeError, ConfigError
+from bridge.masking import redact
 
 
 class Host:
@@ -29,7 +31,42 @@ class Host:
         return Gate(runtime)
 
 
-@click.group()
+class Group(click.Group):
+    """The ``bridge`` group: whatever goes wrong, the admin reads a sentence, not a traceback.
+
+    A bad file names its file and line (:class:`ConfigError`), a CRM or mail problem says what
+    failed (:class:`BridgeError`); anything else is a bug of the bridge, reported as one line
+    (``BRIDGE_DEBUG=1`` shows the traceback).
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, turning every error into readable lines and an exit code."""
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(problem, err=True)
+            click.echo(f"{len(exc.problems)} problem(s) found", err=True)
+        except BridgeError as exc:
+            click.echo(f"error: {redact(exc)}", err=True)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        except Exception as exc:
+            if os.environ.get("BRIDGE_DEBUG"):
+                raise
+            click.echo(
+                f"internal error: {type(exc).__name__}: {redact(exc)} - a bug of the bridge, "
+                "not of your files; BRIDGE_DEBUG=1 shows where",
+                err=True,
+            )
+            raise click.exceptions.Exit(2) from None
+        raise click.exceptions.Exit(1)
+
+
+@click.group(cls=Group)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Run a sales department's regulations beside its CRM."""
@@ -52,17 +89,45 @@ def demo(once: bool, port: int, crm: str | None) -> None:
     sys.exit(run(once=once, port=0 if once else port, crm=crm))
 
 
+@cli.command("try")
+@click.argument("tenant")
+@click.option("--config", "config_path", default=None, help="Config (default: $BRIDGE_CONFIG).")
+@click.option(
+    "--at", "start", default=None, help="The trial's first moment: '2025-11-14 09:00' (its zone)."
+)
+@click.option("--port", default=0, show_default=True, help="Port of the page (0: any free one).")
+@click.option("-c", "--command", "lines", multiple=True, help="Play this line (repeatable), exit.")
+@click.option("--script", type=click.File(encoding="utf-8"), help="Play the file's lines, exit.")
+def try_(
+    tenant: str,
+    config_path: str | None,
+    start: str | None,
+    port: int,
+    lines: tuple[str, ...],
+    script: Any,
+) -> None:
+    """Run a tenant's pack on a sandbox of its CRM and play events by hand (docs/first-pack.md)."""
+    from datetime import datetime
+
+    from bridge.trial.console import run
+
+    try:
+        moment = datetime.fromisoformat(start) if start else None
+    except ValueError:
+        hint = f"{start!r}: write it as 2025-11-14 09:00"
+        raise click.BadParameter(hint, param_hint="--at") from None
+    given = [*lines, *(script.read().splitlines() if script else [])]
+    code = run(
+        tenant, config_path=config_path, start=moment, port=port, lines=given if given else None
+    )
+    sys.exit(code)
+
+
 @cli.command()
 @click.option("--config", "path", default=None, help="Config file (default: $BRIDGE_CONFIG).")
 def validate(path: str | None) -> None:
     """Check the config, mappings and regulation packs; errors name file:line."""
-    try:
-        settings = config.load(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        click.echo(f"{len(exc.problems)} problem(s) found", err=True)
-        sys.exit(1)
+    settings = config.load(path)
     for name, tenant in settings.tenants.items():
         click.echo(
             f"{name}: {tenant.config.crm}, "
@@ -120,10 +185,24 @@ def cron() -> None:
 @click.option("--tenant", default=None)
 def journal(limit: int, tenant: str | None) -> None:
     """List recent events with their decisions and actions."""
+    from bridge.explanation import format_entry
     from bridge.journal import Journal
 
     for entry in Journal().recent(limit, tenant):
         click.echo(format_entry(entry))
+
+
+@cli.command()
+@click.argument("event_id", type=int)
+def explain(event_id: int) -> None:
+    """Each rule's verdict on a journaled event and why; the actions and their results."""
+    from bridge.explanation import explain as describe
+    from bridge.journal import Journal
+
+    entry = Journal().entry(event_id)
+    if entry is None:
+        raise click.UsageError(f"no event #{event_id} in the journal (`bridge journal` lists them)")
+    click.echo(describe(entry))
 
 
 @cli.command()
@@ -163,20 +242,25 @@ def replay(host: Host, event_ids: tuple[int, ...], tenant: str | None) -> None:
 @cli.command()
 @click.argument("packs", nargs=-1)
 @click.option("--dir", "folder", default="config/regulations", show_default=True)
-def check(packs: tuple[str, ...], folder: str) -> None:
+@click.option(
+    "--config", "config_path", default=None, help="Config for scenarios naming a `tenant:`."
+)
+def check(packs: tuple[str, ...], folder: str, config_path: str | None) -> None:
     """Run the scenario files of regulation packs (no CRM, no Redis)."""
     from pathlib import Path
 
     from bridge.scenarios import run_pack
 
     paths = [Path(folder) / f"{name}.yaml" for name in packs] or sorted(Path(folder).glob("*.yaml"))
+    missing = [p for p in paths if not p.is_file()]
+    if missing or not paths:
+        known = ", ".join(sorted(p.stem for p in Path(folder).glob("*.yaml"))) or "none"
+        what = ", ".join(str(p) for p in missing) or f"no pack in {folder}"
+        raise click.UsageError(f"{what}: no such pack; packs in {folder}: {known}")
+    settings = functools.cache(lambda: config.load(config_path))  # only if a scenario asks
     failed = total = 0
     for path in paths:
-        try:
-            results = run_pack(path)
-        except ConfigError as exc:
-            click.echo("\n".join(exc.problems), err=True)
-            sys.exit(1)
+        results = run_pack(path, settings)
         for result in results:
             total += 1
             failed += not result.ok
@@ -185,6 +269,28 @@ def check(packs: tuple[str, ...], folder: str) -> None:
                 click.echo(f"     {problem}")
     click.echo(f"{total - failed} passed, {failed} failed")
     sys.exit(1 if failed or not total else 0)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--out", default=None, help="Write every schema to this folder (.schemas).")
+def schema(name: str | None, out: str | None) -> None:
+    """JSON Schemas of the YAML files, for editors (docs/configuration.md, "Editors").
+
+    NAME (pack, scenario, mapping, config, dry-run) prints one; --out writes them all.
+    """
+    import json
+    from pathlib import Path
+
+    from bridge.schemas import SCHEMAS, write
+
+    if out:
+        for path in write(Path(out)):
+            click.echo(f"wrote {path}")
+        return
+    if name not in SCHEMAS:
+        raise click.UsageError(f"say which schema: {', '.join(SCHEMAS)} (or --out FOLDER)")
+    click.echo(json.dumps(SCHEMAS[name](), ensure_ascii=False, indent=2))
 
 
 @cli.command("coverage")
@@ -204,12 +310,33 @@ def coverage_cmd(folder: str, target: str | None) -> None:
 
 
 @cli.command("dry-run")
-@click.argument("event_file", type=click.File())
-def dry_run(event_file: Any) -> None:
-    """Show the plan for one event without acting (reads the CRM when no record is given)."""
-    from bridge.dryrun import dry_run as run
+@click.argument("event_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--tenant", default=None, help="The tenant (default: the file's, or the only one).")
+@click.option("--kind", default=None, help="The record's kind (deal, lead...).")
+@click.option("--id", "record_id", default=None, help="The record's id: read from the CRM.")
+@click.option("--type", "event_type", default=None, help="The event type (record.updated...).")
+@click.option("--at", default=None, help="When it happens, e.g. 2025-11-14T10:00:00+03:00.")
+@click.option("--config", "config_path", default=None, help="Config (default: $BRIDGE_CONFIG).")
+def dry_run(
+    event_file: str | None,
+    tenant: str | None,
+    kind: str | None,
+    record_id: str | None,
+    event_type: str | None,
+    at: str | None,
+    config_path: str | None,
+) -> None:
+    """Show the plan for one event without acting (docs/configuration.md, "Dry runs").
 
-    click.echo(run(json.load(event_file)))
+    EVENT_FILE (YAML or JSON) describes the event; without ``record:`` in it, or with --id
+    alone, the record is read from the CRM.
+    """
+    from bridge import dryrun
+
+    if event_file is None and record_id is None:
+        raise click.UsageError("give an event file, or --id of a record to read from the CRM")
+    options = {"tenant": tenant, "kind": kind, "id": record_id, "type": event_type, "at": at}
+    click.echo(dryrun.dry_run(dryrun.load(event_file, options), config_path))
 
 
 @cli.command()
@@ -236,21 +363,6 @@ def admin_password(password: str) -> None:
     from werkzeug.security import generate_password_hash
 
     click.echo(generate_password_hash(password))
-
-
-def format_entry(entry: dict) -> str:
-    """One journal entry as readable lines."""
-    e = entry["event"]
-    what = f"{e.kind} {e.record_id}" if e.record_id else (e.subject or "-")
-    lines = [
-        f"#{e.id} {e.received_at:%Y-%m-%d %H:%M:%S} {e.tenant} {e.source or e.crm} {what}: "
-        f"{e.status}{' - ' + e.reason if e.reason else ''}"
-    ]
-    lines += [f"    rule {d.rule}: {d.verdict} ({d.detail})" for d in entry["decisions"]]
-    lines += [
-        f"    action {a.kind} [{a.status}] {a.summary} {a.result or ''}" for a in entry["actions"]
-    ]
-    return "\n".join(lines)
 
 
 for _crm in crms.every():

@@ -220,6 +220,8 @@ def _clock(match: re.Match[str], text: object) -> time:
 
 
 def _bad(text: object, reason: str = "") -> ValueError:
+    if not reason and re.search("[а-яё]", str(text).lower()):
+        reason = "written in English: «5 рабочих дней» is '5 working days'"
     why = f" ({reason})" if reason else ""
     return ValueError(
         f"cannot read deadline {text!r}{why}; accepted forms: {', '.join(ACCEPTED_FORMS)}"

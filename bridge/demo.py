@@ -31,6 +31,7 @@ from bridge.runtime import Runtime
 from bridge.sandbox import Stand
 from bridge.sandbox.server import LoopbackServer
 from bridge.services import EmbeddedRedis
+from bridge.trial.setup import tenant_block, write_config
 from bridge.worker import run_worker
 
 CONFIG = Path("config/bridge.yaml")
@@ -47,17 +48,17 @@ def scenario(stand: Stand) -> Story:
     reason = {"refusal_reason": "Выбрали другого подрядчика"}
 
     def move(deal_id: str, stage: str, **fields: Any) -> str:
-        stand.update_deal(deal_id, stage, fields)
+        stand.update_record("deal", deal_id, stage=stage, fields=fields)
         return deal_id
 
-    lenina = stand.add_deal("Ремонт квартиры, ул. Ленина 5", "estimate", MANAGER)
-    mira = stand.add_deal("Ремонт офиса, пр. Мира 12", "meeting", MANAGER)
-    sadovaya = stand.add_deal("Дизайн-проект, ул. Садовая 3", "quote_presented", MANAGER)
+    def add(title: str, stage: str) -> str:
+        return stand.add_record("deal", title, stage, MANAGER)
+
+    lenina = add("Ремонт квартиры, ул. Ленина 5", "estimate")
+    mira = add("Ремонт офиса, пр. Мира 12", "meeting")
+    sadovaya = add("Дизайн-проект, ул. Садовая 3", "quote_presented")
     return [
-        (
-            "a new request arrives",
-            lambda: stand.add_deal("Ремонт ванной, ул. Гагарина 8", "first_contact", MANAGER),
-        ),
+        ("a new request arrives", lambda: add("Ремонт ванной, ул. Гагарина 8", "first_contact")),
         ("the quote is presented", lambda: move(lenina, "quote_presented")),
         ("the client refuses, no reason given", lambda: move(mira, "lost")),
         ("the client refuses, reason recorded", lambda: move(sadovaya, "lost", **reason)),
@@ -70,12 +71,13 @@ def orders_scenario(stand: Stand) -> Story:
     the operator's surname in the comment, and an order taken into work."""
 
     def move(order: str, stage: str, **fields: Any) -> str:
-        stand.update_deal(order, stage, fields)
+        stand.update_record("order", order, stage=stage, fields=fields)
         return order
 
-    first = stand.add_deal("Иванов Пётр", "new", OPERATOR)
-    second = stand.add_deal("Петрова Ольга", "new", OPERATOR)
-    third = stand.add_deal("ООО «Праздник»", "new", OPERATOR)
+    first, second, third = (
+        stand.add_record("order", buyer, "new", OPERATOR)
+        for buyer in ("Иванов Пётр", "Петрова Ольга", "ООО «Праздник»")
+    )
     return [
         (
             "an order is cancelled, the comment has no reason nor surname",
@@ -99,32 +101,22 @@ def _tenants() -> dict[str, Any]:
 
 def tenants_config(stands: dict[str, tuple[str, dict[str, Any]]], workdir: Path) -> Path:
     """The tenants of ``config/bridge.yaml`` named in ``stands`` (name -> the CRM to play it
-    on and the stand's connection block), paths made absolute, written to ``workdir``.
+    on and the stand's connection block), written to ``workdir``.
 
     A tenant played on its own CRM keeps its connection settings, pointed at the stand; on
     another CRM its mapping is ``mappings/<tenant>-<crm>.yaml``.
     """
-    base = CONFIG.resolve().parent
-    out = {}
+    blocks = {}
     for name, (crm, connection) in stands.items():
         tenant = _tenants()[name]
-        own = tenant["crm"] == crm
-        mapping = tenant["mapping"] if own else f"mappings/{name}-{crm}.yaml"
-        tenant.update(
-            crm=crm,
-            connection={**tenant["connection"], **connection} if own else connection,
-            mapping=str(base / mapping),
-            regulations=[str(base / path) for path in tenant["regulations"]],
-        )
-        if tenant.get("email"):
-            email = tenant["email"]
-            email["templates"] = str(base / email["templates"])
-            email["signatures"] = str(base / email["signatures"])
-            email["outbox"] = str(workdir / "outbox")
-        out[name] = tenant
-    path = workdir / "bridge.yaml"
-    path.write_text(yaml.safe_dump({"version": 1, "tenants": out}), encoding="utf-8")
-    return path
+        if tenant["crm"] == crm:
+            blocks[name] = tenant_block(
+                CONFIG, name, {**tenant["connection"], **connection}, workdir
+            )
+        else:
+            mapping = f"mappings/{name}-{crm}.yaml"
+            blocks[name] = tenant_block(CONFIG, name, connection, workdir, crm=crm, mapping=mapping)
+    return write_config(workdir, blocks)
 
 
 def run(*, once: bool, port: int, crm: str | None = None) -> int:

@@ -46,6 +46,7 @@ import smtplib
 import ssl
 import types
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -681,18 +682,68 @@ def send_action(mailer: Mailer, conn: Connector, record: Record, action: Action)
     assert isinstance(p, actions.SendEmail)
     to = recipient(conn, record, p.to)
     if not to:
-        raise PermanentError(f"{record.ref} has no e-mail address for {p.to!r}")
-    context = {
+        raise PermanentError(f"{record.ref} has no e-mail address for {p.to!r}: {WHERE_TO[p.to]}")
+    manager = record.responsible
+    names = (conn.user_name(manager), conn.user_email(manager)) if manager else (None, None)
+    message = compose_action(mailer, record, p, to, *names, client_name=conn.contact_name(record))
+    return mailer.send(message, idempotency_key=action.key)
+
+
+WHERE_TO: dict[str, str] = defaultdict(
+    lambda: "the field is empty",
+    client="the record has no contact, or its contact has no e-mail",
+    responsible="the responsible user has no e-mail in the CRM",
+)
+"""Why a recipient has no address, for the journal."""
+
+
+def template_context(
+    record: Record,
+    to: str,
+    manager_name: str | None = None,
+    manager_email: str | None = None,
+    client_name: str | None = None,
+) -> dict[str, Any]:
+    """The variables of an e-mail template (docs/configuration.md, "E-mail templates")."""
+    return {
         "to": to,
         "record": record,
-        "client_name": record.fields.get("client_name") or record.title,
-        "manager_name": record.fields.get("manager_name") or "",
+        "client_name": record.fields.get("client_name") or client_name or record.title,
+        "manager_name": record.fields.get("manager_name") or manager_name or "",
+        "manager_email": manager_email or "",
     }
+
+
+def compose_action(
+    mailer: Mailer,
+    record: Record,
+    p: actions.SendEmail,
+    to: str,
+    manager_name: str | None = None,
+    manager_email: str | None = None,
+    *,
+    client_name: str | None = None,
+) -> EmailMessage:
+    """The message a ``send_email`` action sends to ``to`` (rendered, not sent).
+
+    Raises:
+        PermanentError: the template cannot render with this record.
+    """
+    context = template_context(record, to, manager_name, manager_email, client_name)
     try:
-        message = mailer.render(p.template, context, region=p.region)
+        return mailer.render(p.template, context, region=p.region)
     except (TemplateError, ConfigError) as exc:
         raise PermanentError(f"template {p.template!r}: {exc}") from exc
-    return mailer.send(message, idempotency_key=action.key)
+
+
+def as_text(message: EmailMessage, *, masked: bool = True) -> str:
+    """An e-mail as lines for a terminal: To, Subject, then the text body, indented."""
+    to = str(message["To"])
+    body = message.get_body(("plain",))
+    text = body.get_content() if isinstance(body, EmailMessage) else ""
+    lines = [f"e-mail to {redact(to) if masked else to}", f"  Subject: {message['Subject']}"]
+    lines += [f"  | {line}" for line in text.rstrip().splitlines()]
+    return "\n".join(lines)
 
 
 def recipient(conn: Connector, record: Record, to: str) -> str | None:

@@ -13,9 +13,14 @@ from bridge import crms, queue, reconcile, runtime, sweeps
 from bridge.runtime import Runtime
 
 
-def sweep(tenant: str) -> str:
-    """Sweep one tenant's open records."""
-    return sweeps.sweep(runtime.current(), tenant)
+def sweep(tenant: str, rules: list[str] | None = None) -> str:
+    """Sweep one tenant's open records (with the sweep rules of ``rules``, else all)."""
+    return sweeps.sweep(runtime.current(), tenant, rules)
+
+
+def scheduled_sweeps(tenant: str) -> str:
+    """Sweep what a tenant's schedules make due now (``bridge cron`` runs it every minute)."""
+    return sweeps.run_due(runtime.current(), tenant)
 
 
 def reconcile_tenant(tenant: str) -> str:
@@ -29,14 +34,13 @@ def check(tenant: str, method: str) -> str:
 
 
 def cron(rt: Runtime) -> CronScheduler:
-    """An rq cron scheduler: per tenant a sweep (if it has sweep rules), reconciliation with
-    its CRM, and its CRM's checks."""
+    """An rq cron scheduler: a look at each tenant's sweep schedules every minute (their
+    times are the tenant's, in its zone and calendar: bridge/schedules.py), and its CRM's
+    checks."""
     scheduler = CronScheduler(connection=rt.redis)
     for name, tenant in rt.settings.tenants.items():
-        every = [p.sweep_every for p in tenant.packs if p.sweep_every]
         if sweeps.sweep_rules(tenant):
-            seconds = min((sweeps.interval_seconds(e) for e in every), default=3600)
-            scheduler.register(sweep, queue.JOBS, args=(name,), interval=seconds)
+            scheduler.register(scheduled_sweeps, queue.JOBS, args=(name,), interval=sweeps.TICK)
         if tenant.config.reconcile_every:
             seconds = sweeps.interval_seconds(tenant.config.reconcile_every)
             scheduler.register(reconcile_tenant, queue.JOBS, args=(name,), interval=seconds)

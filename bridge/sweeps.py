@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from bridge import clock
 from bridge.config import Tenant
-from bridge.deadlines import DeadlineKind, Unit, parse_deadline
 from bridge.execute import Item, execute
 from bridge.journal import SnapshotRow
 from bridge.masking import redact
 from bridge.models import Event, Record
-from bridge.pipeline import plan_for, stage_since, stay_of
+from bridge.pipeline import stage_since, stay_of, tenant_context
 from bridge.queue import BATCH
-from bridge.regulations.engine import Facts
+from bridge.regulations.engine import Facts, evaluate
 from bridge.runtime import Runtime
+from bridge.schedules import parse_schedule
 
 log = logging.getLogger(__name__)
+
+
+DEFAULT_SCHEDULE = "60 minutes"
+TICK = 60
+"""Seconds between two looks of ``bridge cron`` at the schedules: a run is due within it."""
 
 
 def sweep_rules(tenant: Tenant) -> list:
@@ -34,14 +39,58 @@ def sweep_rules(tenant: Tenant) -> list:
     return [rule for rule in tenant.rules if "sweep" in rule.when.event]
 
 
-def sweep(rt: Runtime, tenant_name: str) -> str:
-    """Evaluate the sweep rules over every open record; returns a summary.
+def schedules(tenant: Tenant) -> dict[str, list[str]]:
+    """Each schedule of the tenant's sweeps -> the ids of the rules it runs.
+
+    A rule's own ``every``, else its pack's ``sweep_every``, else hourly.
+    """
+    out: dict[str, list[str]] = {}
+    for pack in tenant.packs:
+        for rule in pack.rules:
+            if "sweep" in rule.when.event:
+                text = rule.every or pack.sweep_every or DEFAULT_SCHEDULE
+                out.setdefault(str(parse_schedule(text)), []).append(rule.id)
+    return out
+
+
+def run_due(rt: Runtime, tenant_name: str) -> str:
+    """Sweep the rules whose schedule is due (``bridge cron`` asks every :data:`TICK` s).
+
+    Each schedule remembers its last run in Redis. A schedule first seen starts counting
+    now; a run missed while nothing looked (cron stopped) is made once, at the next look.
+    Two looks at once sweep once: the run is claimed by its due time.
+    """
+    tenant = rt.tenant(tenant_name)
+    if tenant is None:
+        return f"tenant {tenant_name!r} is not configured"
+    done = []
+    for text, rule_ids in schedules(tenant).items():
+        key = f"bridge:schedule:{tenant_name}:{text}"
+        now, last = clock.utcnow(), rt.redis.get(key)
+        if last is None:
+            rt.redis.set(key, now.isoformat())
+            continue
+        schedule = parse_schedule(text)
+        due = schedule.next_after(datetime.fromisoformat(last.decode()), tenant.calendar)
+        if due > now or not rt.redis.set(f"{key}:{due.isoformat()}", 1, nx=True, ex=86400):
+            continue
+        caught_up = schedule.next_after(due, tenant.calendar) > now
+        rt.redis.set(key, (due if caught_up else now).isoformat())
+        done.append(f"{text}: {sweep(rt, tenant_name, rule_ids)}")
+    return "; ".join(done) or "nothing due"
+
+
+def sweep(rt: Runtime, tenant_name: str, rule_ids: list[str] | None = None) -> str:
+    """Evaluate the sweep rules (or those of ``rule_ids``) over every open record; returns a
+    summary.
 
     The records' actions are carried out a batch at a time across records (one Bitrix24
     ``batch`` for 50 of them), not one request per record.
     """
     tenant = rt.tenant(tenant_name)
     rules = sweep_rules(tenant) if tenant else []
+    if rule_ids is not None:
+        rules = [rule for rule in rules if rule.id in rule_ids]
     if not rules:
         return "no sweep rules"
     now = clock.utcnow()
@@ -60,7 +109,7 @@ def sweep(rt: Runtime, tenant_name: str) -> str:
         snaps = rt.journal.snapshots(tenant.name, kind)
         for record in rt.connector(tenant).list_open(kind):
             seen += 1
-            items = _plan(rt, tenant, event_id, record, snaps.get(record.id), now)
+            items = _plan(rt, tenant, rules, event_id, record, snaps.get(record.id), now)
             acted += bool(items)
             pending += items
             if len(pending) >= BATCH:
@@ -76,6 +125,7 @@ def sweep(rt: Runtime, tenant_name: str) -> str:
 def _plan(
     rt: Runtime,
     tenant: Tenant,
+    rules: list,
     event_id: int,
     record: Record,
     snap: SnapshotRow | None,
@@ -84,7 +134,7 @@ def _plan(
     event = Event(tenant.name, tenant.config.crm, "sweep", record.ref, now, "sweep", event_id)
     stay = stay_of(snap, record)
     facts = Facts(stage_since=stage_since(snap, record, now))
-    plan = plan_for(tenant, event, record, None, stay, facts)
+    plan = evaluate(event, record, None, rules, tenant_context(tenant, event, stay, facts))
     if not plan.actions:
         return []
     fired = [d for d in plan.decisions if d.verdict == "fired"]
@@ -92,9 +142,12 @@ def _plan(
         event_id, [replace(d, detail=f"{record.ref}: {d.detail}") for d in fired], record
     )
     if snap is None or snap.stage != record.stage:
-        # a record first met here: remember its stay so that the next sweep keeps its keys
+        # a record first met here: remember its stay so that the next sweep keeps its keys,
+        # and since when it stands in its stage (the CRM's stamp), so that other sweep rules
+        # still see its true age
+        since = facts.stage_since or now
         rt.journal.store_snapshot(
-            tenant.name, record.kind, record.id, record.stage, record.to_dict(), now
+            tenant.name, record.kind, record.id, record.stage, record.to_dict(), since
         )
     return [Item(event_id, tenant.name, record, a, stay) for a in plan.actions]
 
@@ -120,11 +173,12 @@ def check(rt: Runtime, tenant_name: str, method: str) -> str:
 
 
 def interval_seconds(every: str) -> int:
-    """A pack's ``sweep_every`` as seconds (a plain duration: minutes, hours or days)."""
-    deadline = parse_deadline(every)
-    units = {Unit.MINUTES: 60, Unit.HOURS: 3600, Unit.DAYS: 86400}
-    if deadline.kind is not DeadlineKind.CALENDAR or deadline.unit not in units or deadline.then:
-        raise ValueError(
-            f"sweep_every must be a plain duration such as '60 minutes', not {every!r}"
-        )
-    return int(timedelta(seconds=deadline.amount * units[deadline.unit]).total_seconds())
+    """A plain duration (``15 minutes``, ``1 hour``) as seconds: how often reconciliation runs.
+
+    Raises:
+        ValueError: not an interval (a sweep's days-and-time schedule is not one).
+    """
+    schedule = parse_schedule(every)
+    if schedule.every is None:
+        raise ValueError(f"expected a plain duration such as '15 minutes', not {every!r}")
+    return int(schedule.every.total_seconds())

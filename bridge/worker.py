@@ -24,6 +24,7 @@ import uuid
 
 import redis
 from rq import SimpleWorker
+from rq.timeouts import TimerDeathPenalty
 
 from bridge import clock, pipeline, queue, timers
 from bridge.masking import install_log_redaction
@@ -134,12 +135,26 @@ class Drainer:
                 log.warning("could not renew leases; Redis unreachable")
 
 
-def run_worker(rt: Runtime, *, burst: bool = False, threads: int = DRAINERS) -> None:
+class ThreadWorker(SimpleWorker):
+    """rq's worker for a caller outside the main thread (``bridge try``'s page): it leaves the
+    process's signals alone, which only the main thread may handle, and times jobs out with
+    rq's timer instead of SIGALRM."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        return None
+
+
+def run_worker(
+    rt: Runtime, *, burst: bool = False, threads: int = DRAINERS, in_thread: bool = False
+) -> None:
     """Work until stopped: ``threads`` drainers, each in a thread, and rq's jobs in this one.
 
     Each drainer takes a tenant of its own, so a tenant whose CRM hangs holds one drainer
     (until its timeout), not the others' tenants. With ``burst``: drain every stream and run
-    every queued job, then return (tests, demos).
+    every queued job, then return (tests, demos). With ``in_thread`` (and ``burst``), the
+    caller may be any thread (``bridge try``'s page): Ctrl-C is its own.
     """
     install(rt)
     install_log_redaction()
@@ -148,7 +163,9 @@ def run_worker(rt: Runtime, *, burst: bool = False, threads: int = DRAINERS) -> 
     if burst:
         drainer = Drainer(rt)
         drainer.run(stop, burst=True)
-        _jobs(rt).work(burst=True, logging_level="WARNING")
+        _jobs(rt, ThreadWorker if in_thread else SimpleWorker).work(
+            burst=True, logging_level="WARNING"
+        )
         drainer.run(stop, burst=True)  # what the jobs queued
         return
     pool = [
@@ -165,8 +182,8 @@ def run_worker(rt: Runtime, *, burst: bool = False, threads: int = DRAINERS) -> 
             thread.join(timeout=60)
 
 
-def _jobs(rt: Runtime) -> SimpleWorker:
-    return SimpleWorker(
+def _jobs(rt: Runtime, kind: type[SimpleWorker] = SimpleWorker) -> SimpleWorker:
+    return kind(
         [queue.jobs_queue(rt.redis)],
         connection=rt.redis,
         log_job_description=False,  # descriptions are safe, but keep logs to ids by policy

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +64,22 @@ def load(path: str | Path) -> YamlDoc:
 def parse(text: str, path: str | Path = "<string>") -> YamlDoc:
     """Parse YAML text (see :func:`load`)."""
     path = Path(path)
+    lines: dict[Loc, int] = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = _build(node, (), lines) if node is not None else {}
+    except _BadNode as exc:
+        raise ConfigError([f"{path}:{exc.line}: not valid YAML: {exc.args[0]}"]) from exc
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise ConfigError([f"{path}:{line}: not valid YAML: {exc.problem}"]) from exc
-    doc = YamlDoc(path=path, data=None)
-    if node is None:
-        doc.data = {}
-        return doc
-    doc.data = _build(node, (), doc.lines)
-    return doc
+    except yaml.reader.ReaderError as exc:  # a control character: it has a position, no mark
+        line = text[: exc.position].count("\n") + 1
+        what = f"character #x{exc.character:04x}" if isinstance(exc.character, int) else "byte"
+        raise ConfigError([f"{path}:{line}: not valid YAML: a {what} YAML does not allow"]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
+    return YamlDoc(path=path, data=data, lines=lines)
 
 
 def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
@@ -81,6 +88,8 @@ def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _scalar(key_node)
+            if not isinstance(key, str | int | float | bool | date | None):
+                raise _BadNode("a key must be a plain word, not a list or a mapping", key_node)
             lines[(*loc, key)] = key_node.start_mark.line + 1
             out[key] = _build(value_node, (*loc, key), lines)
         return out
@@ -89,10 +98,22 @@ def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
     return _scalar(node)
 
 
+class _BadNode(Exception):
+    """A node PyYAML parsed but cannot turn into a value (a date that does not exist...)."""
+
+    def __init__(self, message: str, node: yaml.Node) -> None:
+        super().__init__(message)
+        self.line = node.start_mark.line + 1
+
+
 def _scalar(node: yaml.Node) -> Any:
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_object(node, deep=True)
+    except yaml.YAMLError:
+        raise
+    except Exception as exc:  # a tagged or date-shaped text PyYAML cannot build (2025-13-45)
+        raise _BadNode(f"{node.value!r}: {exc}", node) from None
     finally:
         loader.dispose()
 
@@ -102,7 +123,9 @@ def validate(
 ) -> Any:
     """Validate ``doc.data`` (or ``data`` found at key path ``at``) with a pydantic model.
 
-    Errors become ``file:line: key: problem`` lines.
+    Errors become ``file:line: key: problem`` lines, one per mistake: where a value may take
+    several shapes (a condition is one of a dozen forms), only the shape the value comes
+    closest to is reported, not why every other shape fails too.
 
     Raises:
         ConfigError: with one line per problem.
@@ -111,46 +134,166 @@ def validate(
         return model.model_validate(doc.data if data is None else data)
     except ValidationError as exc:
         schema = model.model_json_schema()
-        raise ConfigError([_describe(doc, err, schema, tuple(at)) for err in exc.errors()]) from exc
+        node = doc.data
+        for part in at:
+            node = node[part]
+        problems = [
+            _describe(doc, item, schema, tuple(at)) for item in collapse(exc.errors(), node)
+        ]
+        raise ConfigError(list(dict.fromkeys(problems))) from exc
 
 
-def _describe(doc: YamlDoc, err: dict[str, Any], schema: dict[str, Any], at: Loc) -> str:
-    node = doc.data
-    for part in at:
-        node = node[part]
-    loc = _data_loc(node, err["loc"])
-    msg = err["msg"].removeprefix("Value error, ")
+@dataclass
+class Located:
+    """A pydantic error placed in the data: its key path, and the union members it went through.
+
+    Attributes:
+        error: pydantic's error dict.
+        loc: the keys of the file that lead to the problem.
+        branches: ``(key path, member)`` for each union the value was tried against that is
+            still undecided (see :func:`collapse`).
+        chosen: the union members picked so far, by key path (for the keys allowed there).
+    """
+
+    error: dict[str, Any]
+    loc: Loc
+    branches: tuple[tuple[Loc, str], ...] = ()
+    chosen: tuple[tuple[Loc, str], ...] = ()
+
+
+def locate(error: dict[str, Any], data: Any) -> Located:
+    """Split pydantic's ``loc`` into keys of the data and union member names.
+
+    pydantic inserts the names of union members (``FieldCondition``, ``function-after[...]``,
+    ``list[str]``) into ``loc``; an admin must see only the keys of the file.
+    """
+    loc: list[str | int] = []
+    branches: list[tuple[Loc, str]] = []
+    node = data
+    parts = error["loc"]
+    for i, part in enumerate(parts):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif i == len(parts) - 1 and error["type"] in _KEY_ERRORS and isinstance(node, dict):
+            pass  # a missing or unknown key: keep it, it is what the error is about
+        elif isinstance(part, str):
+            branches.append((tuple(loc), part))
+            continue
+        loc.append(part)
+    return Located(error, tuple(loc), tuple(branches))
+
+
+def collapse(errors: Sequence[dict[str, Any]], data: Any) -> list[Located]:
+    """One mistake, one error: keep, at each union, only the member the value is closest to.
+
+    ``{field: amount, gt: "500 000"}`` fails as a field condition (the number) and as each of
+    the other condition forms (their keys are missing, these are unknown): only the first is
+    the admin's mistake. A member is closer the fewer of its own keys are missing or unknown
+    (a misspelt key paired with the missing one it resembles counts once).
+    """
+    items = [locate(err, data) for err in errors]
+    kept = _collapse(items)
+    order = {id(item.error): i for i, item in enumerate(items)}
+    kept.sort(key=lambda item: order[id(item.error)])
+    return _pair_misspellings(kept)
+
+
+def _collapse(items: list[Located]) -> list[Located]:
+    out = [item for item in items if not item.branches]
+    unions: dict[Loc, dict[str, list[Located]]] = {}
+    for item in items:
+        if item.branches:
+            path, member = item.branches[0]
+            unions.setdefault(path, {}).setdefault(member, []).append(item)
+    for path, members in unions.items():
+        member, group = min(members.items(), key=lambda kv: _distance(kv[1], path))
+        out += _collapse(
+            [Located(i.error, i.loc, i.branches[1:], (*i.chosen, (path, member))) for i in group]
+        )
+    return out
+
+
+def _distance(group: list[Located], path: Loc) -> tuple[int, int]:
+    own = [i for i in group if len(i.loc) == len(path) + 1 and i.error["type"] in _KEY_ERRORS]
+    unknown = [str(i.loc[-1]) for i in own if i.error["type"] == "extra_forbidden"]
+    missing = [str(i.loc[-1]) for i in own if i.error["type"] == "missing"]
+    paired = sum(1 for key in unknown if difflib.get_close_matches(key, missing, n=1))
+    return len(unknown) + len(missing) - paired, len(group)
+
+
+def _pair_misspellings(items: list[Located]) -> list[Located]:
+    """Drop "X is missing" where an unknown key beside it is X misspelt (one mistake)."""
+    unknown: dict[Loc, list[str]] = {}
+    for item in items:
+        if item.error["type"] == "extra_forbidden":
+            unknown.setdefault(item.loc[:-1], []).append(str(item.loc[-1]))
+    return [
+        item
+        for item in items
+        if not (
+            item.error["type"] == "missing"
+            and difflib.get_close_matches(str(item.loc[-1]), unknown.get(item.loc[:-1], []), n=1)
+        )
+    ]
+
+
+_KEY_ERRORS = ("missing", "extra_forbidden")
+
+
+def _describe(doc: YamlDoc, item: Located, schema: dict[str, Any], at: Loc) -> str:
+    err, loc = item.error, item.loc
     if err["type"] == "extra_forbidden":
-        allowed = _schema_keys(schema, loc[:-1]) if schema else []
+        allowed = _allowed_keys(schema, item)
         msg = f"unknown key {loc[-1]!r}" + suggest(str(loc[-1]), allowed)
         if allowed:
             msg += f"; allowed here: {', '.join(allowed)}"
     elif err["type"] == "missing":
         msg = "required key is missing"
+    else:
+        msg = _message(err)
     full = (*at, *loc)
     return f"{doc.where(full)}: {dotted(full) or '(top level)'}: {msg}"
 
 
-def _data_loc(data: Any, loc: Sequence[str | int]) -> Loc:
-    """Drop the parts of a pydantic loc that are not keys in the data.
+def _allowed_keys(schema: dict[str, Any], item: Located) -> list[str]:
+    """The keys allowed beside an unknown one: those of the union member chosen there, if any."""
+    for path, member in reversed(item.chosen):
+        if path == item.loc[:-1]:
+            names = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", member)
+            found = schema.get("$defs", {}).get(names[-1] if names else "", {})
+            if "properties" in found:
+                return list(found["properties"])
+    return _schema_keys(schema, item.loc[:-1]) if schema else []
 
-    pydantic inserts union member names (``FieldCondition``, ``function-after[...]``) into
-    ``loc``; an admin must see only the keys of the file.
-    """
-    out: list[str | int] = []
-    node = data
-    for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        elif i == len(loc) - 1 and isinstance(node, dict):
-            out.append(part)  # a missing or unknown key: keep it, it is what the error is about
-            continue
-        else:
-            continue
-        out.append(part)
-    return tuple(out)
+
+def _message(err: dict[str, Any]) -> str:
+    """pydantic's message, in the words of a YAML file (a mapping, a list, a number)."""
+    given = err.get("input")
+    shown = f", got {given!r}" if isinstance(given, str | int | float | bool) else ""
+    kind = err["type"]
+    if kind in ("float_parsing", "int_parsing", "float_type", "int_type", "int_from_float"):
+        hint = (
+            " (digits only: 500000, not 500 000)" if isinstance(given, str) and " " in given else ""
+        )
+        return f"expected a number{shown}{hint}"
+    words = {
+        "bool_parsing": "expected true or false",
+        "bool_type": "expected true or false",
+        "string_type": "expected text",
+        "list_type": "expected a list ([a, b] or lines starting with -)",
+        "dict_type": "expected a mapping (key: value)",
+        "model_type": "expected a mapping (key: value)",
+        "model_attributes_type": "expected a mapping (key: value)",
+        "datetime_parsing": "expected a date and time such as 2025-11-14T10:00:00+03:00",
+        "datetime_type": "expected a date and time such as 2025-11-14T10:00:00+03:00",
+        "date_parsing": "expected a date such as 2025-12-31",
+        "date_from_datetime_parsing": "expected a date such as 2025-12-31",
+    }
+    if kind in words:
+        return words[kind] + shown
+    return err["msg"].removeprefix("Value error, ")
 
 
 def _schema_keys(schema: dict[str, Any], loc: Loc) -> list[str]:

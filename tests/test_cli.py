@@ -44,8 +44,8 @@ def test_dry_run_shows_the_plan_without_a_crm(tmp_path: Path, monkeypatch) -> No
         "tenant": "remarka",
         "id": 42,
         "at": "2025-10-24T17:30:00+03:00",
-        "record": {"stage": "C1:LOSE", "outcome": "lost", "responsible": "3", "title": "Кухня"},
-        "previous": {"kind": "deal", "id": "42", "crm": "bitrix24", "stage": "meeting"},
+        "record": {"stage": "lost", "responsible": "ivanova", "title": "Кухня"},
+        "previous": {"stage": "meeting"},  # kind, id and crm are the event's
     }
     path = tmp_path / "event.json"
     path.write_text(json.dumps(event), encoding="utf-8")
@@ -76,3 +76,84 @@ def test_journal_lists_events_with_decisions(journal_url: str, monkeypatch) -> N
     result = CliRunner().invoke(cli, ["journal"])
     assert "remarka ONCRMDEALUPDATE deal 7: processed - 1 action(s) done" in result.output
     assert "rule refusal-needs-reason: fired (missing: refusal_reason)" in result.output
+
+
+def dry_run(tmp_path: Path, text: str, *args: str) -> tuple[int, str]:
+    path = tmp_path / "event.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["dry-run", str(path), "--config", str(TEST_CONFIG), *args])
+    return result.exit_code, result.output
+
+
+def test_dry_run_translates_a_stage_id_of_the_mapping(tmp_path: Path) -> None:
+    code, out = dry_run(
+        tmp_path,
+        "tenant: remarka\nat: 2025-10-24T11:00:00+03:00\n"
+        "record: {stage: 'C1:PRESENTATION', responsible: ivanova, title: Кухня}\n",
+    )
+    assert code == 0, out
+    assert "rule quote-follow-up-call: fired" in out
+    assert "would create_task: task «Позвонить клиенту по КП: Кухня» for user 3" in out
+
+
+def test_dry_run_refuses_a_stage_id_the_mapping_does_not_name(tmp_path: Path) -> None:
+    code, out = dry_run(
+        tmp_path, "tenant: remarka\nrecord:\n  title: Кухня\n  stage: 'C3:PREPARATION'\n"
+    )
+    assert code == 1
+    assert "event.yaml:4: record.stage: unknown stage of a deal 'C3:PREPARATION'" in out
+    assert "known: contract, crew_booked, estimate, first_contact, lost, meeting" in out
+    assert "Traceback" not in out
+
+
+def test_dry_run_names_the_tenants_when_none_is_given(tmp_path: Path) -> None:
+    two = tmp_path / "two.yaml"
+    text = TEST_CONFIG.read_text(encoding="utf-8").replace("../../", f"{ROOT}/")
+    two.write_text(text + text.split("tenants:\n")[1].replace("remarka:", "other:"), "utf-8")
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps({"record": {"stage": "lost"}}), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["dry-run", str(path), "--config", str(two)])
+    assert result.exit_code == 1
+    assert "say which tenant (`tenant:` or --tenant); the config's tenants: remarka, other" in (
+        result.output
+    )
+
+
+def test_dry_run_by_id_says_which_secret_is_missing(monkeypatch) -> None:
+    monkeypatch.delenv("REMARKA_B24_WEBHOOK_URL", raising=False)
+    result = CliRunner().invoke(cli, ["dry-run", "--id", "42", "--config", str(TEST_CONFIG)])
+    assert result.exit_code == 1
+    assert "secret REMARKA_B24_WEBHOOK_URL is not set: export REMARKA_B24_WEBHOOK_URL=..." in (
+        result.output
+    )
+
+
+def test_dry_run_renders_the_e_mail(tmp_path: Path) -> None:
+    config = ROOT / "config" / "bridge.yaml"
+    result = CliRunner().invoke(
+        cli,
+        ["dry-run", "--config", str(config), str(_event(tmp_path, "fireworks", NO_ANSWER))],
+    )
+    assert result.exit_code == 0, result.output
+    assert "would send_email: e-mail «no_answer» to client" in result.output
+    assert "e-mail to client@example.invalid" in result.output
+    assert "  Subject: Не смогли до вас дозвониться — Заказ 101" in result.output
+    assert "  | Здравствуйте, [client's name]!" in result.output  # the CRM's, when it runs
+
+
+NO_ANSWER = {
+    "at": "2025-10-31T11:00:00+03:00",
+    "record": {
+        "title": "Заказ 101",
+        "stage": "in_work",
+        "call_result": "no_answer",
+        "preferred_channel": "email",
+        "client_blocked_since": "2025-10-01",
+    },
+}
+
+
+def _event(tmp_path: Path, tenant: str, data: dict) -> Path:
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps({"tenant": tenant, **data}), encoding="utf-8")
+    return path

@@ -46,7 +46,7 @@ def test_demo_once_on_1c_plays_the_order_story_with_tasks_in_the_paired_crm() ->
     out = demo("--crm", "onec")
     assert "▶ an order is cancelled, the comment has no reason nor surname (order " in out
     assert (
-        "  comment in 1C order ДЕМО-0001: Нарушение регламента: заказ отменён, а в комментарии "
+        "  comment on 1C order ДЕМО-0001: Нарушение регламента: заказ отменён, а в комментарии "
         "нет причины отмены и фамилии оператора, отменившего заказ."
     ) in out
     assert "  task «Допишите в комментарий причину отмены и свою фамилию: Заказ ДЕМО-0001 от" in out

@@ -181,6 +181,16 @@ class Connector(ABC):
     def user_email(self, user_id: str) -> str | None:
         """The e-mail address of a CRM user (a manager), or None."""
 
+    def contact_name(self, record: Record) -> str | None:
+        """The name of the record's client (the greeting of an e-mail), or None where the CRM
+        does not say."""
+        return None
+
+    def user_name(self, user_id: str) -> str | None:
+        """A CRM user's name as colleagues and clients see it (an e-mail's signature), or None
+        where the CRM does not say."""
+        return None
+
     def history(self, kind: str, since: datetime) -> Iterator[Step]:
         """The stage moves of records of ``kind`` since a moment, oldest first; read only.
 

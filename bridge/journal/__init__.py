@@ -282,6 +282,12 @@ class Journal(BatchWrites):
             )
             return {row.record_id: row for row in rows}
 
+    def entry(self, event_id: int) -> dict[str, Any] | None:
+        """One event with its decisions and actions (``bridge explain``), or None."""
+        with self.session() as s:
+            row = s.get(EventRow, event_id)
+            return _with_children(s, row) if row is not None else None
+
     def dead_letters(self, tenant: str | None = None) -> list[int]:
         """Events that ran out of retries (``failed`` after their last attempt), oldest first."""
         with self.session() as s:

@@ -207,6 +207,9 @@ class ActionSpec(Strict):
                     )
             if len(data) != 1:
                 raise ValueError(f"one action per item, got {len(data)}: {', '.join(data)}")
+            ((name, body),) = data.items()
+            if body is None:
+                raise ValueError(f"`{name}` is empty: give its keys (docs/configuration.md)")
         return data
 
     @property

@@ -19,6 +19,7 @@ from bridge.deadlines import parse_deadline
 from bridge.models import Action, Decision, Event, LookupQuery, Plan, Record, Timer
 from bridge.regulations.action_specs import split_field_time
 from bridge.regulations.conditions import ActivityPlanned
+from bridge.regulations.explain import explain
 from bridge.regulations.pack import Rule
 from bridge.regulations.text import render
 from bridge.regulations.values import is_empty
@@ -245,10 +246,23 @@ def _judge(
     if reason:
         return NOT_MATCHED, reason, []
     missing = _missing(rule, record, ctx)
+    held = [explain(rule.when.if_, scope)[1]] if rule.when.if_ is not None else []
+    held += _found(rule, scope)
     if rule.require and not missing:
-        return SATISFIED, "required fields are filled: " + ", ".join(rule.require), []
+        filled = "required fields are filled: " + ", ".join(rule.require)
+        return SATISFIED, "; ".join([filled, *held]), []
     detail = "missing: " + ", ".join(missing) if missing else "conditions met"
-    return FIRED, detail, missing
+    return FIRED, "; ".join([detail, *held]), missing
+
+
+def _found(rule: Rule, scope: Scope) -> list[str]:
+    """What the rule's look-ups returned, for the journal."""
+    out = []
+    for name in rule.lookup:
+        found = scope.lookups.get(name, ())
+        ids = ", ".join(f"{r.kind} {r.id}" for r in found[:5])
+        out.append(f"look-up {name} found {len(found)}" + (f": {ids}" if ids else ""))
+    return out
 
 
 def _mismatch(
@@ -271,8 +285,10 @@ def _mismatch(
         return f"did not leave {', '.join(when.stage_from)}"
     if when.in_stage and not any(record.in_stage(s) for s in when.in_stage):
         return f"not in {', '.join(when.in_stage)}"
-    if scope is not None and when.if_ is not None and not when.if_.holds(scope):
-        return "condition does not hold"
+    if scope is not None and when.if_ is not None:
+        held, why = explain(when.if_, scope)
+        if not held:
+            return "; ".join([f"condition does not hold: {why}", *_found(rule, scope)])
     return ""
 
 
@@ -324,8 +340,11 @@ def _timer_due(event: Event, record: Record, rules: list[Rule], ctx: Context) ->
     scope = _scope(rule, record, ctx)
     if stay != ctx.stay and not rule.keep_after_stage_change:
         return Plan(decisions=(Decision(rule.id, NOT_MATCHED, "the record left the stage"),))
-    if rule.unless is not None and rule.unless.holds(scope):
-        return Plan(decisions=(Decision(rule.id, SATISFIED, "`unless` holds on fresh data"),))
+    if rule.unless is not None:
+        held, why = explain(rule.unless, scope)
+        if held:
+            detail = f"`unless` holds on fresh data: {why}"
+            return Plan(decisions=(Decision(rule.id, SATISFIED, detail),))
     moved = _moved(event.tenant, rule, step, record, ctx, stay)
     if moved:
         decision = Decision(rule.id, SCHEDULED, "the date moved", due=moved.due)
@@ -463,8 +482,9 @@ def _on_duty(spec: str, ctx: Context) -> str | None:
     return None
 
 
-def _first(spec: str, ctx: Context) -> str:
-    return ctx.people.get(spec, (spec,))[0]
+def _first(spec: str, ctx: Context) -> str | None:
+    found = ctx.people.get(spec, (spec,))
+    return found[0] if found else None  # a role nobody holds
 
 
 def action_key(tenant: str, record: Record, rule: str, index: int, stay: str) -> str:

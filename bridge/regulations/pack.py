@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from bridge import actions, yamlfile
 from bridge.models import EVENT_TYPES, STANDARD_FIELDS
@@ -25,6 +32,7 @@ from bridge.regulations.action_specs import (
     split_field_time,
 )
 from bridge.regulations.conditions import Condition, deadline_text
+from bridge.schedules import schedule_text
 from bridge.yamlfile import Strict
 
 
@@ -32,19 +40,23 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+OneOrMore = Annotated[
+    list[str],
+    BeforeValidator(_as_list),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+]
+"""A name or a list of names (``kind: deal`` or ``kind: [deal, lead]``)."""
+
+
 class When(Strict):
     """What must happen for a rule to be considered."""
 
-    event: list[str] = Field(default_factory=list, description="event types; any when empty")
-    kind: list[str] = Field(default_factory=list, description="record kinds; any when empty")
-    stage_to: list[str] = Field(default_factory=list, description="the stage was entered")
-    stage_from: list[str] = Field(default_factory=list, description="the stage was left")
-    in_stage: list[str] = Field(default_factory=list, description="the record stands in")
+    event: OneOrMore = Field(default_factory=list, description="event types; any when empty")
+    kind: OneOrMore = Field(default_factory=list, description="record kinds; any when empty")
+    stage_to: OneOrMore = Field(default_factory=list, description="the stage was entered")
+    stage_from: OneOrMore = Field(default_factory=list, description="the stage was left")
+    in_stage: OneOrMore = Field(default_factory=list, description="the record stands in")
     if_: Condition | None = Field(default=None, alias="if", description="a field condition")
-
-    _lists = field_validator("event", "kind", "stage_to", "stage_from", "in_stage", mode="before")(
-        _as_list
-    )
 
     @field_validator("event")
     @classmethod
@@ -82,7 +94,9 @@ class Rule(Strict):
 
     id: str
     name: str = ""
-    source: list[str] = Field(default_factory=list, description="rule ids in REGULATIONS.md")
+    source: OneOrMore = Field(
+        default_factory=list, description="the clauses of your regulation the rule encodes"
+    )
     lookup: dict[str, Lookup] = Field(default_factory=dict, description="name -> look-up")
     when: When = Field(default_factory=When)
     require: list[str] = Field(default_factory=list, description="fields that must be filled")
@@ -99,14 +113,19 @@ class Rule(Strict):
     )
     then: list[ActionSpec] = Field(min_length=1)
 
+    every: str | None = Field(
+        default=None,
+        description="a sweep rule's own schedule: 'monday 10:00', '30 minutes', a cron "
+        "expression (default: the pack's sweep_every)",
+    )
     repeat: Literal["per_stay", "per_event"] = Field(
         default="per_stay",
         description="act once per stay in the stage (default) or once per event",
     )
 
-    _source = field_validator("source", mode="before")(_as_list)
     _within = field_validator("within")(deadline_text)
     _at = field_validator("at")(lambda v: field_time_text(v) and v)
+    _every = field_validator("every")(schedule_text)
 
     @model_validator(mode="after")
     def _timer_shape(self) -> Rule:
@@ -116,6 +135,8 @@ class Rule(Strict):
             )
         if (self.unless or self.escalate) and not (self.within or self.at):
             raise ValueError("`unless` and `escalate` need a timer: add `within` or `at`")
+        if self.every and "sweep" not in self.when.event:
+            raise ValueError("`every` schedules a sweep: add `event: sweep` to `when`")
         return self
 
     @property
@@ -135,7 +156,9 @@ class Pack(Strict):
     pack: str
     title: str = ""
     sweep_every: str | None = Field(
-        default=None, description="how often `sweep` rules run over all open records"
+        default=None,
+        description="when `sweep` rules without their own `every` run over all open records "
+        "(a schedule: '60 minutes', 'monday 10:00'...; default hourly)",
     )
     constants: dict[str, Any] = Field(
         default_factory=dict,
@@ -144,7 +167,7 @@ class Pack(Strict):
     )
     rules: list[Rule]
 
-    _sweep = field_validator("sweep_every")(deadline_text)
+    _sweep = field_validator("sweep_every")(schedule_text)
 
     @field_validator("rules")
     @classmethod

@@ -2,17 +2,66 @@
 
 Each CRM's sandbox lives in its own package (``bridge/crms/<name>/sandbox/``); what they share
 (a loopback server, a webhook poster, fault injection) lives here. A sandbox offers a
-:class:`Stand`: the sandbox dressed as one company's account, on which ``bridge demo`` plays
-the same story whatever the CRM, in the canonical words of the tenant's mapping.
+:class:`Stand`: the sandbox dressed as one company's account, on which ``bridge demo`` and
+``bridge try`` play, whatever the CRM, in the canonical words of the tenant's mapping.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from bridge.config import Tenant
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A client of the account: a person with an e-mail and a phone."""
+
+    id: str
+    name: str
+    email: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class Written:
+    """Something the bridge wrote into the account: a task or a comment on a record.
+
+    Attributes:
+        what: ``task`` or ``comment``.
+        record: which record, in canonical words (``deal 5``).
+        text: the task's title, or the comment.
+        responsible: the task's responsible user id.
+        deadline: the task's deadline.
+        description: the task's description.
+    """
+
+    what: str
+    record: str
+    text: str
+    responsible: str = ""
+    deadline: datetime | None = None
+    description: str = ""
+
+    def line(self) -> str:
+        """One human line, as the demo and ``bridge try`` print it."""
+        if self.what == "comment":
+            return f"comment on {self.record}: {self.text}"
+        due = self.deadline.isoformat(timespec="minutes") if self.deadline else "-"
+        return f"task «{self.text}» → user {self.responsible}, deadline {due} ({self.record})"
+
+
+CONTACTS = (
+    ("Анна Смирнова", "anna.smirnova@client.example", "+7 900 000-00-01"),
+    ("Борис Кузнецов", "boris.kuznetsov@client.example", "+7 900 000-00-02"),
+    ("Вера Павлова", "vera.pavlova@client.example", "+7 900 000-00-03"),
+)
+"""The clients every stand starts with (``bridge try`` gives each new record one of them)."""
 
 
 class Stand(ABC):
@@ -20,14 +69,18 @@ class Stand(ABC):
 
     The life of a stand: :meth:`start` (the sandbox serves), :meth:`connection` (what the
     tenant's config must say to reach it), :meth:`seed` (its people, pipelines and fields,
-    once the tenant is loaded), :meth:`connect` (credentials, hooks to the bridge), then
-    deals are added and moved with canonical stage and field names, translated through the
-    tenant's mapping, and :meth:`written` lists what the bridge wrote back.
+    once the tenant is loaded) and :meth:`seed_contacts`, :meth:`connect` (credentials, hooks
+    to the bridge); then records are added and changed with canonical kinds, stages and field
+    names, translated through the tenant's mapping, calls are logged on them, the account's
+    clock is set; :meth:`tasks` and :meth:`comments` list what the bridge wrote back.
     """
 
     demo_tenant: ClassVar[str] = "remarka"
     """The tenant of config/bridge.yaml whose story ``bridge demo`` plays on this stand (a CRM
     whose records are no deals plays another company's story)."""
+
+    def __init__(self) -> None:
+        self.contacts: list[Contact] = []
 
     @abstractmethod
     def start(self) -> None:
@@ -55,14 +108,52 @@ class Stand(ABC):
         """Block until every webhook the sandbox queued was posted."""
 
     @abstractmethod
-    def add_deal(self, title: str, stage: str, responsible: str) -> str:
-        """A manager creates a deal in a canonical stage, for a user alias; returns its id."""
+    def add_contact(self, name: str, email: str, phone: str) -> str:
+        """A client with an e-mail and a phone; returns its id."""
 
     @abstractmethod
-    def update_deal(self, deal_id: str, stage: str, fields: dict[str, Any]) -> None:
-        """A manager moves a deal to a canonical stage (``lost`` too), setting canonical
-        fields."""
+    def add_record(
+        self,
+        kind: str,
+        title: str,
+        stage: str,
+        responsible: str,
+        *,
+        contact: str | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> str:
+        """A manager creates a record of a canonical kind in a canonical stage, for a user
+        alias or id, with a client (a contact id) and canonical fields; returns its id."""
 
     @abstractmethod
+    def update_record(
+        self, kind: str, record_id: str, *, stage: str | None = None, fields: dict[str, Any]
+    ) -> None:
+        """A manager moves a record to a canonical stage (``won`` / ``lost`` too) and sets
+        canonical fields."""
+
+    @abstractmethod
+    def add_call(self, kind: str, record_id: str, *, incoming: bool, completed: bool) -> str:
+        """A call is logged on a record (an activity); returns its id."""
+
+    @abstractmethod
+    def set_clock(self, now: Callable[[], datetime]) -> None:
+        """The account's "now" from here on (records' stamps, task dates, hooks)."""
+
+    @abstractmethod
+    def tasks(self) -> list[Written]:
+        """The tasks made so far, in the order they were made."""
+
+    @abstractmethod
+    def comments(self) -> list[Written]:
+        """The comments (notes) made so far, in the order they were made."""
+
+    def seed_contacts(self) -> list[Contact]:
+        """Add the stand's clients (:data:`CONTACTS`); returns them."""
+        for name, email, phone in CONTACTS:
+            self.contacts.append(Contact(self.add_contact(name, email, phone), name, email, phone))
+        return self.contacts
+
     def written(self) -> list[str]:
-        """What the bridge wrote so far (tasks, comments), one human line each, in order."""
+        """What the bridge wrote so far (tasks, then comments), one human line each."""
+        return [w.line() for w in (*self.tasks(), *self.comments())]

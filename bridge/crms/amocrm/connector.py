@@ -279,10 +279,7 @@ class AmoCRMConnector(Connector):
     def contact_email(self, record: Record) -> str | None:
         """The EMAIL of the lead's main contact (``GET /api/v4/contacts/{id}``, a multitext
         field with ``field_code`` EMAIL: D:crm_platform/contacts-api)."""
-        contact = record.fields.get("contact_id")
-        if not contact:
-            return None
-        raw = self.api.call("GET", f"/api/v4/contacts/{int(contact)}") or {}
+        raw = self._contact(record)
         for field in raw.get("custom_fields_values") or []:
             if field.get("field_code") == "EMAIL":
                 for value in field.get("values") or []:
@@ -290,10 +287,29 @@ class AmoCRMConnector(Connector):
                         return str(value["value"])
         return None
 
+    def contact_name(self, record: Record) -> str | None:
+        """The ``name`` of the lead's main contact (D:crm_platform/contacts-api)."""
+        return str(self._contact(record).get("name") or "") or None
+
+    def _contact(self, record: Record) -> dict[str, Any]:
+        contact = record.fields.get("contact_id")
+        if not contact or not str(contact).isdigit():
+            return {}
+        return self.api.call("GET", f"/api/v4/contacts/{int(contact)}") or {}
+
     def user_email(self, user_id: str) -> str | None:
         """A user's ``email``: ``GET /api/v4/users/{id}`` (D:crm_platform/users-api: admins)."""
-        raw = self.api.call("GET", f"/api/v4/users/{int(user_id)}") or {}
+        raw = self._user(user_id)
         return str(raw["email"]) if raw.get("email") else None
+
+    def user_name(self, user_id: str) -> str | None:
+        """A user's ``name`` (``GET /api/v4/users/{id}``, D:crm_platform/users-api)."""
+        return str(self._user(user_id).get("name") or "") or None
+
+    def _user(self, user_id: str) -> dict[str, Any]:
+        if not str(user_id).isdigit():
+            return {}
+        return self.api.call("GET", f"/api/v4/users/{int(user_id)}") or {}
 
     def history(self, kind: str, since: datetime) -> Iterator[Step]:
         """Stage moves from the events feed (:func:`bridge.crms.amocrm.history.steps`)."""

@@ -255,23 +255,43 @@ class Bitrix24Connector(Connector):
         """
         emails = record.fields.get("email")
         if record.kind == "deal":
-            contact = record.fields.get("contact_id")
-            if not contact:
-                return None
-            emails = (self.call("crm.contact.get", {"id": contact}) or {}).get("EMAIL")
+            emails = self._contact(record).get("EMAIL")
         for item in emails or []:
             if isinstance(item, dict) and item.get("VALUE"):
                 return str(item["VALUE"])
         return None
+
+    def contact_name(self, record: Record) -> str | None:
+        """A lead's ``NAME`` and ``LAST_NAME``, or those of a deal's contact."""
+        found = record.fields if record.kind != "deal" else self._contact(record)
+        keys = ("name", "last_name") if record.kind != "deal" else ("NAME", "LAST_NAME")
+        name = " ".join(str(found.get(k) or "") for k in keys).strip()
+        return name or None
+
+    def _contact(self, record: Record) -> dict[str, Any]:
+        """A deal's contact (D:api-reference/crm/contacts/crm-contact-get.md)."""
+        contact = record.fields.get("contact_id")
+        if not contact or str(contact) == "0":
+            return {}
+        return self.call("crm.contact.get", {"id": contact}) or {}
 
     def user_email(self, user_id: str) -> str | None:
         """A user's ``EMAIL``; ``user.get`` answers a list even for one id.
 
         D:api-reference/user/user-get.md
         """
-        users = self.call("user.get", {"filter": {"ID": user_id}}) or []
-        email = users[0].get("EMAIL") if users else None
+        email = self._user(user_id).get("EMAIL")
         return str(email) if email else None
+
+    def user_name(self, user_id: str) -> str | None:
+        """A user's ``NAME`` and ``LAST_NAME`` (D:api-reference/user/user-get.md)."""
+        user = self._user(user_id)
+        name = " ".join(str(user.get(k) or "") for k in ("NAME", "LAST_NAME")).strip()
+        return name or None
+
+    def _user(self, user_id: str) -> dict[str, Any]:
+        users = self.call("user.get", {"filter": {"ID": user_id}}) or []
+        return users[0] if users and isinstance(users[0], dict) else {}
 
     def history(self, kind: str, since: datetime) -> Iterator[Step]:
         """Stage moves of ``crm.stagehistory.list`` (:func:`bridge.crms.bitrix24.history.steps`)."""

@@ -223,6 +223,10 @@ class Bitrix24Sandbox:
         """
         self.store.update_crm(LEAD, lead_id, fields, by_user=by_user, trusted=True)
 
+    def add_contact(self, name: str, last_name: str = "", email: str = "", phone: str = "") -> int:
+        """Add a client (``crm.contact.get``); a deal names it in ``CONTACT_ID``."""
+        return self.store.add_contact(name, last_name, email, phone, self.user_id)
+
     def add_activity(self, fields: Mapping[str, Any]) -> int:
         """Create an activity (OWNER_TYPE_ID 2, OWNER_ID, COMPLETED...); posts ONCRMACTIVITYADD."""
         return self.store.add_activity(fields, by_user=self.user_id)

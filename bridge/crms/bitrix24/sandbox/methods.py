@@ -365,6 +365,19 @@ def user_get(store: PortalStore, call: Call) -> Reply:
     return page
 
 
+# --- crm.contact.* -------------------------------------------------------------------------------
+
+
+# D:api-reference/crm/contacts/crm-contact-get.md
+@method("crm.contact.get")
+def contact_get(store: PortalStore, call: Call) -> Reply:
+    """crm.contact.get: One contact by id, its PHONE and EMAIL multifields included."""
+    contact = store.contacts.get(_entity_id(call))
+    if contact is None:
+        raise RestError(400, "", "Not found")
+    return Reply(dict(contact))
+
+
 # --- crm.activity.* ------------------------------------------------------------------------------
 
 

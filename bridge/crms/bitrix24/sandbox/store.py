@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bridge.crms.bitrix24.sandbox.contacts import Contacts
 from bridge.crms.bitrix24.sandbox.data import (
     DEAL_FIELDS,
     DEFAULT_DEAL_STAGES,
@@ -89,7 +90,7 @@ def _money(value: Any) -> Any:
         return value
 
 
-class PortalStore(WorkItems):
+class PortalStore(WorkItems, Contacts):
     """The portal's data; every public method takes the lock."""
 
     def __init__(self, *, domain: str, emit: Emit) -> None:
@@ -105,9 +106,11 @@ class PortalStore(WorkItems):
         self.tasks: dict[int, dict[str, Any]] = {}
         self.comments: dict[int, dict[str, Any]] = {}
         self.activities: dict[int, dict[str, Any]] = {}
+        self.contacts: dict[int, dict[str, Any]] = {}
         # crm.stagehistory.list's items, per entityTypeId (1 lead, 2 deal)
         self.stage_history: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
         kinds = ("deal", "lead", "task", "comment", "activity", "multifield", "enum", "history")
+        kinds += ("contact",)
         self._seq = {kind: itertools.count(1) for kind in kinds}
         self._status_seq = itertools.count(201, 2)
         self._emit = emit
@@ -164,6 +167,19 @@ class PortalStore(WorkItems):
                 )
                 category = str(category_id) if category_id else None
                 self.statuses.append(_status_item(entity, category, row))
+
+    def add_lead_status(self, status_id: str, name: str) -> None:
+        """An in-progress lead status before the final ones, unless the portal has it."""
+        with self.lock:
+            known = self.stages_of("STATUS")
+            if any(s["STATUS_ID"] == status_id for s in known):
+                return
+            sort = max(int(s["SORT"]) for s in known if not s["SEMANTICS"]) + 1
+            row: StatusRow = (
+                str(next(self._status_seq)),
+                *(status_id, name, "", str(sort), "N", STAGE_COLORS["P"][0], None, "process"),
+            )
+            self.statuses.append(_status_item("STATUS", None, row))
 
     def stages_of(self, entity: str) -> list[dict[str, Any]]:
         """Statuses of one directory (``DEAL_STAGE_1``, ``STATUS``) in SORT order."""

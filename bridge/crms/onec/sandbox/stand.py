@@ -9,12 +9,13 @@ the bridge wrote is what came back into the orders: its comment lines and requis
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bridge.crms.onec.order import NOTE_MARK
 from bridge.crms.onec.sandbox import OneCSandbox
-from bridge.sandbox import Stand
+from bridge.sandbox import Stand, Written
 
 if TYPE_CHECKING:
     from bridge.config import Tenant
@@ -30,7 +31,10 @@ class OneCStand(Stand):
     demo_tenant: ClassVar[str] = "fireworks-1c"
 
     def __init__(self) -> None:
+        super().__init__()
         self.sandbox = OneCSandbox()
+        self.now: Callable[[], datetime] = datetime.now
+        self._buyers: dict[str, str] = {}  # contact id -> the counterparty's name
         self.tenant: Tenant | None = None
         self.hook = ""
         self._numbers = itertools.count(1)
@@ -61,40 +65,78 @@ class OneCStand(Stand):
         """1C's scheduled exchange: what changed goes up, what the bridge wrote comes back."""
         self.sandbox.exchange(self.hook, LOGIN, PASSWORD)
 
-    def add_deal(self, title: str, stage: str, responsible: str) -> str:
-        """An order for buyer ``title``, in a canonical stage, managed by a user alias."""
+    def add_contact(self, name: str, email: str, phone: str) -> str:
+        """A counterparty (1C's orders name their buyer; the exchange carries no contacts)."""
+        contact = f"buyer-{len(self._buyers) + 1}"
+        self._buyers[contact] = name
+        return contact
+
+    def add_record(
+        self,
+        kind: str,
+        title: str,
+        stage: str,
+        responsible: str,
+        *,
+        contact: str | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> str:
+        """An order for buyer ``title`` (or the contact's name), in a canonical stage, managed
+        by a user alias."""
         number = f"ДЕМО-{next(self._numbers):04d}"
         order = self.sandbox.add_order(
             number,
-            datetime.now().replace(microsecond=0),
+            self.now().replace(microsecond=0),
             status=self._status(stage),
-            buyer=title,
+            buyer=self._buyers.get(contact or "", title),
             manager=self._manager(responsible),
         )
+        if fields:
+            self.update_record(kind, order.ref, fields=fields)
         return order.ref
 
-    def update_deal(self, deal_id: str, stage: str, fields: dict[str, Any]) -> None:
+    def update_record(
+        self, kind: str, record_id: str, *, stage: str | None = None, fields: dict[str, Any]
+    ) -> None:
         """A manager changes the order's status and fields (the comment among them)."""
         mapping = self._tenant().mapping
-        change: dict[str, Any] = {"status": self._status(stage)}
-        requisites = dict(self.sandbox.orders[deal_id].requisites)
+        change: dict[str, Any] = {"status": self._status(stage)} if stage else {}
+        requisites = dict(self.sandbox.orders[record_id].requisites)
         for name, value in fields.items():
             code = mapping.field_code(KIND, name)
             if code == "Комментарий":
                 change["comment"] = str(value)
             else:
                 requisites[code] = str(value)
-                self._by_people.setdefault(deal_id, {})[code] = str(value)
-        self.sandbox.change(deal_id, requisites=requisites, **change)
+                self._by_people.setdefault(record_id, {})[code] = str(value)
+        self.sandbox.change(record_id, requisites=requisites, **change)
+
+    def add_call(self, kind: str, record_id: str, *, incoming: bool, completed: bool) -> str:
+        """1C's exchange carries orders only: calls live in the telephony, not here."""
+        raise NotImplementedError("1C's exchange with the site carries no calls")
+
+    def set_clock(self, now: Callable[[], datetime]) -> None:
+        """The infobase's "now": new orders' dates."""
+        self.now = now
+
+    def tasks(self) -> list[Written]:
+        """None: 1C has no tasks (a tenant on 1C makes them in its ``tasks_in`` CRM)."""
+        return []
+
+    def comments(self) -> list[Written]:
+        """The bridge's lines in the orders' comments, after 1C's next exchange."""
+        self.wait_delivered()
+        return [
+            Written("comment", f"1C order {order.number}", line.partition("] ")[2])
+            for order in self.sandbox.orders.values()
+            for line in order.comment.splitlines()
+            if line.startswith(NOTE_MARK)
+        ]
 
     def written(self) -> list[str]:
-        """The bridge's lines in the orders' comments, and the requisites it set."""
-        self.wait_delivered()
-        lines = []
+        """The bridge's comment lines, and the requisites it set (ones no person set)."""
+        lines = [comment.line() for comment in self.comments()]
         for order in self.sandbox.orders.values():
-            for line in order.comment.splitlines():
-                if line.startswith(NOTE_MARK):
-                    lines.append(f"comment in 1C order {order.number}: {line.partition('] ')[2]}")
             people = self._by_people.get(order.ref, {})
             for name, value in order.requisites.items():
                 if people.get(name) != value:
