@@ -99,6 +99,12 @@ def _tenants() -> dict[str, Any]:
     return yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["tenants"]
 
 
+def tenant_config(crm: str, connection: dict[str, Any], workdir: Path) -> Path:
+    """Remarka's tenant from ``config/bridge.yaml``, on ``crm`` (its stand's ``connection``),
+    written to ``workdir`` (benchmarks and ``bridge demo`` play it)."""
+    return tenants_config({TENANT: (crm, connection)}, workdir)
+
+
 def tenants_config(stands: dict[str, tuple[str, dict[str, Any]]], workdir: Path) -> Path:
     """The tenants of ``config/bridge.yaml`` named in ``stands`` (name -> the CRM to play it
     on and the stand's connection block), written to ``workdir``.
