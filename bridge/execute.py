@@ -70,13 +70,10 @@ EXECUTORS: dict[str, Executor] = {
 def execute(rt: Runtime, conn: Connector, items: Sequence[Item]) -> dict[str, Outcome]:
     """Carry out planned actions once each; returns the outcome of each one acted on.
 
-    Actions already done (or failed, unless replayed) are left out of the result.
-
-    Raises:
-        TransientError: looking for an earlier attempt's trace failed; nothing was sent.
+    Actions already done (or failed, unless replayed) are left out of the result; an action
+    whose earlier attempt could not be looked for now waits (``retry``), nothing sent.
     """
-    todo = _still_to_do(rt, conn, _unique(items))
-    outcomes: dict[str, Outcome] = {}
+    todo, outcomes = _still_to_do(rt, conn, _unique(items))
     for executor, mine in _by_executor(rt, conn, [i for i in todo if i.action.params.by == "crm"]):
         outcomes.update(executor.execute_many(_by_record(mine)))
     for item in todo:
@@ -87,7 +84,7 @@ def execute(rt: Runtime, conn: Connector, items: Sequence[Item]) -> dict[str, Ou
         for key, o in outcomes.items()
     ]
     rt.journal.settle_many(settled)
-    kinds = {i.action.key: i.action.kind for i in todo}
+    kinds = {i.action.key: i.action.kind for i in items}
     for item in settled:
         metrics.ACTIONS.labels(kinds[item.key], item.status).inc()
     return outcomes
@@ -101,26 +98,46 @@ def _unique(items: Sequence[Item]) -> list[Item]:
     return list(seen.values())
 
 
-def _still_to_do(rt: Runtime, conn: Connector, items: list[Item]) -> list[Item]:
+def _still_to_do(
+    rt: Runtime, conn: Connector, items: list[Item]
+) -> tuple[list[Item], dict[str, Outcome]]:
+    """The items to send, and the outcomes of those that must wait: their earlier attempt's
+    trace could not be looked for now."""
     claims = rt.journal.claim_actions([_claim_values(i) for i in items])
-    todo, found = [], []
+    todo, found, unsure = [], [], []
     for item in items:
         row, created = claims[item.action.key]
         if row.status == "done" or (row.status == "failed" and not item.replay):
             continue
         if already_so(item.record, item.action):
             found.append(Settled(item.action.key, "done", {"skipped": "the record holds it"}))
-            continue
-        if not created and row.status == "pending":
-            # an earlier attempt may have acted and died before writing it down
-            trace = _executor(rt, conn, item).find_done(item.record, item.action, row.created_at)
-            if trace is not None:
-                found.append(Settled(item.action.key, "done", trace))
-                log.info("action %s was already done by an earlier attempt", item.action.key)
-                continue
-        todo.append(item)
+        elif not created and row.status == "pending":
+            unsure.append((item, row.created_at))  # an earlier attempt may have acted, then died
+        else:
+            todo.append(item)
+    traces = _find_done(rt, conn, unsure)
+    waiting: dict[str, Outcome] = {}
+    for item, _ in unsure:
+        trace = traces.get(item.action.key)
+        if isinstance(trace, Exception):
+            waiting[item.action.key] = Outcome("retry", error=str(trace))
+        elif trace is not None:
+            found.append(Settled(item.action.key, "done", trace))
+            log.info("action %s was already done by an earlier attempt", item.action.key)
+        else:
+            todo.append(item)
     rt.journal.settle_many(found)
-    return todo
+    return todo, waiting
+
+
+def _find_done(rt: Runtime, conn: Connector, unsure: list[tuple[Item, Any]]) -> dict[str, Any]:
+    """Each unsure action's trace in its executor's CRM, looked for all at once."""
+    traces: dict[str, Any] = {}
+    when = {item.action.key: since for item, since in unsure}
+    for executor, mine in _by_executor(rt, conn, [item for item, _ in unsure]):
+        lookups = [(i.record, i.action, when[i.action.key]) for i in mine]
+        traces.update(executor.find_done_many(lookups))
+    return traces
 
 
 def already_so(record: Record, action: Action) -> bool:

@@ -17,6 +17,9 @@ from bridge.errors import PermanentError, TransientError
 from bridge.mappings import Mapping
 from bridge.models import OPEN, Action, Event, LookupQuery, Record, RecordRef
 
+Lookup = tuple[Record, Action, datetime]
+"""An action an earlier attempt may have carried out: its record, itself, when it was claimed."""
+
 if TYPE_CHECKING:
     import redis
 
@@ -159,6 +162,21 @@ class Connector(ABC):
     def find_done(self, record: Record, action: Action, since: datetime) -> Any | None:
         """After a crash mid-action: the CRM's trace of the action (task id, comment id...)
         made at or after ``since`` (when the action was claimed), or None."""
+
+    def find_done_many(self, lookups: Sequence[Lookup]) -> dict[str, Any]:
+        """:meth:`find_done` for several actions (default: one by one), by action key.
+
+        An action that could not be looked for now maps to the error (a
+        :class:`TransientError`): it is neither sent nor settled, only its event waits; the
+        ones found so far stay found (a flaky CRM must not undo a retry's progress).
+        """
+        out: dict[str, Any] = {}
+        for record, action, since in lookups:
+            try:
+                out[action.key] = self.find_done(record, action, since)
+            except TransientError as exc:
+                out[action.key] = exc
+        return out
 
     @abstractmethod
     def find(self, query: LookupQuery) -> list[Record]:

@@ -11,6 +11,7 @@ Sources: /work/shared/reference/bitrix24.md and the ``D:`` pages cited next to e
 from __future__ import annotations
 
 import json
+import random
 import re
 import time
 from collections import deque
@@ -31,9 +32,36 @@ from bridge.formdata import FormKeyError, parse_pairs, parse_query
 from bridge.sandbox.server import LoopbackServer
 
 BATCH_LIMIT = 50
+_WEATHER_ERRORS = {
+    "errors": ({"error": "INTERNAL_SERVER_ERROR", "error_description": "Internal error"}, 500),
+    "rate_limited": (
+        {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"},
+        503,
+    ),
+}
 # The operating limit sums each method's run time over 10 minutes (D:limits.md).
 OPERATING_WINDOW = 600.0
 _RESULT_REF = re.compile(r"\$result\[([^\]]+)\]((?:\[[^\]]*\])*)")
+
+
+@dataclass(frozen=True)
+class Weather:
+    """A portal's bad day: shares of REST calls that fail or answer too late.
+
+    Attributes:
+        errors: refused with 500 ``INTERNAL_SERVER_ERROR`` before running.
+        rate_limited: refused with 503 ``QUERY_LIMIT_EXCEEDED`` before running.
+        late: run (the write lands), then answered after ``late_seconds``: a client whose
+            timeout is shorter sees a timeout for a write that happened.
+        late_seconds: how late.
+        seed: the dice's seed (a soak replays the same weather).
+    """
+
+    errors: float = 0.0
+    rate_limited: float = 0.0
+    late: float = 0.0
+    late_seconds: float = 3.0
+    seed: int = 0
 
 
 @dataclass
@@ -99,6 +127,9 @@ class Bitrix24Sandbox:
         self.store.add_user(user_id, "Admin", "", "", True)
         self.requests_log: list[dict[str, Any]] = []
         self._faults: list[_Fault] = []
+        self.weather = Weather()
+        self._dice = random.Random(0)
+        self.weathered: dict[str, int] = {"errors": 0, "rate_limited": 0, "late": 0}
         self._operating: dict[str, deque[tuple[float, float]]] = {}
         self._server: LoopbackServer | None = None
         self.app = self._build_app()
@@ -321,6 +352,32 @@ class Bitrix24Sandbox:
         with self.store.lock:
             self._faults.append(_Fault(method.lower(), times, status, body))
 
+    def set_weather(self, weather: Weather) -> None:
+        """From now on, fail or delay a random share of REST calls (``Weather()``: none);
+        ``weathered`` counts what the weather did.
+
+        Bodies as D:_includes/system-errors.md gives them: a 500 ``INTERNAL_SERVER_ERROR``
+        (a server failure) and a 503 ``QUERY_LIMIT_EXCEEDED`` (the rate limit).
+        """
+        with self.store.lock:
+            self.weather, self._dice = weather, random.Random(weather.seed)
+
+    def _roll(self) -> str:
+        """What the weather does to this call: ``errors``, ``rate_limited``, ``late`` or ``""``."""
+        weather = self.weather
+        with self.store.lock:
+            roll = self._dice.random()
+            for what, share in (
+                ("errors", weather.errors),
+                ("rate_limited", weather.rate_limited),
+                ("late", weather.late),
+            ):
+                if roll < share:
+                    self.weathered[what] += 1
+                    return what
+                roll -= share
+        return ""
+
     def _take_fault(self, method: str, params: Mapping[str, Any]) -> _Fault | None:
         involved = {method}
         if method == "batch":
@@ -360,6 +417,16 @@ class Bitrix24Sandbox:
         fault = self._take_fault(name, params)
         if fault is not None:
             return self._json(fault.body, fault.status)
+        weather = self._roll()
+        if weather in _WEATHER_ERRORS:
+            return self._json(*_WEATHER_ERRORS[weather])
+        if weather == "late":
+            response = self._answer(name, params, started)
+            time.sleep(self.weather.late_seconds)
+            return response
+        return self._answer(name, params, started)
+
+    def _answer(self, name: str, params: dict[str, Any], started: float) -> Response:
         try:
             if name == "batch":
                 body = {"result": self._batch(params)}
