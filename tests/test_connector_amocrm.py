@@ -378,6 +378,37 @@ def test_an_empty_task_list_is_204(conn: AmoCRMConnector) -> None:
     assert conn.find_done(record, plan(record)[0], SINCE) is None
 
 
+@responses.activate
+def test_earlier_tasks_of_several_leads_are_looked_for_in_one_listing(
+    conn: AmoCRMConnector,
+) -> None:
+    # D:crm_platform/tasks-api: filter[entity_id][] takes several leads
+    seven, eight = Record("deal", "7", "amocrm"), Record("deal", "8", "amocrm")
+    made, not_made = plan(seven)[0], replace(plan(eight)[0], key="9" * 64, ref=eight.ref)
+    listing = {
+        "_embedded": {"tasks": [{"id": 5, "entity_id": 7, "text": f"Позвонить\n{marker(made)}"}]}
+    }
+    responses.get(f"{BASE}/api/v4/tasks", json=listing)
+    found = conn.find_done_many([(seven, made, SINCE), (eight, not_made, SINCE)])
+    assert found == {made.key: {"task_id": "5"}, not_made.key: None}
+    [call] = responses.calls
+    assert "filter%5Bentity_id%5D%5B%5D=7&filter%5Bentity_id%5D%5B%5D=8" in call.request.url
+
+
+@responses.activate
+def test_a_listing_that_fails_makes_its_actions_wait_not_the_others(
+    conn: AmoCRMConnector,
+) -> None:
+    responses.get(f"{BASE}/api/v4/tasks", status=503, json={"title": "Unavailable"})
+    notes = {"_embedded": {"notes": [{"id": 3, "params": {"text": "Постоянный клиент"}}]}}
+    responses.get(f"{BASE}/api/v4/leads/7/notes", json=notes)
+    record = Record("deal", "7", "amocrm")
+    task, comment = plan(record)[0], plan(record)[2]
+    found = conn.find_done_many([(record, task, SINCE), (record, comment, SINCE)])
+    assert isinstance(found[task.key], TransientError)
+    assert found[comment.key] == {"note_id": "3"}
+
+
 # -- against the sandbox ----------------------------------------------------------------
 
 

@@ -163,20 +163,45 @@ class Connector(ABC):
         """After a crash mid-action: the CRM's trace of the action (task id, comment id...)
         made at or after ``since`` (when the action was claimed), or None."""
 
+    task_lookup_chunk: ClassVar[int] = 0
+    """How many actions' tasks :meth:`find_tasks` looks for at a time (0: one by one)."""
+
     def find_done_many(self, lookups: Sequence[Lookup]) -> dict[str, Any]:
-        """:meth:`find_done` for several actions (default: one by one), by action key.
+        """:meth:`find_done` for several actions, by action key: tasks bound to this CRM's
+        records :attr:`task_lookup_chunk` at a time (:meth:`find_tasks`), the rest one by one.
 
         An action that could not be looked for now maps to the error (a
         :class:`TransientError`): it is neither sent nor settled, only its event waits; the
         ones found so far stay found (a flaky CRM must not undo a retry's progress).
         """
         out: dict[str, Any] = {}
+        chunked = [(r, a) for r, a, _ in lookups if self._chunked(r, a)]
         for record, action, since in lookups:
+            if self._chunked(record, action):
+                continue
             try:
                 out[action.key] = self.find_done(record, action, since)
             except TransientError as exc:
                 out[action.key] = exc
+        size = self.task_lookup_chunk
+        for chunk in (chunked[i : i + size] for i in range(0, len(chunked), size or 1)):
+            try:
+                out.update(self.find_tasks(chunk))
+            except TransientError as exc:
+                out.update({action.key: exc for _, action in chunk})
         return out
+
+    def find_tasks(self, chunk: Sequence[tuple[Record, Action]]) -> dict[str, Any]:
+        """The task each action made on its record of this CRM (its trace, or None), by action
+        key, in as few requests as the CRM allows; only called if :attr:`task_lookup_chunk`."""
+        raise NotImplementedError
+
+    def _chunked(self, record: Record, action: Action) -> bool:
+        return (
+            bool(self.task_lookup_chunk)
+            and action.kind == "create_task"
+            and record.crm == self.name
+        )
 
     @abstractmethod
     def find(self, query: LookupQuery) -> list[Record]:

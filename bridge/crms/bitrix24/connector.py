@@ -26,7 +26,6 @@ from bridge.crms.bitrix24 import Bitrix24, history
 from bridge.crms.bitrix24.transport import Rest, classify
 from bridge.crms.connector import (
     Connector,
-    Lookup,
     Outcome,
     Step,
     crm_value,
@@ -167,28 +166,16 @@ class Bitrix24Connector(Connector):
             return self._comment_made(record, action.params.text, since)
         return None
 
-    def find_done_many(self, lookups: Sequence[Lookup]) -> dict[str, Any]:
-        """The tasks bound to this portal's records looked for 50 to a ``batch`` (after a
-        batch of writes timed out, its retry costs one request, not one per task); the rest
-        one by one (:meth:`find_done`)."""
-        bound = [(r, a) for r, a, _ in lookups if self._binds(r, a)]
-        out = super().find_done_many([lk for lk in lookups if not self._binds(lk[0], lk[1])])
-        for start in range(0, len(bound), BATCH):
-            out.update(self._tasks_made(bound[start : start + BATCH]))
-        return out
+    task_lookup_chunk = BATCH
 
-    def _binds(self, record: Record, action: Action) -> bool:
-        return isinstance(action.params, CreateTask) and record.crm == self.name
-
-    def _tasks_made(self, chunk: list[tuple[Record, Action]]) -> dict[str, Any]:
+    def find_tasks(self, chunk: Sequence[tuple[Record, Action]]) -> dict[str, Any]:
+        """``tasks.task.list`` of each record, 50 commands to a ``batch``: after a batch of
+        writes timed out, its retry costs one request, not one per task."""
         cmd = {
             f"t{i}": "tasks.task.list?" + formdata.build_query(self._bound_tasks(record))
             for i, (record, _) in enumerate(chunk)
         }
-        try:
-            body = self.call("batch", {"halt": 0, "cmd": cmd})
-        except TransientError as exc:
-            return {action.key: exc for _, action in chunk}
+        body = self.call("batch", {"halt": 0, "cmd": cmd})
         results, errors = body.get("result") or {}, body.get("result_error") or {}
         out: dict[str, Any] = {}
         for i, (_, action) in enumerate(chunk):
