@@ -16,6 +16,8 @@ from bridge.journal import (
     FIRST_REVISION,
     Base,
     Journal,
+    Settled,
+    Snapshot,
     _alembic_config,
     head,
     migrate,
@@ -109,3 +111,62 @@ def test_a_journal_made_before_migrations_keeps_its_events(tmp_path: Path) -> No
     engine.dispose()
     assert migrate(url) == head()
     assert Journal(url).event(1).record_id == "7"
+
+
+def _action(journal: Journal, key: str, record: tuple[str, str], stay: str, **values: str) -> None:
+    values = {"tenant": "t", "kind": "send_email", **values}
+    event_id, _ = journal.record_event(tenant=values["tenant"], crm="b", status="queued")
+    journal.claim_action(
+        key,
+        event_id=event_id,
+        rule="r",
+        record_kind=record[0],
+        record_id=record[1],
+        stay=stay,
+        **values,
+    )
+
+
+def test_settling_a_batch_counts_attempts_and_keeps_an_earlier_result(journal: Journal) -> None:
+    for key in ("a", "b"):
+        _action(journal, key, ("deal", "1"), "1", kind="create_task")
+    journal.settle_many(
+        [Settled("a", "done", {"task_id": "7"}), Settled("b", "pending", None, "503")]
+    )
+    journal.settle_many([Settled("b", "done", {"task_id": "8"}), Settled("a", "done")])
+    rows = {key: journal.claim_action(key)[0] for key in ("a", "b")}
+    assert {k: (r.status, r.result, r.attempts) for k, r in rows.items()} == {
+        "a": ("done", {"task_id": "7"}, 2),
+        "b": ("done", {"task_id": "8"}, 2),
+    }
+    assert rows["b"].error == ""
+
+
+def test_completing_a_batch_stores_snapshots_changes_and_verdicts(journal: Journal) -> None:
+    at = datetime(2025, 10, 22, 9, 0, tzinfo=UTC)
+    entries = [
+        {"entry": f"1-{n}", "crm": "b", "kind": "deal", "record_id": str(n), "status": "processing"}
+        for n in (1, 2)
+    ]
+    first, second = journal.journal_entries("t", entries)
+    assert [r.entry for r in journal.journal_entries("t", entries)] == ["1-1", "1-2"]  # once
+    journal.store_snapshot("t", "deal", "1", "meeting", {"old": True}, at)
+    journal.add_decisions_many([(first.id, Decision("r", "fired", "x", "missing"), None)])
+    journal.complete(
+        "t",
+        {
+            ("deal", "1"): Snapshot(2, 1, "meeting", at, {"new": True}),
+            ("deal", "2"): Snapshot(1, 1, "lost", at, {"id": "2"}),
+        },
+        [("deal", "1", "amount", at, "c1")],
+        [(first.id, "processed", "1 action(s) done"), (second.id, "failed", "gone")],
+    )
+    one, two = journal.snapshot("t", "deal", "1"), journal.snapshot("t", "deal", "2")
+    assert (one.version, one.data, two.stage, two.data) == (2, {"new": True}, "lost", {"id": "2"})
+    assert journal.change_counts("t", "deal", "1") == {"amount": 1}
+    events = {e["event"].id: e for e in journal.recent(5)}
+    assert (events[first.id]["event"].status, events[second.id]["event"].reason) == (
+        "processed",
+        "gone",
+    )
+    assert [d.verdict for d in events[first.id]["decisions"]] == ["fired"]
