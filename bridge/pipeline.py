@@ -31,7 +31,7 @@ from bridge.crms.connector import Connector
 from bridge.errors import NeedsAttention, PermanentError, TransientError
 from bridge.execute import Item, execute
 from bridge.ingress import Gate, Unavailable
-from bridge.journal import GAVE_UP, EventRow, Snapshot, client_key
+from bridge.journal import GAVE_UP, EventRow, History, Snapshot, client_key
 from bridge.masking import redact
 from bridge.models import BATCH, STANDARD_FIELDS, Event, Plan, Record, RecordRef
 from bridge.queue import Entry
@@ -250,6 +250,8 @@ def decide(rt: Runtime, tenant: Tenant, conn: Connector, works: list[Work]) -> N
     """Evaluate each event against the snapshot the one before it left; journal the verdicts."""
     refs = [(w.record.kind, w.record.id) for w in works if w.open and w.record]
     snaps: dict[tuple[str, str], Snapshot] = rt.journal.snapshots_of(tenant.name, refs)
+    clients = {w.record.value(CLIENT) for w in works if w.open and w.record} - {None, ""}
+    history = rt.journal.history(tenant.name, refs, clients)
     decisions = []
     for work in works:
         if not (work.open and work.record):
@@ -258,7 +260,7 @@ def decide(rt: Runtime, tenant: Tenant, conn: Connector, works: list[Work]) -> N
         snap = snaps.get(ref)
         work.previous = Record.from_dict(snap.data) if snap else None
         work.stay = stay_of(snap, record)
-        ctx = context(rt, tenant, conn, work.event, record, work.previous, snap, work.stay)
+        ctx = context(history, tenant, conn, work.event, record, work.previous, snap, work.stay)
         work.plan = evaluate(work.event, record, work.previous, tenant.rules, ctx)
         decisions += [(work.row.id, d, record) for d in work.plan.decisions]
         work.after = snaps[ref] = next_snapshot(snap, record, work.event.received_at)
@@ -266,7 +268,7 @@ def decide(rt: Runtime, tenant: Tenant, conn: Connector, works: list[Work]) -> N
 
 
 def context(
-    rt: Runtime,
+    history: History,
     tenant: Tenant,
     conn: Connector,
     event: Event,
@@ -279,9 +281,9 @@ def context(
     client = record.value(CLIENT)
     facts = Facts(
         stage_since=stage_since(snap, record, event.received_at),
-        emails_sent=rt.journal.emails_sent(tenant.name, record.kind, record.id, stay),
-        history=rt.journal.change_counts(tenant.name, record.kind, record.id),
-        client_history=rt.journal.client_change_counts(tenant.name, client) if client else {},
+        emails_sent=history.emails_sent(record.kind, record.id, stay),
+        history=history.change_counts(record.kind, record.id),
+        client_history=history.client_change_counts(client) if client else {},
         activity=conn.activity_of(event),
     )
     if needs_planned(event, record, previous, tenant.rules, facts):

@@ -127,6 +127,40 @@ def _action(journal: Journal, key: str, record: tuple[str, str], stay: str, **va
     )
 
 
+def test_a_batch_reads_each_records_past_as_its_own(journal: Journal) -> None:
+    at = datetime(2025, 10, 22, 9, 0, tzinfo=UTC)
+    for key, record, stay, template in (
+        ("e1", ("deal", "1"), "1", "welcome"),
+        ("e2", ("deal", "1"), "3", "reminder"),
+        ("e3", ("deal", "2"), "1", "welcome"),
+        ("e4", ("lead", "1"), "1", "lead-only"),
+    ):
+        _action(journal, key, record, stay)
+        journal.settle_action(key, "done", {"template": template})
+    _action(journal, "e5", ("deal", "1"), "1")  # still pending: not sent
+    _action(journal, "e6", ("deal", "1"), "1", tenant="other")
+    journal.settle_action("e6", "done", {"template": "other-tenant"})
+    journal.record_changes("t", "deal", "1", ["stage", "amount", "stage"], at, client="c1")
+    journal.record_changes("t", "deal", "3", ["stage"], at, client="c1")
+    journal.record_changes("t", "lead", "1", ["stage"], at, client="c2")
+    journal.record_changes("other", "deal", "1", ["stage"], at, client="c1")
+
+    past = journal.history("t", [("deal", "1"), ("deal", "2"), ("lead", "9")], ["c1", "c9"])
+
+    assert past.emails_sent("deal", "1", "1") == {"welcome"}
+    assert past.emails_sent("deal", "1", "3") == {"reminder"}
+    assert past.emails_sent("deal", "2", "1") == {"welcome"}
+    assert past.emails_sent("lead", "1", "1") == frozenset()  # not asked for
+    assert past.change_counts("deal", "1") == {"stage": 2, "amount": 1}
+    assert past.change_counts("deal", "2") == {}
+    assert past.client_change_counts("c1") == {"stage": 3, "amount": 1}
+    assert past.client_change_counts("c9") == {}
+    # the one-record questions give the same answers
+    assert journal.emails_sent("t", "deal", "1", "1") == {"welcome"}
+    assert journal.change_counts("t", "deal", "1") == {"stage": 2, "amount": 1}
+    assert journal.client_change_counts("t", "c1") == {"stage": 3, "amount": 1}
+
+
 def test_settling_a_batch_counts_attempts_and_keeps_an_earlier_result(journal: Journal) -> None:
     for key in ("a", "b"):
         _action(journal, key, ("deal", "1"), "1", kind="create_task")

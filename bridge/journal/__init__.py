@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, inspect, select
+from sqlalchemy import create_engine, event, inspect, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge import clock
 from bridge.errors import SchemaError
 from bridge.journal.batch import BatchWrites, Settled, Snapshot
+from bridge.journal.history import History, HistoryReads
 from bridge.journal.tables import (
     ActionRow,
     Base,
@@ -42,6 +43,7 @@ __all__ = [
     "ChangeRow",
     "DecisionRow",
     "EventRow",
+    "History",
     "Journal",
     "Settled",
     "Snapshot",
@@ -92,7 +94,7 @@ def _url(url: str | None) -> str:
     return url or os.environ.get("BRIDGE_JOURNAL_URL") or DEFAULT_URL
 
 
-class Journal(BatchWrites):
+class Journal(BatchWrites, HistoryReads):
     """Access to the journal database (its schema made by :func:`migrate`)."""
 
     def __init__(self, url: str | None = None) -> None:
@@ -234,45 +236,6 @@ class Journal(BatchWrites):
                 for f in fields
             )
             s.commit()
-
-    def client_change_counts(self, tenant: str, client: Any) -> dict[str, int]:
-        """Field -> how many times it changed over every record of one client."""
-        with self.session() as s:
-            rows = s.execute(
-                select(ChangeRow.field, func.count())
-                .where(ChangeRow.tenant == tenant, ChangeRow.client == str(client))
-                .group_by(ChangeRow.field)
-            )
-            return {field: count for field, count in rows}
-
-    def change_counts(self, tenant: str, kind: str, record_id: str) -> dict[str, int]:
-        """Field -> how many times it changed."""
-        with self.session() as s:
-            rows = s.execute(
-                select(ChangeRow.field, func.count())
-                .where(
-                    ChangeRow.tenant == tenant,
-                    ChangeRow.kind == kind,
-                    ChangeRow.record_id == record_id,
-                )
-                .group_by(ChangeRow.field)
-            )
-            return {field: count for field, count in rows}
-
-    def emails_sent(self, tenant: str, kind: str, record_id: str, stay: str) -> frozenset[str]:
-        """Templates e-mailed for a record during one stay."""
-        with self.session() as s:
-            rows = s.scalars(
-                select(ActionRow).where(
-                    ActionRow.tenant == tenant,
-                    ActionRow.record_kind == kind,
-                    ActionRow.record_id == record_id,
-                    ActionRow.kind == "send_email",
-                    ActionRow.status == "done",
-                    ActionRow.stay == stay,
-                )
-            )
-            return frozenset(str((r.result or {}).get("template")) for r in rows)
 
     def snapshots(self, tenant: str, kind: str) -> dict[str, SnapshotRow]:
         """Every snapshot of a tenant's records of one kind (for sweeps), by record id."""
