@@ -18,12 +18,13 @@ Run: .venv/bin/python bench/e2e.py [--seconds 60] [--rate 100] [--rounds 3]
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,9 @@ import harness
 
 P99_GOAL = 200.0
 DRAIN_TIMEOUT = 120.0
+WARMUP = 50
+"""Changes played and waited for before the measured ones: the workers' first batches open
+connections and compile statements and templates, which a running bridge has long done."""
 TASK_METHOD = "tasks.task.add"
 
 
@@ -46,8 +50,10 @@ class Round:
     statuses: dict[int | None, int] = field(default_factory=dict)
 
     def latencies(self, since: dict[str, float]) -> list[float]:
-        """Seconds from ``since`` to each deal's first task."""
-        return [min(t) - since[d] for d, t in self.tasks.items() if d in since]
+        """Seconds from ``since`` to the first task of each deal changed in the round."""
+        return [
+            min(t) - since[d] for d, t in self.tasks.items() if d in self.changed and d in since
+        ]
 
     def lost(self) -> int:
         """Deals changed and never given a task."""
@@ -58,10 +64,11 @@ class Round:
         return sum(1 for t in self.tasks.values() if len(t) > 1)
 
 
-def workers(n: int, env: dict[str, str], folder: Path) -> list[subprocess.Popen[bytes]]:
-    """``n`` ``bridge worker`` processes on the stack's environment."""
+@contextlib.contextmanager
+def workers(n: int, env: dict[str, str], folder: Path) -> Iterator[None]:
+    """``n`` ``bridge worker`` processes on the stack's environment, stopped afterwards."""
     with open(folder / "workers.log", "ab") as out:
-        return [
+        procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "bridge.cli", "worker"],
                 env={**os.environ, **env},
@@ -71,6 +78,13 @@ def workers(n: int, env: dict[str, str], folder: Path) -> list[subprocess.Popen[
             )
             for _ in range(n)
         ]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=60)
 
 
 def play(made: harness.Stack, ids: list[str], rate: float, seen: Round) -> None:
@@ -87,7 +101,8 @@ def play(made: harness.Stack, ids: list[str], rate: float, seen: Round) -> None:
 def sample(made: harness.Stack, seen: Round, stop: threading.Event) -> None:
     """Each second: the events waiting in Redis, the changes the sandbox has not posted."""
     while not stop.wait(1.0):
-        unposted = len(seen.changed) - len(made.sandbox.deliveries)
+        posted = sum(1 for d in list(made.sandbox.deliveries) if str(d["id"]) in seen.changed)
+        unposted = len(seen.changed) - posted
         seen.depth.append((made.runtime.queue.waiting(), unposted))
 
 
@@ -115,42 +130,43 @@ def collect(made: harness.Stack, seen: Round) -> None:
         seen.statuses[delivery["status"]] = seen.statuses.get(delivery["status"], 0) + 1
 
 
-def one_round(args, redis_url: str, report: Callable[[Round], None]) -> Round:  # noqa: ANN001
-    """Set up, play ``args.seconds`` of changes, wait for the tasks; returns what it saw."""
+def one_round(args, redis_url: str) -> Round:  # noqa: ANN001 - argparse's namespace
+    """A fresh stack: play ``args.seconds`` of changes, wait for the tasks; what it saw."""
     folder = harness.workdir()
     limit = harness.UNLIMITED
     if args.rate_limit:
         limit = {"requests_per_second": args.rate_limit, "burst": 1}
-    seen = Round()
     with harness.journal(folder, args.journal) as url:
         made = harness.stack("bitrix24", folder, redis_url, url, limit)
-        ids = [
-            made.stand.add_deal(f"Ремонт {i}", "meeting", "ivanova")
-            for i in range(int(args.rate * args.seconds))
-        ]
-        env = {**made.env, "PROMETHEUS_MULTIPROC_DIR": str(folder / "metrics")}
-        (folder / "metrics").mkdir()
-        procs: list[subprocess.Popen[bytes]] = []
         try:
-            with harness.gunicorn("webhooks:create_app()", env, folder) as web:
-                procs = workers(args.workers, env, folder)
-                time.sleep(3)  # the workers import and connect
-                made.stand.connect(made.runtime, web)
-                stop = threading.Event()
-                sampler = threading.Thread(target=sample, args=(made, seen, stop), daemon=True)
-                sampler.start()
-                play(made, ids, args.rate, seen)
-                settle(made, seen)
-                stop.set()
-                sampler.join()
+            return measure(made, args, folder)
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                proc.wait(timeout=60)
             made.close()
+
+
+def measure(made: harness.Stack, args, folder: Path) -> Round:  # noqa: ANN001
+    """The web app and the workers up, the warm-up played, then the measured changes."""
+    count = int(args.rate * args.seconds)
+    ids = [made.stand.add_deal(f"Ремонт {i}", "meeting", "ivanova") for i in range(WARMUP + count)]
+    (folder / "metrics").mkdir()
+    env = {**made.env, "PROMETHEUS_MULTIPROC_DIR": str(folder / "metrics")}
+    seen = Round()
+    with (
+        harness.gunicorn("webhooks:create_app()", env, folder) as web,
+        workers(args.workers, env, folder),
+    ):
+        made.stand.connect(made.runtime, web)
+        warm = Round()
+        play(made, ids[:WARMUP], args.rate, warm)
+        settle(made, warm)
+        stop = threading.Event()
+        sampler = threading.Thread(target=sample, args=(made, seen, stop), daemon=True)
+        sampler.start()
+        play(made, ids[WARMUP:], args.rate, seen)
+        settle(made, seen)
+        stop.set()
+        sampler.join()
     collect(made, seen)
-    report(seen)
     return seen
 
 
@@ -168,7 +184,8 @@ def describe(seen: Round) -> None:
         f"p99 {harness.percentile(delivery, 0.99):.0f} ms"
     )
     print(
-        f"  {len(seen.changed)} changes, {sum(len(t) for t in seen.tasks.values())} tasks: "
+        f"  {len(seen.changed)} changes, {sum(len(seen.tasks.get(d, ())) for d in seen.changed)} "
+        "tasks: "
         f"lost {seen.lost()}, duplicated {seen.duplicated()}; webhook answers {seen.statuses}"
     )
     print("  events waiting in Redis, each second:", " ".join(str(w) for w, _ in seen.depth))
@@ -194,7 +211,8 @@ def main() -> None:
     rounds = []
     with harness.private_redis(appendonly=True) as server:
         for _ in range(args.rounds):
-            seen = one_round(args, server.url, describe)
+            seen = one_round(args, server.url)
+            describe(seen)
             rounds.append(seen)
             delivery = {d: t for d, t in seen.changed.items() if d in seen.posted}
             post = [seen.posted[d] - t for d, t in delivery.items()]
