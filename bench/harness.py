@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -298,7 +299,7 @@ def lost_deals(made: Stack, n: int) -> list[str]:
     """``n`` deals moved to ``lost`` without a refusal reason: each event about one makes
     the bridge create a task (rule refusal-needs-reason). Made before any hook is
     subscribed, so that the sandbox posts nothing."""
-    ids = [made.stand.add_deal(f"Ремонт {i}", "meeting", demo.MANAGER) for i in range(n)]
+    ids = open_deals(made, n)
     for deal_id in ids:
         made.stand.update_deal(deal_id, "lost", {})
     return ids
@@ -320,6 +321,54 @@ def admit(made: Stack, ids: list[str], tag: str = "") -> None:
         made.runtime.queue.admit(TENANT, item.dedup_key, fields_of(item))
 
 
+def open_deals(made: Stack, n: int) -> list[str]:
+    """``n`` deals in the meeting stage, made before any hook is subscribed."""
+    return [made.stand.add_deal(f"Ремонт {i}", "meeting", demo.MANAGER) for i in range(n)]
+
+
+def calls(made: Stack, ids: list[str]) -> None:
+    """A completed call on each deal, put in the tenant's stream as its CRM posts it (each
+    asks rule contact-ends-with-next-step for the next step, by a timer)."""
+    for deal_id in ids:
+        item = CALL[made.crm](made, deal_id)
+        made.runtime.queue.admit(TENANT, item.dedup_key, fields_of(item))
+
+
+def _bitrix24_call(made: Stack, deal_id: str) -> Incoming:
+    # D:api-reference/crm/data-types.md#activity-enums: TYPE_ID 2 a call, DIRECTION 2 outgoing
+    fields = {"OWNER_TYPE_ID": 2, "OWNER_ID": int(deal_id), "TYPE_ID": 2, "DIRECTION": 2}
+    fields |= {"COMPLETED": "Y", "SUBJECT": "Звонок клиенту", "RESPONSIBLE_ID": 3}
+    activity = str(made.sandbox.add_activity(fields))
+    return Incoming(
+        **{"tenant": TENANT, "crm": made.crm, "source": "ONCRMACTIVITYUPDATE"},
+        **{"type": "activity.updated", "kind": "", "record_id": "", "subject": activity},
+        **{"dedup_key": f"bench:activity:{activity}", "payload": {}},
+    )
+
+
+def _amocrm_call(made: Stack, deal_id: str) -> Incoming:
+    # a call note as telephony integrations add it (D:crm_platform/events-and-notes); its hook
+    # names the lead but not its kind, as the ingress parses it
+    conn = made.runtime.connector(made.runtime.tenant(TENANT))
+    params = {"uniq": f"bench-{deal_id}", "duration": 60, "source": "bench", "link": ""}
+    params |= {"phone": "+70000000000", "call_status": 4}
+    body = [{"entity_id": int(deal_id), "note_type": "call_out", "params": params}]
+    answer = conn.api.call("POST", "/api/v4/leads/notes", body=body)  # type: ignore[attr-defined]
+    note = str(answer["_embedded"]["notes"][0]["id"])
+    return Incoming(
+        **{"tenant": TENANT, "crm": made.crm, "source": "leads[note]"},
+        **{"type": "activity.created", "kind": "", "record_id": deal_id, "subject": note},
+        **{"dedup_key": f"bench:note:{note}", "payload": {}},
+    )
+
+
+CALL: dict[str, Callable[[Stack, str], Incoming]] = {
+    "bitrix24": _bitrix24_call,
+    "amocrm": _amocrm_call,
+}
+"""A completed call on a deal, in the CRM, and the event its webhook gives."""
+
+
 def tasks_per_deal(made: Stack) -> Counter[str]:
     """How many tasks each deal got (by deal id)."""
     return Counter(TASK_DEAL[made.crm](task) for task in made.sandbox.tasks.values())
@@ -335,7 +384,7 @@ TASK_DEAL: dict[str, Callable[[dict[str, Any]], str]] = {
 def http_requests(made: Stack, since: int = 0) -> Counter[str]:
     """The HTTP requests the sandbox answered after the ``since``-th, by method (and path)."""
     return Counter(
-        " ".join(filter(None, (entry["method"], entry.get("path"))))
+        " ".join(filter(None, (entry["method"], re.sub(r"/\d+", "/{id}", entry.get("path", "")))))
         for entry in made.sandbox.requests_log[since:]
         if not entry.get("batch")  # a Bitrix24 batch's commands ride in its one request
     )
