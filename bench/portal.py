@@ -111,12 +111,15 @@ def drain(crm: str, redis_url: str, n: int, costs: Counter[str], workload: str =
 
 
 def print_costs(costs: Counter[str], events: int) -> None:
-    """Requests per batch of 50 events, in all and by method."""
+    """The requests the portal was sent: per batch of 50 events and per event, by method."""
     batches = math.ceil(events / queue.BATCH)
     total = sum(costs.values())
-    print(f"requests per batch of {queue.BATCH}: {total / batches:.2f} ({total} in all)")
+    print(
+        f"requests: {total} for {events} events in {batches} batch(es): "
+        f"{total / batches:.2f} per batch, {total / events:.2f} per event"
+    )
     for name, count in costs.most_common():
-        print(f"  {name}: {count / batches:.2f} per batch")
+        print(f"  {name}: {count / batches:.2f} per batch, {count / events:.2f} per event")
 
 
 def main() -> None:
