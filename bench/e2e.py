@@ -95,7 +95,7 @@ def play(made: harness.Stack, ids: list[str], rate: float, seen: Round) -> None:
         if delay > 0:
             time.sleep(delay)
         seen.changed[deal_id] = time.monotonic()
-        made.stand.update_deal(deal_id, "lost", {})
+        made.stand.update_record("deal", deal_id, stage="lost", fields={})
 
 
 def sample(made: harness.Stack, seen: Round, stop: threading.Event) -> None:
@@ -147,7 +147,7 @@ def one_round(args, redis_url: str) -> Round:  # noqa: ANN001 - argparse's names
 def measure(made: harness.Stack, args, folder: Path) -> Round:  # noqa: ANN001
     """The web app and the workers up, the warm-up played, then the measured changes."""
     count = int(args.rate * args.seconds)
-    ids = [made.stand.add_deal(f"Ремонт {i}", "meeting", "ivanova") for i in range(WARMUP + count)]
+    ids = harness.open_deals(made, WARMUP + count)
     (folder / "metrics").mkdir()
     env = {**made.env, "PROMETHEUS_MULTIPROC_DIR": str(folder / "metrics")}
     seen = Round()

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 VENV_BIN = ROOT / ".venv" / "bin"
 TENANT = demo.TENANT
+MANAGER = demo.MANAGER
 ROUNDS = 3
 PG_ADMIN_URL = os.environ.get("BRIDGE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 # warnings and errors only (the sandboxes' request lines, Alembic's steps are no figures)
@@ -274,7 +275,7 @@ def stack(crm: str, folder: Path, redis_url: str, journal_url: str, limit: dict[
     connection, secrets = stand.connection()
     os.environ.update(secrets)
     with contextlib.chdir(ROOT):
-        config = demo.tenant_config(crm, {**connection, **limit}, folder)
+        config = demo.tenants_config({TENANT: (crm, {**connection, **limit})}, folder)
     runtime = Runtime.build(str(config), journal_url, redis_url)
     stand.seed(runtime.settings.tenants[TENANT])
     env = {"BRIDGE_CONFIG": str(config), "BRIDGE_JOURNAL_URL": journal_url, "REDIS_URL": redis_url}
@@ -301,8 +302,13 @@ def lost_deals(made: Stack, n: int) -> list[str]:
     subscribed, so that the sandbox posts nothing."""
     ids = open_deals(made, n)
     for deal_id in ids:
-        made.stand.update_deal(deal_id, "lost", {})
+        made.stand.update_record("deal", deal_id, stage="lost", fields={})
     return ids
+
+
+def open_deals(made: Stack, n: int) -> list[str]:
+    """``n`` deals in the meeting stage, made before any hook is subscribed."""
+    return [made.stand.add_record("deal", f"Ремонт {i}", "meeting", MANAGER) for i in range(n)]
 
 
 def admit(made: Stack, ids: list[str], tag: str = "") -> None:
@@ -321,64 +327,46 @@ def admit(made: Stack, ids: list[str], tag: str = "") -> None:
         made.runtime.queue.admit(TENANT, item.dedup_key, fields_of(item))
 
 
-def open_deals(made: Stack, n: int) -> list[str]:
-    """``n`` deals in the meeting stage, made before any hook is subscribed."""
-    return [made.stand.add_deal(f"Ремонт {i}", "meeting", demo.MANAGER) for i in range(n)]
-
-
 def calls(made: Stack, ids: list[str]) -> None:
-    """A completed call on each deal, put in the tenant's stream as its CRM posts it (each
-    asks rule contact-ends-with-next-step for the next step, by a timer)."""
+    """A completed outgoing call on each deal, its event put in the tenant's stream as its
+    CRM's hook would give it (each asks rule contact-ends-with-next-step for the next step)."""
     for deal_id in ids:
-        item = CALL[made.crm](made, deal_id)
+        call = made.stand.add_call("deal", deal_id, incoming=False, completed=True)
+        item = CALL_EVENT[made.crm](made.crm, deal_id, call)
         made.runtime.queue.admit(TENANT, item.dedup_key, fields_of(item))
 
 
-def _bitrix24_call(made: Stack, deal_id: str) -> Incoming:
-    # D:api-reference/crm/data-types.md#activity-enums: TYPE_ID 2 a call, DIRECTION 2 outgoing
-    fields = {"OWNER_TYPE_ID": 2, "OWNER_ID": int(deal_id), "TYPE_ID": 2, "DIRECTION": 2}
-    fields |= {"COMPLETED": "Y", "SUBJECT": "Звонок клиенту", "RESPONSIBLE_ID": 3}
-    activity = str(made.sandbox.add_activity(fields))
+def _bitrix24_call(crm: str, deal_id: str, activity: str) -> Incoming:
+    # ONCRMACTIVITYUPDATE names the activity only (D:api-reference/crm/timeline/activities/
+    # events/on-crm-activity-update.md)
     return Incoming(
-        **{"tenant": TENANT, "crm": made.crm, "source": "ONCRMACTIVITYUPDATE"},
+        **{"tenant": TENANT, "crm": crm, "source": "ONCRMACTIVITYUPDATE"},
         **{"type": "activity.updated", "kind": "", "record_id": "", "subject": activity},
         **{"dedup_key": f"bench:activity:{activity}", "payload": {}},
     )
 
 
-def _amocrm_call(made: Stack, deal_id: str) -> Incoming:
-    # a call note as telephony integrations add it (D:crm_platform/events-and-notes); its hook
-    # names the lead but not its kind, as the ingress parses it
-    conn = made.runtime.connector(made.runtime.tenant(TENANT))
-    params = {"uniq": f"bench-{deal_id}", "duration": 60, "source": "bench", "link": ""}
-    params |= {"phone": "+70000000000", "call_status": 4}
-    body = [{"entity_id": int(deal_id), "note_type": "call_out", "params": params}]
-    answer = conn.api.call("POST", "/api/v4/leads/notes", body=body)  # type: ignore[attr-defined]
-    note = str(answer["_embedded"]["notes"][0]["id"])
+def _amocrm_call(crm: str, deal_id: str, note: str) -> Incoming:
+    # a note hook names the lead but not its kind (D:crm_platform/webhooks-api)
     return Incoming(
-        **{"tenant": TENANT, "crm": made.crm, "source": "leads[note]"},
+        **{"tenant": TENANT, "crm": crm, "source": "leads[note]"},
         **{"type": "activity.created", "kind": "", "record_id": deal_id, "subject": note},
         **{"dedup_key": f"bench:note:{note}", "payload": {}},
     )
 
 
-CALL: dict[str, Callable[[Stack, str], Incoming]] = {
+CALL_EVENT: dict[str, Callable[[str, str, str], Incoming]] = {
     "bitrix24": _bitrix24_call,
     "amocrm": _amocrm_call,
 }
-"""A completed call on a deal, in the CRM, and the event its webhook gives."""
+"""The event a CRM's hook gives for a call logged on a deal, as its receiver parses it."""
 
 
 def tasks_per_deal(made: Stack) -> Counter[str]:
     """How many tasks each deal got (by deal id)."""
-    return Counter(TASK_DEAL[made.crm](task) for task in made.sandbox.tasks.values())
-
-
-TASK_DEAL: dict[str, Callable[[dict[str, Any]], str]] = {
-    "bitrix24": lambda task: task["UF_CRM_TASK"][0].removeprefix("D_"),
-    "amocrm": lambda task: str(task["entity_id"]),
-}
-"""The deal a sandbox's task is bound to."""
+    return Counter(
+        task.record.removeprefix("deal ") for task in made.stand.tasks() if task.what == "task"
+    )
 
 
 def http_requests(made: Stack, since: int = 0) -> Counter[str]:
