@@ -132,11 +132,10 @@ def collect(made: harness.Stack, seen: Round) -> None:
 
 def one_round(args, redis_url: str) -> Round:  # noqa: ANN001 - argparse's namespace
     """A fresh stack: play ``args.seconds`` of changes, wait for the tasks; what it saw."""
-    folder = harness.workdir()
     limit = harness.UNLIMITED
     if args.rate_limit:
         limit = {"requests_per_second": args.rate_limit, "burst": 1}
-    with harness.journal(folder, args.journal) as url:
+    with harness.workdir() as folder, harness.journal(folder, args.journal) as url:
         made = harness.stack("bitrix24", folder, redis_url, url, limit)
         try:
             return measure(made, args, folder)

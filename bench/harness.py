@@ -13,9 +13,11 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -173,9 +175,17 @@ def private_redis(*, appendonly: bool = False) -> Iterator[EmbeddedRedis]:
         server.stop()
 
 
-def workdir() -> Path:
-    """A fresh folder for one round's files."""
-    return Path(tempfile.mkdtemp(prefix="bridge-bench-"))
+@contextlib.contextmanager
+def workdir() -> Iterator[Path]:
+    """A fresh folder for one round's files (journal, logs), removed afterwards; kept, and
+    named, when the round fails, for its logs."""
+    folder = Path(tempfile.mkdtemp(prefix="bridge-bench-"))
+    try:
+        yield folder
+    except BaseException:
+        print(f"(the round's files are kept in {folder})", file=sys.stderr)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -210,10 +220,10 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def gunicorn(app: str, env: dict[str, str], folder: Path, workers: int = 2) -> Iterator[str]:
-    """``app`` under gunicorn with the project's gunicorn.conf.py, ``workers`` sync workers,
+    """``app`` under gunicorn with deploy/gunicorn.conf.py, ``workers`` sync workers,
     on a free port; yields its base URL. ``bench/`` is on its Python path."""
     port = free_port()
-    command = [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")]
+    command = [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py")]
     command += ["-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{port}"]
     command += ["--pythonpath", f"{ROOT},{BENCH}", "--error-logfile", str(folder / "gunicorn.log")]
     with open(folder / "gunicorn.out", "ab") as out:

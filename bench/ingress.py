@@ -1,6 +1,6 @@
 """The webhook ingress under gunicorn, against a bare Flask app parsing the same form.
 
-Both apps run under the same gunicorn settings (the project's gunicorn.conf.py, ``-w 2``, sync
+Both apps run under the same gunicorn settings (deploy/gunicorn.conf.py, ``-w 2``, sync
 workers, ``PROMETHEUS_MULTIPROC_DIR`` set as in production) and the same load: Bitrix24's
 ``ONCRMDEALUPDATE`` as its sandbox posts it, each request with a deal id of its own (so that no
 request is folded as a duplicate). The bridge runs Remarka's Bitrix24 tenant (its secrets in the
@@ -123,9 +123,12 @@ class Ingress:
 
 def main() -> None:
     args = harness.arguments(__doc__, seconds=10, rate=0.0, web_workers=2)
-    folder = harness.workdir()
-    (folder / "metrics").mkdir()
-    with harness.private_redis() as server, harness.journal(folder) as url:
+    with (
+        harness.workdir() as folder,
+        harness.private_redis() as server,
+        harness.journal(folder) as url,
+    ):
+        (folder / "metrics").mkdir()
         made = harness.stack("bitrix24", folder, server.url, url, {})
         env = {**made.env, "PROMETHEUS_MULTIPROC_DIR": str(folder / "metrics")}
         try:

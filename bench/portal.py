@@ -92,8 +92,7 @@ WORKLOADS = {"lost": lost, "calls": called, "timers": timed_out}
 def drain(crm: str, redis_url: str, n: int, costs: Counter[str], workload: str = "lost") -> float:
     """Events per second of one Drainer at the CRM's rate; adds the requests to ``costs``."""
     redis.Redis.from_url(redis_url).flushall()
-    folder = harness.workdir()
-    with harness.journal(folder) as url:
+    with harness.workdir() as folder, harness.journal(folder) as url:
         pace = {"requests_per_second": RATE[crm], "burst": 1}
         made = harness.stack(crm, folder, redis_url, url, pace)
         try:

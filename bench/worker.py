@@ -27,8 +27,7 @@ GOAL = 0.5
 def drain(crm: str, redis_url: str, kind: str, n: int) -> float:
     """Events per second of one Drainer over ``n`` acting events (a fresh stack each round)."""
     redis.Redis.from_url(redis_url).flushall()
-    folder = harness.workdir()
-    with harness.journal(folder, kind) as url:
+    with harness.workdir() as folder, harness.journal(folder, kind) as url:
         made = harness.stack(crm, folder, redis_url, url, harness.UNLIMITED)
         try:
             ids = harness.lost_deals(made, n)
