@@ -285,7 +285,7 @@ def stack(crm: str, folder: Path, redis_url: str, journal_url: str, limit: dict[
     connection, secrets = stand.connection()
     os.environ.update(secrets)
     with contextlib.chdir(ROOT):
-        config = demo.tenants_config({TENANT: (crm, {**connection, **limit})}, folder)
+        config = demo.tenant_config(crm, {**connection, **limit}, folder)
     runtime = Runtime.build(str(config), journal_url, redis_url)
     stand.seed(runtime.settings.tenants[TENANT])
     env = {"BRIDGE_CONFIG": str(config), "BRIDGE_JOURNAL_URL": journal_url, "REDIS_URL": redis_url}
