@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -48,6 +49,8 @@ PG_ADMIN_URL = os.environ.get("BRIDGE_BENCH_PG", "postgresql://postgres@127.0.0.
 # warnings and errors only (the sandboxes' request lines, Alembic's steps are no figures)
 logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # it sets itself to INFO otherwise
+# a benchmark stopped by SIGTERM unwinds, so that its gunicorn, workers and Redis stop too
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 UNLIMITED = {"requests_per_second": 100_000.0, "burst": 1000}
 """A connection's rate limit raised so far that the CRM is never the bottleneck."""
@@ -237,6 +240,17 @@ def gunicorn(app: str, env: dict[str, str], folder: Path, workers: int = 2) -> I
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def wait_idle(url: str, fast: float = 0.02, timeout: float = 60) -> None:
+    """Wait until ``url``/health answers within ``fast`` seconds three times running."""
+    deadline, streak = time.monotonic() + timeout, 0
+    while streak < 3 and time.monotonic() < deadline:
+        start = time.monotonic()
+        with contextlib.suppress(requests.RequestException):
+            requests.get(f"{url}/health", timeout=5)
+        streak = streak + 1 if time.monotonic() - start < fast else 0
+        time.sleep(0.1)
 
 
 def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:

@@ -89,8 +89,15 @@ class Ingress:
         self.offset = 0
         self.rates: dict[str, list[float]] = {"bridge": [], "bare": []}
 
+    def quiet(self) -> None:
+        """Wait until both apps answer at once: an overloaded run leaves a backlog of
+        connections that would otherwise share the cores with the next run."""
+        for url in self.urls.values():
+            harness.wait_idle(url)
+
     def throughput(self, app: str, seconds: int) -> float:
         """Requests per second of ``app`` under wrk (the bridge's entries checked)."""
+        self.quiet()
         self.redis.flushall()
         self.offset += 10_000_000
         found = wrk(self.urls[app], self.parts, seconds, self.offset, self.folder)
@@ -109,6 +116,7 @@ class Ingress:
 
     def p99(self, app: str, rate: float, seconds: int) -> float:
         """p99 latency of ``app`` in ms at ``rate``, open loop."""
+        self.quiet()
         self.redis.flushall()
         self.offset += 10_000_000
         base = self.offset
