@@ -15,14 +15,19 @@ Entries carry ids and names only, never personal data. What does not fit the flo
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
+import socket
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 from rq import Queue
+
+log = logging.getLogger(__name__)
 
 PREFIX = "bridge:q:"
 TENANTS = PREFIX + "tenants"
@@ -57,6 +62,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# KEYS: lease. ARGV: the dead owner, the new owner, ms. Takes a lease only from that owner.
+_TAKE_OVER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return false
+"""
 # KEYS: lease. ARGV: owner.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -72,6 +84,38 @@ def stream_key(tenant: str) -> str:
 def dedup_key(tenant: str, key: str) -> str:
     """The Redis key that folds a repeated delivery while the first still waits."""
     return f"bridge:dedup:{tenant}:{key}"
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:")
+    except OSError:  # no procfs: never judge another process dead
+        return ""
+
+
+def owner_name() -> str:
+    """A name for one lease holder: host, PID namespace, process id and a random part, so
+    that a worker on the same machine can tell the holder's process is gone."""
+    return f"{socket.gethostname()}:{_pid_namespace()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def dead_here(owner: str) -> bool:
+    """Is ``owner`` a process of this machine (same host and PID namespace) that is gone?
+    A worker killed and restarted by its supervisor then takes its tenants back at once,
+    not after the lease runs out."""
+    host, _, rest = owner.partition(":")
+    namespace, _, rest = rest.partition(":")
+    pid = rest.partition(":")[0]
+    here = _pid_namespace()
+    if host != socket.gethostname() or not here or namespace != here or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -95,6 +139,7 @@ class EventQueue:
         self._admit = connection.register_script(_ADMIT)
         self._renew = connection.register_script(_RENEW)
         self._release = connection.register_script(_RELEASE)
+        self._take_over = connection.register_script(_TAKE_OVER)
         self._groups: set[str] = set()
 
     # -- the ingress side -------------------------------------------------------------------
@@ -135,8 +180,20 @@ class EventQueue:
         self.redis.blpop([BELL], timeout=max(timeout, 0.01))
 
     def lease(self, tenant: str, owner: str) -> bool:
-        """Take the tenant for ``owner``, unless another worker has it."""
-        return bool(self.redis.set(f"{PREFIX}lease:{tenant}", owner, nx=True, px=LEASE_MS))
+        """Take the tenant for ``owner``, unless another worker has it (a holder that was a
+        process of this machine and is gone no longer counts)."""
+        key = f"{PREFIX}lease:{tenant}"
+        if self.redis.set(key, owner, nx=True, px=LEASE_MS):
+            return True
+        holder = self.redis.get(key)
+        if holder is None or not dead_here(holder.decode()):
+            return False
+        taken = bool(self._take_over(keys=[key], args=[holder, owner, LEASE_MS]))
+        if taken:
+            log.info(
+                "%s: took over the lease of %s, a process that is gone", tenant, holder.decode()
+            )
+        return taken
 
     def renew(self, tenants: Iterable[str], owner: str) -> None:
         """Extend the leases ``owner`` still holds."""

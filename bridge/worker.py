@@ -4,7 +4,8 @@ A :class:`Drainer` takes a tenant under a lease (so a record's events are proces
 and carries up to :data:`BATCH` of its entries through the pipeline at once: the CRM sees one
 request of reads and one of writes for the whole batch. While it works, a heartbeat renews its
 leases; a worker killed mid-batch stops renewing, and within ``queue.LEASE_MS`` another worker
-takes the tenant and the unacknowledged entries with it. Every worker also moves due timers to
+takes the tenant and the unacknowledged entries with it (at once, on the same machine, when the
+holder's process is gone: :func:`bridge.queue.dead_here`). Every worker also moves due timers to
 the streams, so timers need no scheduler process of their own.
 
 Sweeps, the CRMs' checks and reconciliation are rq jobs (:data:`bridge.queue.JOBS`), run by the
@@ -16,11 +17,8 @@ Redis connection is waited out with backoff in both; the process never exits on 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 
 import redis
 from rq import SimpleWorker
@@ -46,7 +44,7 @@ class Drainer:
 
     def __init__(self, rt: Runtime, name: str | None = None, batch: int = queue.BATCH) -> None:
         self.rt = rt
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.name = name or queue.owner_name()
         self.batch = batch
         self.firing = timers.Firing(rt.redis, queue.PREFIX)
         self.leases: set[str] = set()
