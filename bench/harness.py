@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 from sqlalchemy import create_engine
 
 from bridge import crms, demo
@@ -291,15 +292,27 @@ class Stack:
         self.runtime.journal.engine.dispose()
 
 
-def stack(crm: str, folder: Path, redis_url: str, journal_url: str, limit: dict[str, Any]) -> Stack:
+def stack(
+    crm: str,
+    folder: Path,
+    redis_url: str,
+    journal_url: str,
+    limit: dict[str, Any],
+    **tenant: Any,
+) -> Stack:
     """Start a stand of ``crm`` seeded for Remarka, its tenant's connection rate-limited by
-    ``limit`` (``requests_per_second``, ``burst``); the secrets go to the environment."""
+    ``limit`` (``requests_per_second``, ``burst``, other connection settings); ``tenant``:
+    tenant settings to change (``retry_intervals``...). The secrets go to the environment."""
     stand: Stand = crms.get(crm).stand_class()()
     stand.start()
     connection, secrets = stand.connection()
     os.environ.update(secrets)
     with contextlib.chdir(ROOT):
         config = demo.tenant_config(crm, {**connection, **limit}, folder)
+    if tenant:
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        data["tenants"][TENANT].update(tenant)
+        config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     runtime = Runtime.build(str(config), journal_url, redis_url)
     stand.seed(runtime.settings.tenants[TENANT])
     env = {"BRIDGE_CONFIG": str(config), "BRIDGE_JOURNAL_URL": journal_url, "REDIS_URL": redis_url}

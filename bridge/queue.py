@@ -256,6 +256,19 @@ class EventQueue:
         found = self.redis.xrange(stream_key(tenant), count=count)
         return [Entry(i.decode(), _decode(f)) for i, f in found]
 
+    def waiting_records(self, tenant: str, page: int = 1000) -> set[tuple[str, str]]:
+        """The records ``(kind, id)`` that events waiting in the tenant's stream are about
+        (read page by page: a backlog of thousands costs a few round trips)."""
+        found: set[tuple[str, str]] = set()
+        start = "-"
+        while items := self.redis.xrange(stream_key(tenant), min=start, count=page):
+            for _, raw in items:
+                fields = _decode(raw)
+                if fields.get("record_id"):
+                    found.add((str(fields.get("kind", "")), str(fields["record_id"])))
+            start = "(" + items[-1][0].decode()
+        return found
+
     def waiting(self, tenant: str | None = None) -> int:
         """Entries not yet acknowledged, of one tenant or of all."""
         names = [tenant] if tenant else [t.decode() for t in self.redis.smembers(TENANTS)]

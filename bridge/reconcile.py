@@ -6,9 +6,10 @@ webhook was lost would never meet the regulations. So, per tenant and every
 (Bitrix24: ``crm.<kind>.list`` by ``>DATE_MODIFY``; amoCRM: leads by ``updated_at``) and
 compares each with the snapshot the bridge keeps: a record whose ``modified_at``, stage or
 outcome differs from the snapshot's (or that has none) is put in the tenant's stream as an
-update, exactly as its webhook would have been. A record already processed is left alone;
-one whose webhook is merely still waiting is folded by the queue's dedup, or processed twice
-without effect (the actions' keys).
+update, exactly as its webhook would have been. A record already processed is left alone, and
+so is one with an event still waiting, in the stream or in the journal (an event carries only
+an id: the record is read as it is when its turn comes); one whose webhook arrives meanwhile
+is processed twice without effect (the actions' keys).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def reconcile(rt: Runtime, tenant_name: str) -> str:
         records = list(changed)
         seen += len(records)
         fed += _feed(rt, tenant_name, tenant.config.crm, records)
-    rt.redis.set(_key(tenant_name), now.isoformat())
+    mark(rt, tenant_name, now)
     summary = f"{seen} record(s) changed since {since:%Y-%m-%d %H:%M}, {fed} never heard of"
     if fed:
         log.warning("%s: fed %d change(s) whose webhook never came", tenant_name, fed)
@@ -55,13 +56,17 @@ def reconcile(rt: Runtime, tenant_name: str) -> str:
 
 
 def _feed(rt: Runtime, tenant: str, crm: str, records: list[Record]) -> int:
-    snaps = rt.journal.snapshots_of(tenant, [(r.kind, r.id) for r in records])
+    refs = [(r.kind, r.id) for r in records]
+    snaps = rt.journal.snapshots_of(tenant, refs)
+    pending = rt.journal.pending_of(tenant, refs) | rt.queue.waiting_records(tenant)
     fed = 0
     for record in records:
         snap = snaps.get((record.kind, record.id))
         stamp = record.fields.get(MODIFIED)
         if snap is not None and _seen(snap.data, record):
             continue  # the bridge saw this very version
+        if (record.kind, record.id) in pending:
+            continue  # an event of it waits, and will read it as it is then
         item = Incoming(
             tenant=tenant,
             crm=crm,
@@ -81,6 +86,11 @@ def _seen(data: dict, record: Record) -> bool:
     stamp alone can repeat: amoCRM's ``updated_at`` counts seconds)."""
     same = (data.get("fields") or {}).get(MODIFIED) == record.fields.get(MODIFIED)
     return same and data.get("stage") == record.stage and data.get("outcome") == record.outcome
+
+
+def mark(rt: Runtime, tenant: str, when: datetime) -> None:
+    """Record that the tenant's CRM was asked up to ``when``: the next run asks from there."""
+    rt.redis.set(_key(tenant), when.isoformat())
 
 
 def _since(rt: Runtime, tenant: str) -> datetime:

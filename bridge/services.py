@@ -81,9 +81,11 @@ class EmbeddedRedis:
         self._wait()
         return process
 
-    def restart(self) -> None:
-        """Start the stopped server again, on the same port and folder."""
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop the server and start it again after ``down_for`` seconds, on the same port
+        and folder."""
         self.stop()
+        time.sleep(down_for)
         self._spawn()
 
     @classmethod

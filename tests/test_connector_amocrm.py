@@ -22,6 +22,7 @@ from bridge import config, mappings
 from bridge.actions import AddComment, CreateTask, MoveStage, Reassign, UpdateFields
 from bridge.crms.amocrm import AmoCRM
 from bridge.crms.amocrm.connector import AmoCRMConnector, marker
+from bridge.crms.connector import READ_RETRY_DELAYS
 from bridge.errors import PermanentError, TenantPaused, TransientError
 from bridge.masking import redact
 from bridge.models import Action, Event, LookupQuery, Record, RecordRef
@@ -185,7 +186,23 @@ def test_error_answers_are_typed(
     responses.get(f"{BASE}/api/v4/leads/7", status=status, **kwargs)
     with pytest.raises(error, match=text):
         conn.fetch(RecordRef("deal", "7"))
-    assert len(responses.calls) == 1  # no retry inside the call: rq retries the job
+    # a read that met a 5xx is asked again at once; any other answer is final for the call
+    asked = 1 + len(READ_RETRY_DELAYS) if status >= 500 else 1
+    assert len(responses.calls) == asked
+
+
+@responses.activate
+def test_a_read_that_met_a_5xx_is_asked_again_and_a_write_never(conn: AmoCRMConnector) -> None:
+    slept: list[float] = []
+    conn.transport.sleep = slept.append
+    responses.get(f"{BASE}/api/v4/leads/3912171", status=502, body="<html>Bad Gateway</html>")
+    responses.get(f"{BASE}/api/v4/leads/3912171", json=LEAD)
+    assert conn.fetch(RecordRef("deal", "3912171")).title == "Ремонт кухни"
+    assert slept == [READ_RETRY_DELAYS[0]]
+    responses.patch(f"{BASE}/api/v4/leads/3912171", status=502, body="<html>Bad Gateway</html>")
+    with pytest.raises(TransientError):
+        conn.api.call("PATCH", "/api/v4/leads/3912171", body={"price": 1})
+    assert [c.request.method for c in responses.calls].count("PATCH") == 1
 
 
 @responses.activate

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from bridge import formdata
+from bridge.crms.connector import READ_RETRY_DELAYS
 from tests.bitrix24_env import Bridge, deal
 from tests.conftest import journal_on
 
@@ -110,12 +111,15 @@ def test_body_without_the_id_is_refused_naming_the_key(bridge: Bridge) -> None:
 def test_rate_limited_portal_gets_the_task_once_later(bridge: Bridge) -> None:
     deal_id = bridge.sandbox.add_deal(deal("Ремонт кухни", "C1:MEETING"))
     bridge.work()
-    bridge.sandbox.fail_next("crm.deal.get", times=2)
+    # two refusals are asked again inside the read; the third and fourth outlast its
+    # READ_RETRY_DELAYS, and the event waits one retry interval
+    refusals = 2 * (1 + len(READ_RETRY_DELAYS))
+    bridge.sandbox.fail_next("crm.deal.get", times=refusals)
     bridge.sandbox.update_deal(deal_id, {"STAGE_ID": "C1:LOSE"})
     bridge.work()
     assert len(bridge.sandbox.tasks_for(f"D_{deal_id}")) == 1
     event = bridge.runtime.journal.recent(1)[0]["event"]
-    assert (event.status, event.attempts) == ("processed", 2)  # two refusals, then the read
+    assert (event.status, event.attempts) == ("processed", 2)
     gets = [r for r in bridge.sandbox.requests_log if r["method"] == "crm.deal.get"]
     assert len(gets) == 2  # the add's and the update's: a refused call is never run
 

@@ -38,6 +38,21 @@ def test_bitrix24_changes_whose_webhooks_were_lost_are_found_and_processed_once(
     assert reconcile.reconcile(bridge.runtime, "remarka").endswith(" 0 never heard of")
 
 
+def test_changes_whose_webhooks_wait_in_the_queue_are_not_fed_again(bridge: Bridge) -> None:
+    ids = [bridge.sandbox.add_deal(deal(f"Ремонт {n}", "C1:MEETING")) for n in range(DEALS)]
+    bridge.work()
+    bridge.sandbox.lose_every(10)
+    for deal_id in ids:
+        bridge.sandbox.update_deal(deal_id, {"STAGE_ID": "C1:LOSE"})
+    bridge.sandbox.wait_delivered()  # queued, no worker yet: a backlog as a busy hour leaves
+    waiting = bridge.runtime.queue.waiting("remarka")
+    summary = reconcile.reconcile(bridge.runtime, "remarka")
+    assert summary.endswith(f" {DEALS // 10} never heard of")
+    assert bridge.runtime.queue.waiting("remarka") == waiting + DEALS // 10
+    run_worker(bridge.runtime, burst=True)
+    assert [reason_tasks(bridge, deal_id) for deal_id in ids] == [1] * DEALS
+
+
 def test_amocrm_changes_whose_webhooks_were_lost_are_found(
     make_amo_bridge: Callable[..., AmoBridge],
 ) -> None:

@@ -17,6 +17,12 @@ from bridge.errors import PermanentError, TransientError
 from bridge.mappings import Mapping
 from bridge.models import OPEN, Action, Event, LookupQuery, Record, RecordRef
 
+READ_RETRY_DELAYS: tuple[float, ...] = (0.2, 0.5, 1.0)
+"""Seconds before a read is asked again after a transient failure (5xx, rate limit, no answer).
+A read changes nothing, so it is asked again at once instead of holding the tenant's whole
+stream back for a retry interval (on a flaky portal one batch in five would); a write is never
+asked again here: the worker's retry looks for it first (:meth:`Connector.find_done_many`)."""
+
 Lookup = tuple[Record, Action, datetime]
 """An action an earlier attempt may have carried out: its record, itself, when it was claimed."""
 

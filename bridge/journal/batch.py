@@ -19,6 +19,9 @@ from bridge import clock
 from bridge.journal.tables import ActionRow, ChangeRow, DecisionRow, EventRow, SnapshotRow
 from bridge.models import Decision, Record
 
+PENDING = ("queued", "processing", "retrying")
+"""Statuses of an event received and not yet finished."""
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -142,7 +145,8 @@ class BatchWrites:
         refs = list(refs)
         if not refs:
             return {}
-        ids = {record_id for _, record_id in refs}
+        wanted = set(refs)
+        ids = {record_id for _, record_id in wanted}
         with self.session() as s:
             rows = s.scalars(
                 select(SnapshotRow).where(
@@ -152,8 +156,25 @@ class BatchWrites:
             return {
                 (r.kind, r.record_id): Snapshot(r.version, r.stay, r.stage, r.stage_since, r.data)
                 for r in rows
-                if (r.kind, r.record_id) in set(refs)
+                if (r.kind, r.record_id) in wanted
             }
+
+    def pending_of(self, tenant: str, refs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The records ``(kind, id)`` with an event received and not yet finished (it reads
+        the record afresh when its turn comes)."""
+        wanted = set(refs)
+        if not wanted:
+            return set()
+        ids = {record_id for _, record_id in wanted}
+        with self.session() as s:
+            rows = s.execute(
+                select(EventRow.kind, EventRow.record_id).where(
+                    EventRow.tenant == tenant,
+                    EventRow.record_id.in_(ids),
+                    EventRow.status.in_(PENDING),
+                )
+            )
+            return {(kind, record_id) for kind, record_id in rows} & wanted
 
     def complete(
         self,

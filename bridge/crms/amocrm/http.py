@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
+from bridge.crms.connector import READ_RETRY_DELAYS
 from bridge.errors import AuthError, PermanentError, TransientError
 from bridge.masking import redact
 from bridge.ratelimit import RateLimiter, RateLimitTimeout
@@ -32,6 +33,10 @@ RETRY_AFTER_DEFAULT = 1.0  # a 429 may come as an HTML page without retry_after 
 ATTEMPTS_ON_429 = 3
 SLOT_WAIT = 30.0  # seconds a request may wait for a rate-limit slot
 USER_AGENT = "crm-bridge/amocrm"
+
+
+class NoAnswer(TransientError):
+    """The request got no answer (timeout, refused or broken connection)."""
 
 
 class TokenSource(Protocol):
@@ -78,11 +83,29 @@ class Transport:
         params: Any = None,
         body: Any = None,
     ) -> requests.Response:
-        """One exchange; a 429 is waited out (``retry_after`` ≤ the cap) and sent again.
+        """One exchange; a 429 is waited out (``retry_after`` ≤ the cap) and sent again; a GET
+        that failed on the way or with a 5xx is asked again after each of
+        :data:`READ_RETRY_DELAYS` (a write never is: find_done looks before a repeat).
 
         Raises:
             TransientError: no slot in time, a network failure or timeout, 429 past the cap.
         """
+        delays = READ_RETRY_DELAYS if method == "GET" else ()
+        for delay in (*delays, None):
+            try:
+                response = self._send_waiting_out_429(method, path, token, params, body)
+            except NoAnswer:
+                if delay is None:
+                    raise
+            else:
+                if response.status_code < 500 or delay is None:
+                    return response
+            self.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send_waiting_out_429(
+        self, method: str, path: str, token: str | None, params: Any, body: Any
+    ) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         for attempt in range(ATTEMPTS_ON_429 + 1):
             self._slot(path)
@@ -97,7 +120,7 @@ class Transport:
                 )
             except requests.RequestException as exc:
                 # a POST that timed out may have been done: find_done looks before a repeat
-                raise TransientError(f"{method} {path}: {type(exc).__name__}") from None
+                raise NoAnswer(f"{method} {path}: {type(exc).__name__}") from None
             if response.status_code != 429:
                 return response
             wait = retry_after(response)

@@ -23,10 +23,14 @@ from typing import Any
 import aiohttp
 from fast_bitrix24 import BitrixAsync
 
+from bridge.crms.connector import READ_RETRY_DELAYS
 from bridge.errors import AuthError, CredentialsExpired, PermanentError, TransientError
 from bridge.masking import redact
 
 TRANSIENT_CODES = {"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "OVERLOAD_LIMIT"}
+READS = (".get", ".list", ".fields")
+"""Methods that change nothing (``crm.deal.get``, ``tasks.task.list``...): asked again at once
+after a transient failure; every other method is a write, never sent twice by the transport."""
 NO_ANSWER = 0  # the "status" of a request that got no HTTP answer (timeout, refused)
 
 
@@ -121,6 +125,17 @@ class _Post:
         self.response: aiohttp.ClientResponse | None = None
 
     async def __aenter__(self) -> aiohttp.ClientResponse:
+        delays = READ_RETRY_DELAYS if _reads_only(self.url, self.body) else ()
+        for delay in (*delays, None):
+            try:
+                return await self._send()
+            except Bitrix24Error as exc:
+                if delay is None or not isinstance(classify(*exc.args, ""), TransientError):
+                    raise
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(self) -> aiohttp.ClientResponse:
         if self.transport.limiter is not None:
             await self.transport.limiter.acquire_async()
         try:
@@ -139,6 +154,18 @@ class _Post:
     async def __aexit__(self, *exc: object) -> None:
         if self.response is not None:
             self.response.release()
+
+
+def _reads_only(url: str, body: Any) -> bool:
+    """Does the request only read: a read method, or a ``batch`` of read commands only?"""
+    method = url.rstrip("/").rsplit("/", 1)[-1]
+    if method != "batch":
+        return method.endswith(READS)
+    commands = (body or {}).get("cmd") if isinstance(body, dict) else None
+    if not isinstance(commands, dict):
+        return False
+    names = [str(c).split("?", 1)[0] for c in commands.values()]
+    return bool(names) and all(name.endswith(READS) for name in names)
 
 
 def _json_or_text(text: str) -> dict[str, Any]:
