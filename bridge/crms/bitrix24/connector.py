@@ -186,9 +186,16 @@ class Bitrix24Connector(Connector):
         return out
 
     def _bound_tasks(self, record: Record) -> dict[str, Any]:
-        # D:api-reference/tasks/tasks-task-list.md: UF_CRM_TASK is filterable, XML_ID is not
+        # D:api-reference/tasks/tasks-task-list.md: UF_CRM_TASK is filterable, XML_ID is not.
+        # Newest first (the default too, "по убыванию идентификатора задачи":
+        # dev.1c-bitrix.ru/rest_help/tasks/task/item/list.php), so that the first page of 50
+        # holds a crashed attempt's task even on a deal with hundreds of older ones.
         bound = f"{ENTITY[record.kind][1]}_{record.id}"
-        return {"filter": {"UF_CRM_TASK": bound}, "select": ["ID", "XML_ID", "TITLE"]}
+        return {
+            "filter": {"UF_CRM_TASK": bound},
+            "order": {"ID": "desc"},
+            "select": ["ID", "XML_ID", "TITLE"],
+        }
 
     def _task_made(self, record: Record, action: Action) -> Any | None:
         if record.crm == self.name:
