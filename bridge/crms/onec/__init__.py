@@ -88,6 +88,12 @@ class OneCSettings(ConnectionSettings):
     )
     zip: bool = Field(default=True, description="tell 1C it may send zip files")
     session_ttl: int = Field(default=3600, gt=0, description="seconds a checkauth cookie lives")
+    max_failures: int = Field(
+        default=5, ge=1, description="wrong passwords at checkauth before a lock-out"
+    )
+    lockout_minutes: int = Field(
+        default=15, ge=1, description="how long checkauth refuses a locked-out login"
+    )
     limits: Limits = Field(default_factory=Limits)
     status: str = Field(
         default="Статус заказа", description="the requisite holding the order's status"
