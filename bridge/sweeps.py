@@ -172,6 +172,16 @@ def check(rt: Runtime, tenant_name: str, method: str) -> str:
     return "; ".join(redact(p) for p in problems) or "no problems"
 
 
+def chore(rt: Runtime, tenant_name: str, method: str) -> str:
+    """Run one of a tenant's CRM's declared chores; its summary is logged and returned."""
+    tenant = rt.tenant(tenant_name)
+    if tenant is None:
+        return f"tenant {tenant_name!r} is not configured"
+    summary = str(getattr(rt.connector(tenant), method)())
+    log.info("%s: %s: %s", tenant_name, method, redact(summary))
+    return summary
+
+
 def interval_seconds(every: str) -> int:
     """A plain duration (``15 minutes``, ``1 hour``) as seconds: how often reconciliation runs.
 

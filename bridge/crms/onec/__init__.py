@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bridge.crms.base import CRM, ConnectionSettings, RecordKind
+from bridge.crms.base import CRM, Chore, ConnectionSettings, RecordKind
 
 ACTIONS = frozenset({"add_comment", "update_fields"})
 """What the exchange (or OData) can carry back into a 1C order: its comment and requisites."""
@@ -95,6 +95,11 @@ class OneCSettings(ConnectionSettings):
         default=15, ge=1, description="how long checkauth refuses a locked-out login"
     )
     limits: Limits = Field(default_factory=Limits)
+    keep_closed_days: int = Field(
+        default=90,
+        ge=1,
+        description="days the store keeps a closed order 1C no longer changes, and an upload",
+    )
     status: str = Field(
         default="Статус заказа", description="the requisite holding the order's status"
     )
@@ -134,6 +139,9 @@ class OneC(CRM):
     secret_patterns: ClassVar[tuple[str, ...]] = (
         rf"({COOKIE}=)([^;\s&]+)",
         r"([?&]sessid=)([^&\s]+)",
+    )
+    chores: ClassVar[tuple[Chore, ...]] = (
+        Chore("prune", 3600, "forget closed orders and uploads older than keep_closed_days"),
     )
     commands: ClassVar[tuple[str, ...]] = ("bridge.crms.onec.commands:import_1c",)
     connector: ClassVar[str] = "bridge.crms.onec.connector:OneCConnector"

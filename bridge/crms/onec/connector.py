@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from bridge import clock
@@ -145,6 +145,27 @@ class OneCConnector(Connector):
             if who == user_id or self.mapping.user(who) == user_id:
                 return address
         return None
+
+    # -- housekeeping (bridge cron) -----------------------------------------------------
+
+    def prune(self) -> str:
+        """Forget the closed orders 1C has not changed for ``keep_closed_days`` (those whose
+        changes 1C has taken), the uploads kept as long, and what exchanges left unfinished
+        for longer than a session lives; returns a summary."""
+        now = clock.utcnow()
+        cutoff = now - timedelta(days=self.options.keep_closed_days)
+        gone = 0
+        with self.store.lock():
+            for kept in self.store.orders():
+                changes = self.store.changes(kept.order.id)
+                if datetime.fromisoformat(kept.seen_at) >= cutoff or changes.pending:
+                    continue
+                if self._record(kept, changes).outcome != OPEN:
+                    self.store.forget(kept.order.id)
+                    gone += 1
+            stale = now - timedelta(seconds=self.options.session_ttl)
+            files = self.store.prune_files(cutoff.timestamp(), stale.timestamp())
+        return f"{gone} closed order(s) forgotten, {files} stale file(s) removed"
 
     # -- writing ------------------------------------------------------------------------
 

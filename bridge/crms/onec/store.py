@@ -185,6 +185,30 @@ class Store:
         data = {**asdict(kept), "order": json.loads(kept.order.to_json())}
         _write(self._path("orders", kept.order.id), data)
 
+    def forget(self, order_id: str) -> None:
+        """Drop an order and the bridge's changes to it (call under :meth:`lock`)."""
+        for folder in ("orders", "changes"):
+            self._path(folder, order_id).unlink(missing_ok=True)
+
+    def prune_files(self, uploads_before: float, sessions_before: float) -> int:
+        """Remove kept uploads last written before one moment, and what exchanges left
+        unfinished (received chunks, a ``query`` never confirmed) before another (POSIX
+        times); returns how many files and folders went."""
+        gone = 0
+        for path in (self.root / "uploads").glob("*"):
+            if path.is_file() and path.stat().st_mtime < uploads_before:
+                path.unlink(missing_ok=True)
+                gone += 1
+        for path in (self.root / "sent").glob("*.json"):
+            if path.stat().st_mtime < sessions_before:
+                path.unlink(missing_ok=True)  # its orders stay pending: the next query sends them
+                gone += 1
+        for folder in (self.root / "incoming").glob("*"):
+            if _newest(folder) < sessions_before:
+                shutil.rmtree(folder, ignore_errors=True)
+                gone += 1
+        return gone
+
     # -- the bridge's changes -------------------------------------------------------------
 
     def changes(self, order_id: str) -> Changes:
@@ -224,6 +248,11 @@ class Store:
         # an Ид may be a GUID, a number or "guid#guid": named by its hash, kept inside
         key = hashlib.sha256(order_id.encode()).hexdigest()[:40]
         return self.root / folder / f"{key}.json"
+
+
+def _newest(folder: Path) -> float:
+    """The last time anything in a folder was written (appends leave the folder's own mtime)."""
+    return max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])
 
 
 def _kept(data: dict[str, Any]) -> Kept:
