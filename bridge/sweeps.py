@@ -14,7 +14,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime
 
-from bridge import clock
+from bridge import clock, metrics
 from bridge.config import Tenant
 from bridge.execute import Item, execute
 from bridge.journal import SnapshotRow
@@ -169,6 +169,7 @@ def check(rt: Runtime, tenant_name: str, method: str) -> str:
             reason=redact(problem),
             received_at=clock.utcnow(),
         )
+        metrics.ALERTS.labels(tenant.config.crm, f"check:{method}").inc()
     return "; ".join(redact(p) for p in problems) or "no problems"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from bridge import clock, jobs, sweeps
 from tests.onec_env import TENANT, OneCBridge
@@ -60,3 +61,45 @@ def test_closed_orders_older_than_keep_closed_days_are_forgotten(
     later(monkeypatch, 51)
     assert sweeps.chore(onec.runtime, TENANT, "prune").startswith("1 closed order(s) forgotten")
     assert numbers(onec) == ["ПТ-2"]  # an open order stays however old
+
+
+def alerts(onec: OneCBridge) -> list[str]:
+    events = [e["event"] for e in onec.runtime.journal.recent(50)]
+    return [e.reason for e in events if e.status == "alert"]
+
+
+def alerts_counted() -> float:
+    labels = {"crm": "onec", "source": "check:silence"}
+    return REGISTRY.get_sample_value("bridge_alerts_total", labels) or 0.0
+
+
+def test_cron_looks_at_the_exchanges_pulse_every_five_minutes(onec: OneCBridge) -> None:
+    [job] = [j for j in jobs.cron(onec.runtime).get_jobs() if j.func_name.endswith(".check")]
+    assert (job.args, job.interval) == ((TENANT, "silence"), 300)
+
+
+def test_an_exchange_that_falls_silent_is_an_alert_journaled_and_counted(
+    make_onec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    onec: OneCBridge = make_onec(silent_minutes=60)
+    assert sweeps.check(onec.runtime, TENANT, "silence") == "no problems"  # never exchanged yet
+    assert onec.exchange().ok
+    counted = alerts_counted()
+
+    later(monkeypatch, 50 / 1440)
+    assert sweeps.check(onec.runtime, TENANT, "silence") == "no problems"
+    later(monkeypatch, 70 / 1440)
+    assert sweeps.check(onec.runtime, TENANT, "silence").startswith("1C has not exchanged")
+    [alert] = alerts(onec)
+    assert alert.startswith("1C has not exchanged with the bridge for 1.2 h (last session ")
+    assert alerts_counted() == counted + 1
+    later(monkeypatch, 100 / 1440)
+    assert sweeps.check(onec.runtime, TENANT, "silence") == "no problems"  # said 30 min ago
+    later(monkeypatch, 135 / 1440)
+    assert sweeps.check(onec.runtime, TENANT, "silence").startswith("1C has not exchanged")
+    assert len(alerts(onec)) == 2 and alerts_counted() == counted + 2  # still silent: again
+
+    assert onec.exchange().ok  # 1C is back
+    later(monkeypatch, 190 / 1440)
+    assert sweeps.check(onec.runtime, TENANT, "silence") == "no problems"
+    assert len(alerts(onec)) == 2

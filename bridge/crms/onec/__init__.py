@@ -16,10 +16,13 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bridge.crms.base import CRM, Chore, ConnectionSettings, RecordKind
+from bridge.crms.base import CRM, Check, Chore, ConnectionSettings, RecordKind
 
 ACTIONS = frozenset({"add_comment", "update_fields"})
 """What the exchange (or OData) can carry back into a 1C order: its comment and requisites."""
+
+SILENCE_CHECK_SECONDS = 300
+"""How often ``bridge cron`` looks whether 1C still exchanges."""
 
 COOKIE = "BRIDGE1C"
 """The name of the cookie ``checkauth`` hands 1C (its value is the session token)."""
@@ -95,6 +98,11 @@ class OneCSettings(ConnectionSettings):
         default=15, ge=1, description="how long checkauth refuses a locked-out login"
     )
     limits: Limits = Field(default_factory=Limits)
+    silent_minutes: int | None = Field(
+        default=180,
+        ge=1,
+        description="minutes without an exchange session before an alert (null: never)",
+    )
     keep_closed_days: int = Field(
         default=90,
         ge=1,
@@ -139,6 +147,10 @@ class OneC(CRM):
     secret_patterns: ClassVar[tuple[str, ...]] = (
         rf"({COOKIE}=)([^;\s&]+)",
         r"([?&]sessid=)([^&\s]+)",
+    )
+    checks: ClassVar[tuple[Check, ...]] = (
+        # 1C's exchange runs on a schedule: silence means it broke (onec.md §6.17)
+        Check("silence", SILENCE_CHECK_SECONDS, "1C stopped exchanging with the bridge"),
     )
     chores: ClassVar[tuple[Chore, ...]] = (
         Chore("prune", 3600, "forget closed orders and uploads older than keep_closed_days"),

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 from bridge import clock
 from bridge.actions import AddComment, UpdateFields
@@ -147,6 +148,25 @@ class OneCConnector(Connector):
         return None
 
     # -- housekeeping (bridge cron) -----------------------------------------------------
+
+    def silence(self) -> list[str]:
+        """The exchange's silence, as a problem: no session for ``silent_minutes`` (and again
+        after each further ``silent_minutes`` of it). Nothing before the first exchange."""
+        minutes, last = self.options.silent_minutes, self.store.last_exchange()
+        if minutes is None or last is None:
+            return []
+        now, interval = clock.utcnow(), timedelta(minutes=minutes)
+        said = self.store.silence_alerted()
+        if now - last < interval or (said is not None and said > last and now - said < interval):
+            return []
+        self.store.silence_alerted(now)
+        local = last.astimezone(ZoneInfo(self.zone))
+        hours = (now - last).total_seconds() / 3600
+        return [
+            f"1C has not exchanged with the bridge for {hours:.1f} h (last session "
+            f"{local:%d.%m.%Y %H:%M}): check the exchange node's schedule, its login and the "
+            "answers in the journal"
+        ]
 
     def prune(self) -> str:
         """Forget the closed orders 1C has not changed for ``keep_closed_days`` (those whose

@@ -110,6 +110,7 @@ def _checkauth(site: Site) -> Response:
     if not _admitted(site, header, site.sessions.authenticate(header)):
         raise UploadRefused("неверный логин или пароль обмена")
     token = site.sessions.issue()
+    site.store.exchanged(clock.utcnow())  # the pulse bridge cron watches (silent_minutes)
     return site.text(f"success\n{COOKIE}\n{token}\nsessid={token}")
 
 

@@ -11,6 +11,8 @@ every write is a new file renamed into place (a crash leaves the old version or 
     orders/<key>.json          the order as 1C last uploaded it
     changes/<key>.json         the bridge's notes and requisites for it, versioned
     sent/<session>.json        what ``query`` gave 1C in a session, until ``success``
+    exchange.json              when 1C last opened an exchange session (``checkauth``)
+    silence.json               when the bridge last alerted that 1C fell silent
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -209,6 +212,23 @@ class Store:
                 gone += 1
         return gone
 
+    # -- the exchange's pulse -------------------------------------------------------------
+
+    def exchanged(self, at: datetime) -> None:
+        """1C opened an exchange session at ``at``."""
+        _write(self.root / "exchange.json", {"at": at.isoformat()})
+
+    def last_exchange(self) -> datetime | None:
+        """When 1C last opened an exchange session (None: never, as far as the store knows)."""
+        return _moment(self.root / "exchange.json")
+
+    def silence_alerted(self, at: datetime | None = None) -> datetime | None:
+        """When the bridge last alerted that 1C fell silent; with ``at``, remember that."""
+        path = self.root / "silence.json"
+        if at is not None:
+            _write(path, {"at": at.isoformat()})
+        return _moment(path)
+
     # -- the bridge's changes -------------------------------------------------------------
 
     def changes(self, order_id: str) -> Changes:
@@ -248,6 +268,11 @@ class Store:
         # an Ид may be a GUID, a number or "guid#guid": named by its hash, kept inside
         key = hashlib.sha256(order_id.encode()).hexdigest()[:40]
         return self.root / folder / f"{key}.json"
+
+
+def _moment(path: Path) -> datetime | None:
+    data = _read(path)
+    return datetime.fromisoformat(data["at"]) if data else None
 
 
 def _newest(folder: Path) -> float:
