@@ -64,6 +64,28 @@ class ODataSettings(BaseModel):
     fields: dict[str, str] = Field(
         default_factory=dict, description="canonical field -> OData property, for update_fields"
     )
+    # reconciliation (reconcile_every of the tenant): orders read back through OData
+    status: str = Field(default="Статус", description="the property holding the order's status")
+    statuses: dict[str, str] = Field(
+        default_factory=dict,
+        description="status as OData gives it (an enumeration's name: ВРаботе) -> as the "
+        "exchange writes it (В работе); unlisted ones are taken as they are",
+    )
+    read: dict[str, str] = Field(
+        default_factory=dict,
+        description="OData property -> the requisite of the exchange it stands for "
+        "(Менеджер____Presentation: Менеджер, Отменен: Отменен)",
+    )
+    amount: str = Field(default="СуммаДокумента", description="the property of the order's sum")
+    modified: str | None = Field(
+        default=None,
+        description="a property holding the time of the order's last change, if the "
+        "configuration has one; else orders dated within window_days are read",
+    )
+    window_days: int = Field(
+        default=30, ge=1, description="without `modified`: how far back orders are read"
+    )
+    page: int = Field(default=500, ge=1, le=5000, description="orders per OData request")
 
 
 class OneCSettings(ConnectionSettings):

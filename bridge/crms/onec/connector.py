@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -23,7 +24,7 @@ from bridge.crms.base import CRM
 from bridge.crms.connector import Connector, Outcome, crm_value, to_record
 from bridge.crms.onec import OneC, OneCSettings
 from bridge.crms.onec.files import ERRORS, read_orders
-from bridge.crms.onec.odata import ODataWriter
+from bridge.crms.onec.odata import ODataClient, order_of
 from bridge.crms.onec.order import Order, note_line
 from bridge.crms.onec.store import Changes, Kept, Store
 from bridge.crms.receive import Incoming
@@ -45,7 +46,7 @@ class OneCConnector(Connector):
         super().__init__(tenant, **parts)
         self.store = Store.of(tenant, self.options)
         self.zone = tenant.config.timezone
-        self._odata: ODataWriter | None = None
+        self._odata: ODataClient | None = None
 
     # -- reading ------------------------------------------------------------------------
 
@@ -135,6 +136,48 @@ class OneCConnector(Connector):
     def _records(self) -> Iterator[Record]:
         for kept in self.store.orders():
             yield self._record(kept, self.store.changes(kept.order.id))
+
+    def changed_since(self, kind: str, since: datetime) -> Iterator[Record] | None:
+        """Reconciliation through OData (None where it is not configured: 1C then only
+        pushes): the orders 1C changed since ``since`` that the store does not hold as they
+        are now — orders its exchange never carried (created in 1C, outside the node's
+        filter) and changes an exchange has not brought yet. Each is kept in the store, so
+        that the events reconciliation feeds read it like an uploaded one."""
+        if kind != KIND or self.options.odata is None:
+            return None
+        return iter(self._reconciled(since))
+
+    def _reconciled(self, since: datetime) -> list[Record]:
+        odata, now = self.options.odata, clock.utcnow()
+        assert odata is not None
+        fresh = [
+            order_of(entity, odata, self.options.status, self.zone)
+            for entity in self.odata().changed(since, now)
+        ]
+        ids = self._ids_by_ref_key() if odata.key != "Ид" else {}
+        stamp, out = now.astimezone(UTC).isoformat(), []
+        with self.store.lock():
+            for order in fresh:
+                order_id = ids.get(order.id, order.id)
+                known = self.store.order(order_id)
+                merged = replace(order, id=order_id) if known is None else known.order.merged(order)
+                digest = merged.digest()
+                if known is not None and known.digest == digest:
+                    continue
+                kept = Kept(merged, digest, stamp, f"odata:{stamp}")
+                self.store.put(kept)
+                out.append(self._record(kept, self.store.changes(order_id)))
+        return out
+
+    def _ids_by_ref_key(self) -> dict[str, str]:
+        """Ref_Key -> the order's id, where the orders' ``Ид`` is not 1C's GUID (odata.key)."""
+        out = {}
+        for record in self._records():
+            try:
+                out[self.odata().ref_key(record)] = record.id
+            except PermanentError:
+                continue  # an order without a Ref_Key: OData cannot name it
+        return out
 
     def contact_email(self, record: Record) -> str | None:
         """The buyer's e-mail from the order's counterparty (canonical ``email``)."""
@@ -240,12 +283,12 @@ class OneCConnector(Connector):
             return self.odata().find_done(record, action)
         return done
 
-    def odata(self) -> ODataWriter:
+    def odata(self) -> ODataClient:
         """The OData writer (built on first use: it needs the password)."""
         if self._odata is None:
             assert self.options.odata is not None
             password = self.tenant.secret("odata_password")
-            self._odata = ODataWriter(self, self.options.odata, password)
+            self._odata = ODataClient(self, self.options.odata, password)
         return self._odata
 
 
