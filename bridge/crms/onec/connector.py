@@ -20,8 +20,9 @@ from zoneinfo import ZoneInfo
 
 from bridge import clock
 from bridge.actions import AddComment, UpdateFields
+from bridge.calendar import as_datetime
 from bridge.crms.base import CRM
-from bridge.crms.connector import Connector, Outcome, crm_value, to_record
+from bridge.crms.connector import Connector, Outcome, Step, crm_value, to_record
 from bridge.crms.onec import OneC, OneCSettings
 from bridge.crms.onec.files import ERRORS, read_orders
 from bridge.crms.onec.odata import ODataClient, order_of
@@ -101,9 +102,50 @@ class OneCConnector(Connector):
                 digest, known = order.digest(), self.store.order(order.id)
                 if _skip(known, digest, stamp, upload):
                     continue
-                self.store.put(Kept(order, digest, stamp, upload))
+                self._keep(Kept(order, digest, stamp, upload))
                 items.append(self._incoming(order, digest, known is None, source, upload))
         return items
+
+    def _keep(self, kept: Kept) -> None:
+        """Store an order's new state and, when its status changed, the move (for
+        :meth:`history`): since the order's own «status changed» date where it has one
+        (mapped to ``stage_since``), else since the bridge saw it (call under the lock)."""
+        self.store.put(kept)
+        record = self._record(kept, Changes(kept.order.id))
+        told = as_datetime(record.fields.get("stage_since"), self.zone)
+        seen = datetime.fromisoformat(kept.seen_at)
+        at = told if told is not None and told <= seen else seen
+        status = kept.order.fields(self.options.status, self.options.flags)["Статус"]
+        self.store.moved(kept.order.id, at.isoformat(), status)
+
+    def history(self, kind: str, since: datetime) -> Iterator[Step]:
+        """The orders' statuses in turn since a moment, from the store (what 1C's exchange,
+        ``bridge import-1c`` and reconciliation brought), oldest first; read only.
+
+        An order starts at its own date (``Дата``) in the first status the bridge knew; each
+        later status at the moment it was entered. The other fields are the order's current
+        ones. An order pruned from the store (``keep_closed_days``) has no history left.
+        """
+        if kind != KIND:
+            return iter(())
+        steps = [s for kept in self.store.orders() for s in self._steps(kept, since)]
+        return iter(sorted(steps, key=lambda s: s.at))
+
+    def _steps(self, kept: Kept, since: datetime) -> list[Step]:
+        raw = kept.order.fields(self.options.status, self.options.flags)
+        moves = self.store.moves(kept.order.id) or [(kept.seen_at, raw["Статус"])]
+        born = as_datetime(kept.order.date, self.zone)
+        out = []
+        for index, (at, status) in enumerate(moves):
+            moment = datetime.fromisoformat(at)
+            if index == 0 and born is not None:
+                moment = min(moment, born)
+            if moment >= since:
+                record = to_record(
+                    KIND, raw | {"Статус": status}, self.mapping, self.name, kept.order.id
+                )
+                out.append(Step(moment, record, created=index == 0))
+        return out
 
     def _incoming(self, order: Order, digest: str, new: bool, source: str, upload: str) -> Incoming:
         return Incoming(
@@ -165,7 +207,7 @@ class OneCConnector(Connector):
                 if known is not None and known.digest == digest:
                     continue
                 kept = Kept(merged, digest, stamp, f"odata:{stamp}")
-                self.store.put(kept)
+                self._keep(kept)
                 out.append(self._record(kept, self.store.changes(order_id)))
         return out
 

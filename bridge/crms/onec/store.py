@@ -190,7 +190,7 @@ class Store:
 
     def forget(self, order_id: str) -> None:
         """Drop an order and the bridge's changes to it (call under :meth:`lock`)."""
-        for folder in ("orders", "changes"):
+        for folder in ("orders", "changes", "moves"):
             self._path(folder, order_id).unlink(missing_ok=True)
 
     def prune_files(self, uploads_before: float, sessions_before: float) -> int:
@@ -211,6 +211,18 @@ class Store:
                 shutil.rmtree(folder, ignore_errors=True)
                 gone += 1
         return gone
+
+    def moves(self, order_id: str) -> list[tuple[str, str]]:
+        """An order's statuses in turn: (when it entered it, ISO 8601; the status)."""
+        data = _read(self._path("moves", order_id))
+        return [(at, status) for at, status in data["moves"]] if data else []
+
+    def moved(self, order_id: str, at: str, status: str) -> None:
+        """Note the order's status as of ``at``, if it is not the last one noted (call under
+        :meth:`lock`)."""
+        moves = self.moves(order_id)
+        if not moves or moves[-1][1] != status:
+            _write(self._path("moves", order_id), {"moves": [*moves, (at, status)]})
 
     # -- the exchange's pulse -------------------------------------------------------------
 
