@@ -92,3 +92,31 @@ def test_bridge_backtest_prints_a_1c_tenants_counts(
     assert result.exit_code == 0, result.output
     assert "6 step(s) of 3 record(s), 1 violation(s)" in result.output
     assert "smirnova (3) · 1" in result.output
+
+
+def test_a_move_counts_from_1cs_own_status_date_where_the_exchange_carries_it(
+    make_onec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # «Дата изменения статуса»: the requisite Bitrix-style exchanges write (onec.md §2.1, §2.2)
+    onec: OneCBridge = make_onec()
+    start = datetime.now(MSK).replace(microsecond=0) - timedelta(days=5)
+    order = onec.onec.add_order("ПТ-7", start.replace(tzinfo=None), status="Принят")
+    monkeypatch.setattr(clock, "utcnow", lambda: start + timedelta(hours=1))
+    assert onec.exchange().ok
+    cancelled = start + timedelta(hours=3)
+    told = {"Дата изменения статуса": f"{cancelled:%Y-%m-%d %H:%M:%S}"}
+    onec.onec.change(order.ref, cancelled=True, requisites=told)
+    monkeypatch.setattr(clock, "utcnow", lambda: start + timedelta(days=1))
+    assert onec.exchange().ok  # the exchange brings it a day later
+    bogus = {"Дата изменения статуса": f"{start - timedelta(days=1):%Y-%m-%d %H:%M:%S}"}
+    onec.onec.change(order.ref, cancelled=False, status="В работе", requisites=bogus)
+    monkeypatch.setattr(clock, "utcnow", lambda: start + timedelta(days=2))
+    assert onec.exchange().ok  # a date before the last move is not believed
+
+    conn = onec.runtime.connector(onec.runtime.tenant(TENANT))
+    steps = list(conn.history("order", start - timedelta(days=1)))
+    assert [(s.at, s.record.stage, s.created) for s in steps] == [
+        (start, "new", True),
+        (cancelled, "cancelled", False),
+        (start + timedelta(days=2), "in_work", False),
+    ]

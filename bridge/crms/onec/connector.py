@@ -114,7 +114,9 @@ class OneCConnector(Connector):
         record = self._record(kept, Changes(kept.order.id))
         told = as_datetime(record.fields.get("stage_since"), self.zone)
         seen = datetime.fromisoformat(kept.seen_at)
-        at = told if told is not None and told <= seen else seen
+        before = self.store.moves(kept.order.id)
+        after = datetime.fromisoformat(before[-1][0]) if before else None
+        at = _entered(told, seen, after)
         status = kept.order.fields(self.options.status, self.options.flags)["Статус"]
         self.store.moved(kept.order.id, at.isoformat(), status)
 
@@ -332,6 +334,14 @@ class OneCConnector(Connector):
             password = self.tenant.secret("odata_password")
             self._odata = ODataClient(self, self.options.odata, password)
         return self._odata
+
+
+def _entered(told: datetime | None, seen: datetime, after: datetime | None) -> datetime:
+    """When an order entered its status: 1C's own date where it is believable (not before
+    the last move the bridge noted, not after the bridge saw it), else when the bridge saw it."""
+    if told is None or told > seen or (after is not None and told < after):
+        return seen
+    return told
 
 
 def _skip(known: Kept | None, digest: str, stamp: str, upload: str) -> bool:
