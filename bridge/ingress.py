@@ -18,6 +18,7 @@ from flask.typing import ResponseReturnValue
 from bridge import clock, metrics
 from bridge.config import Tenant
 from bridge.crms.receive import Incoming, Rejected
+from bridge.lockout import Lockout
 from bridge.masking import redact
 from bridge.runtime import Runtime
 from bridge.spool import Spool
@@ -62,6 +63,10 @@ class Gate:
         metrics.EVENTS.labels(crm, "rejected").inc()
         response = jsonify(error="rejected", reason=error.reason)
         return response, error.status
+
+    def lockout(self, scope: str, max_failures: int, minutes: int) -> Lockout:
+        """The failed logins of a scope, counted in the runtime's Redis."""
+        return Lockout(self.rt.redis, scope, max_failures, minutes)
 
     def _sampled(self, tenant: str, crm: str) -> bool:
         hour = clock.utcnow().strftime("%Y%m%d%H")

@@ -33,10 +33,15 @@ def check(tenant: str, method: str) -> str:
     return sweeps.check(runtime.current(), tenant, method)
 
 
+def chore(tenant: str, method: str) -> str:
+    """Run one of a tenant's CRM's declared chores (housekeeping); returns its summary."""
+    return sweeps.chore(runtime.current(), tenant, method)
+
+
 def cron(rt: Runtime) -> CronScheduler:
     """An rq cron scheduler: a look at each tenant's sweep schedules every minute (their
     times are the tenant's, in its zone and calendar: bridge/schedules.py), and its CRM's
-    checks."""
+    checks and chores."""
     scheduler = CronScheduler(connection=rt.redis)
     for name, tenant in rt.settings.tenants.items():
         if sweeps.sweep_rules(tenant):
@@ -44,6 +49,9 @@ def cron(rt: Runtime) -> CronScheduler:
         if tenant.config.reconcile_every:
             seconds = sweeps.interval_seconds(tenant.config.reconcile_every)
             scheduler.register(reconcile_tenant, queue.JOBS, args=(name,), interval=seconds)
-        for item in crms.get(tenant.config.crm).checks:
+        declared = crms.get(tenant.config.crm)
+        for item in declared.checks:
             scheduler.register(check, queue.JOBS, args=(name, item.method), interval=item.every)
+        for job in declared.chores:
+            scheduler.register(chore, queue.JOBS, args=(name, job.method), interval=job.every)
     return scheduler

@@ -46,6 +46,11 @@ ACTIONS = Counter(
     "Actions carried out, by kind and result (done, failed, pending: to retry)",
     ["kind", "result"],
 )
+ALERTS = Counter(
+    "bridge_alerts_total",
+    "Alerts journaled (a person must act), by CRM and source (pipeline, check:<name>)",
+    ["crm", "source"],
+)
 CRM_CALLS = Histogram(
     "bridge_crm_call_seconds",
     "Time of the connectors' calls to a CRM, by CRM and operation",

@@ -132,6 +132,7 @@ def alert(rt: Runtime, tenant: Tenant, error: NeedsAttention) -> None:
         reason=redact(error),
         received_at=clock.utcnow(),
     )
+    metrics.ALERTS.labels(tenant.config.crm, "pipeline").inc()
 
 
 def journal_entries(

@@ -14,7 +14,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime
 
-from bridge import clock
+from bridge import clock, metrics
 from bridge.config import Tenant
 from bridge.execute import Item, execute
 from bridge.journal import SnapshotRow
@@ -169,7 +169,18 @@ def check(rt: Runtime, tenant_name: str, method: str) -> str:
             reason=redact(problem),
             received_at=clock.utcnow(),
         )
+        metrics.ALERTS.labels(tenant.config.crm, f"check:{method}").inc()
     return "; ".join(redact(p) for p in problems) or "no problems"
+
+
+def chore(rt: Runtime, tenant_name: str, method: str) -> str:
+    """Run one of a tenant's CRM's declared chores; its summary is logged and returned."""
+    tenant = rt.tenant(tenant_name)
+    if tenant is None:
+        return f"tenant {tenant_name!r} is not configured"
+    summary = str(getattr(rt.connector(tenant), method)())
+    log.info("%s: %s: %s", tenant_name, method, redact(summary))
+    return summary
 
 
 def interval_seconds(every: str) -> int:

@@ -170,3 +170,38 @@ def test_after_a_refusal_the_session_takes_nothing_until_init(make_onec) -> None
     assert later.text == "failure\nобмен прерван после отказа: начните заново (mode=init)"
     assert http.get(onec.hook_url, params=step | {"mode": "init"}).text.startswith("zip=yes")
     assert http.post(onec.hook_url, params=send, data=b"<a/>").text == "success"
+
+
+def test_repeated_wrong_passwords_lock_checkauth_out_for_a_while(make_onec, redis_conn) -> None:
+    # onec.md §4: "Rate-limit checkauth"; 1C reads the body: failure and the reason
+    onec = make_onec(max_failures=3, lockout_minutes=20)
+    onec.onec.add_order("ПТ-8", datetime(2025, 10, 30, 11, 0), status="Принят")
+    wrong = [onec.onec.exchange(onec.hook_url, LOGIN, "guess") for _ in range(3)]
+    refused = "failure\nневерный логин или пароль обмена"
+    assert [w.answers("checkauth") for w in wrong] == [[refused]] * 3
+
+    locked = onec.exchange()  # the right password, within the window
+    reason = "failure\nслишком много неверных паролей: вход закрыт на 20 мин"
+    assert locked.answers("checkauth") == [reason]
+    assert [s.mode for s in locked.steps] == ["checkauth"]  # 1C stops there
+    conn = onec.runtime.connector(onec.runtime.tenant(TENANT))
+    assert list(conn.store.orders()) == []
+    counters = redis_conn.keys(f"bridge:lockout:onec:{TENANT}:*")
+    assert len(counters) == 2  # the login's and the address's
+    assert all(19 * 60 < redis_conn.ttl(key) <= 20 * 60 for key in counters)
+
+    redis_conn.delete(*counters)  # as their expiry does when the window ends
+    assert onec.exchange().ok
+    assert [k.order.number for k in conn.store.orders()] == ["ПТ-8"]
+
+
+def test_a_right_password_clears_the_logins_count(make_onec, redis_conn) -> None:
+    onec = make_onec(max_failures=3)
+    for _ in range(2):
+        onec.onec.exchange(onec.hook_url, LOGIN, "guess")
+    assert onec.exchange().ok
+    # the address's count stays (a guesser's); a new address, the same login:
+    redis_conn.delete(*redis_conn.keys(f"bridge:lockout:onec:{TENANT}:addr:*"))
+    for _ in range(2):
+        onec.onec.exchange(onec.hook_url, LOGIN, "guess")
+    assert onec.exchange().answers("checkauth")[0].startswith("success\n")

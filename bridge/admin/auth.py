@@ -1,9 +1,10 @@
 """Logging in: users from the config, password hashes, a lock-out kept in Redis.
 
-The lock-out counts failures per login name and per client address in Redis, so it holds
-across every gunicorn worker: after ``max_failures`` wrong passwords within the lock-out
-window, that name (and that address) is refused for ``lockout_minutes``, right password or
-not. A wrong name costs the same hash check as a wrong password, so names cannot be probed.
+The lock-out (:mod:`bridge.lockout`) counts failures per login name and per client address in
+Redis, so it holds across every gunicorn worker: after ``max_failures`` wrong passwords within
+the lock-out window, that name (and that address) is refused for ``lockout_minutes``, right
+password or not. A wrong name costs the same hash check as a wrong password, so names cannot
+be probed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from wtforms.validators import DataRequired
 
 from bridge.admin import bp
 from bridge.config import AdminConfig
+from bridge.lockout import Lockout
 from bridge.runtime import Runtime
 
 login_manager = LoginManager()
@@ -34,7 +36,6 @@ login_manager.login_view = "admin.login"
 login_manager.login_message = "Войдите, чтобы открыть эту страницу."
 login_manager.session_protection = "strong"
 _DUMMY = generate_password_hash("a password nobody has")
-PREFIX = "bridge:admin:failures"
 
 
 @dataclass
@@ -84,14 +85,14 @@ def login() -> Any:
     form = LoginForm()
     if form.validate_on_submit():
         name = form.username.data.strip()
-        if locked(name):
+        if lockout().locked(name, request.remote_addr):
             flash("Слишком много неудачных попыток. Попробуйте позже.", "error")
             return render_template("admin/login.html", form=form), 429
         if _password_ok(name, form.password.data):
-            forget_failures(name)
+            lockout().forget(name)
             login_user(load_user(name))
             return redirect(_next_page())
-        count_failure(name)
+        lockout().fail(name, request.remote_addr)
         flash("Неверный логин или пароль.", "error")
         return render_template("admin/login.html", form=form), 401
     return render_template("admin/login.html", form=form)
@@ -118,30 +119,10 @@ def _next_page() -> str:
     return url_for("admin.violations")
 
 
-def _keys(name: str) -> list[str]:
-    return [f"{PREFIX}:user:{name.lower()}", f"{PREFIX}:addr:{request.remote_addr or '-'}"]
-
-
-def locked(name: str) -> bool:
-    """Whether the name or the client address is locked out."""
-    limit = settings().max_failures
-    values = runtime().redis.mget(_keys(name))
-    return any(int(v or 0) >= limit for v in values)
-
-
-def count_failure(name: str) -> None:
-    """Count one failed login against the name and the address (expiring with the window)."""
-    seconds = settings().lockout_minutes * 60
-    pipe = runtime().redis.pipeline()
-    for key in _keys(name):
-        pipe.incr(key)
-        pipe.expire(key, seconds)
-    pipe.execute()
-
-
-def forget_failures(name: str) -> None:
-    """A successful login clears the name's count (the address's stays until it expires)."""
-    runtime().redis.delete(_keys(name)[0])
+def lockout() -> Lockout:
+    """The admin pages' lock-out (``max_failures``, ``lockout_minutes``)."""
+    admin = settings()
+    return Lockout(runtime().redis, "admin", admin.max_failures, admin.lockout_minutes)
 
 
 def visible_tenants() -> tuple[str, ...]:

@@ -52,6 +52,20 @@ class Check:
     title: str
 
 
+@dataclass(frozen=True)
+class Chore:
+    """Housekeeping the bridge does for a tenant's CRM periodically (``bridge cron``).
+
+    ``method`` names a connector method that returns a summary line (logged); what it does is
+    its own (1C: forget closed orders of the bridge's store).
+    """
+
+    method: str
+    every: int
+    """Seconds between two runs."""
+    title: str
+
+
 class ConnectionSettings(BaseModel):
     """What every CRM's ``connection`` block has: the pace of its shared rate limit and the
     timeout of one request. A CRM's settings model extends it (and sets its own defaults)."""
@@ -82,6 +96,7 @@ class CRM:
         secret_patterns: regexes of its credentials as they appear in text (URLs, paths):
             group 1 is kept, group 2 is the secret and is masked everywhere.
         checks: periodic questions to the CRM (``bridge cron`` asks them).
+        chores: periodic housekeeping of its connector (``bridge cron`` runs it).
         commands: ``"module:attribute"`` of click commands it adds to ``bridge``.
         connector: ``"module:Class"`` of its :class:`~bridge.crms.connector.Connector`.
         ingress: ``"module:attribute"`` of its Flask blueprint (the webhook receiver).
@@ -97,6 +112,7 @@ class CRM:
     record_kinds: ClassVar[tuple[RecordKind, ...]]
     secret_patterns: ClassVar[tuple[str, ...]] = ()
     checks: ClassVar[tuple[Check, ...]] = ()
+    chores: ClassVar[tuple[Chore, ...]] = ()
     commands: ClassVar[tuple[str, ...]] = ()
     connector: ClassVar[str]
     ingress: ClassVar[str]

@@ -17,6 +17,7 @@ from flask.typing import ResponseReturnValue
 
 if TYPE_CHECKING:
     from bridge.config import Tenant
+    from bridge.lockout import Lockout
 
 GATE = "bridge.gate"
 """The key of the gate in ``app.extensions``."""
@@ -69,6 +70,10 @@ class Gate(Protocol):
 
     def reject(self, tenant: str, crm: str, error: Rejected) -> ResponseReturnValue:
         """Answer a refused call with its 4xx and reason (journaled when trusted)."""
+
+    def lockout(self, scope: str, max_failures: int, minutes: int) -> Lockout:
+        """The failed logins of a scope (a CRM that logs in with a password), in the Redis
+        every web process shares."""
 
 
 def gate() -> Gate:

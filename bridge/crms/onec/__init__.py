@@ -16,10 +16,13 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bridge.crms.base import CRM, ConnectionSettings, RecordKind
+from bridge.crms.base import CRM, Check, Chore, ConnectionSettings, RecordKind
 
 ACTIONS = frozenset({"add_comment", "update_fields"})
 """What the exchange (or OData) can carry back into a 1C order: its comment and requisites."""
+
+SILENCE_CHECK_SECONDS = 300
+"""How often ``bridge cron`` looks whether 1C still exchanges."""
 
 COOKIE = "BRIDGE1C"
 """The name of the cookie ``checkauth`` hands 1C (its value is the session token)."""
@@ -61,6 +64,28 @@ class ODataSettings(BaseModel):
     fields: dict[str, str] = Field(
         default_factory=dict, description="canonical field -> OData property, for update_fields"
     )
+    # reconciliation (reconcile_every of the tenant): orders read back through OData
+    status: str = Field(default="Статус", description="the property holding the order's status")
+    statuses: dict[str, str] = Field(
+        default_factory=dict,
+        description="status as OData gives it (an enumeration's name: ВРаботе) -> as the "
+        "exchange writes it (В работе); unlisted ones are taken as they are",
+    )
+    read: dict[str, str] = Field(
+        default_factory=dict,
+        description="OData property -> the requisite of the exchange it stands for "
+        "(Менеджер____Presentation: Менеджер, Отменен: Отменен)",
+    )
+    amount: str = Field(default="СуммаДокумента", description="the property of the order's sum")
+    modified: str | None = Field(
+        default=None,
+        description="a property holding the time of the order's last change, if the "
+        "configuration has one; else orders dated within window_days are read",
+    )
+    window_days: int = Field(
+        default=30, ge=1, description="without `modified`: how far back orders are read"
+    )
+    page: int = Field(default=500, ge=1, le=5000, description="orders per OData request")
 
 
 class OneCSettings(ConnectionSettings):
@@ -88,7 +113,23 @@ class OneCSettings(ConnectionSettings):
     )
     zip: bool = Field(default=True, description="tell 1C it may send zip files")
     session_ttl: int = Field(default=3600, gt=0, description="seconds a checkauth cookie lives")
+    max_failures: int = Field(
+        default=5, ge=1, description="wrong passwords at checkauth before a lock-out"
+    )
+    lockout_minutes: int = Field(
+        default=15, ge=1, description="how long checkauth refuses a locked-out login"
+    )
     limits: Limits = Field(default_factory=Limits)
+    silent_minutes: int | None = Field(
+        default=180,
+        ge=1,
+        description="minutes without an exchange session before an alert (null: never)",
+    )
+    keep_closed_days: int = Field(
+        default=90,
+        ge=1,
+        description="days the store keeps a closed order 1C no longer changes, and an upload",
+    )
     status: str = Field(
         default="Статус заказа", description="the requisite holding the order's status"
     )
@@ -128,6 +169,13 @@ class OneC(CRM):
     secret_patterns: ClassVar[tuple[str, ...]] = (
         rf"({COOKIE}=)([^;\s&]+)",
         r"([?&]sessid=)([^&\s]+)",
+    )
+    checks: ClassVar[tuple[Check, ...]] = (
+        # 1C's exchange runs on a schedule: silence means it broke (onec.md §6.17)
+        Check("silence", SILENCE_CHECK_SECONDS, "1C stopped exchanging with the bridge"),
+    )
+    chores: ClassVar[tuple[Chore, ...]] = (
+        Chore("prune", 3600, "forget closed orders and uploads older than keep_closed_days"),
     )
     commands: ClassVar[tuple[str, ...]] = ("bridge.crms.onec.commands:import_1c",)
     connector: ClassVar[str] = "bridge.crms.onec.connector:OneCConnector"

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 from bridge import clock
 from bridge.actions import AddComment, UpdateFields
+from bridge.calendar import as_datetime
 from bridge.crms.base import CRM
-from bridge.crms.connector import Connector, Outcome, crm_value, to_record
+from bridge.crms.connector import Connector, Outcome, Step, crm_value, to_record
 from bridge.crms.onec import OneC, OneCSettings
 from bridge.crms.onec.files import ERRORS, read_orders
-from bridge.crms.onec.odata import ODataWriter
+from bridge.crms.onec.odata import ODataClient, order_of
 from bridge.crms.onec.order import Order, note_line
 from bridge.crms.onec.store import Changes, Kept, Store
 from bridge.crms.receive import Incoming
@@ -44,7 +47,7 @@ class OneCConnector(Connector):
         super().__init__(tenant, **parts)
         self.store = Store.of(tenant, self.options)
         self.zone = tenant.config.timezone
-        self._odata: ODataWriter | None = None
+        self._odata: ODataClient | None = None
 
     # -- reading ------------------------------------------------------------------------
 
@@ -99,9 +102,52 @@ class OneCConnector(Connector):
                 digest, known = order.digest(), self.store.order(order.id)
                 if _skip(known, digest, stamp, upload):
                     continue
-                self.store.put(Kept(order, digest, stamp, upload))
+                self._keep(Kept(order, digest, stamp, upload))
                 items.append(self._incoming(order, digest, known is None, source, upload))
         return items
+
+    def _keep(self, kept: Kept) -> None:
+        """Store an order's new state and, when its status changed, the move (for
+        :meth:`history`): since the order's own «status changed» date where it has one
+        (mapped to ``stage_since``), else since the bridge saw it (call under the lock)."""
+        self.store.put(kept)
+        record = self._record(kept, Changes(kept.order.id))
+        told = as_datetime(record.fields.get("stage_since"), self.zone)
+        seen = datetime.fromisoformat(kept.seen_at)
+        before = self.store.moves(kept.order.id)
+        after = datetime.fromisoformat(before[-1][0]) if before else None
+        at = _entered(told, seen, after)
+        status = kept.order.fields(self.options.status, self.options.flags)["Статус"]
+        self.store.moved(kept.order.id, at.isoformat(), status)
+
+    def history(self, kind: str, since: datetime) -> Iterator[Step]:
+        """The orders' statuses in turn since a moment, from the store (what 1C's exchange,
+        ``bridge import-1c`` and reconciliation brought), oldest first; read only.
+
+        An order starts at its own date (``Дата``) in the first status the bridge knew; each
+        later status at the moment it was entered. The other fields are the order's current
+        ones. An order pruned from the store (``keep_closed_days``) has no history left.
+        """
+        if kind != KIND:
+            return iter(())
+        steps = [s for kept in self.store.orders() for s in self._steps(kept, since)]
+        return iter(sorted(steps, key=lambda s: s.at))
+
+    def _steps(self, kept: Kept, since: datetime) -> list[Step]:
+        raw = kept.order.fields(self.options.status, self.options.flags)
+        moves = self.store.moves(kept.order.id) or [(kept.seen_at, raw["Статус"])]
+        born = as_datetime(kept.order.date, self.zone)
+        out = []
+        for index, (at, status) in enumerate(moves):
+            moment = datetime.fromisoformat(at)
+            if index == 0 and born is not None:
+                moment = min(moment, born)
+            if moment >= since:
+                record = to_record(
+                    KIND, raw | {"Статус": status}, self.mapping, self.name, kept.order.id
+                )
+                out.append(Step(moment, record, created=index == 0))
+        return out
 
     def _incoming(self, order: Order, digest: str, new: bool, source: str, upload: str) -> Incoming:
         return Incoming(
@@ -135,6 +181,48 @@ class OneCConnector(Connector):
         for kept in self.store.orders():
             yield self._record(kept, self.store.changes(kept.order.id))
 
+    def changed_since(self, kind: str, since: datetime) -> Iterator[Record] | None:
+        """Reconciliation through OData (None where it is not configured: 1C then only
+        pushes): the orders 1C changed since ``since`` that the store does not hold as they
+        are now — orders its exchange never carried (created in 1C, outside the node's
+        filter) and changes an exchange has not brought yet. Each is kept in the store, so
+        that the events reconciliation feeds read it like an uploaded one."""
+        if kind != KIND or self.options.odata is None:
+            return None
+        return iter(self._reconciled(since))
+
+    def _reconciled(self, since: datetime) -> list[Record]:
+        odata, now = self.options.odata, clock.utcnow()
+        assert odata is not None
+        fresh = [
+            order_of(entity, odata, self.options.status, self.zone)
+            for entity in self.odata().changed(since, now)
+        ]
+        ids = self._ids_by_ref_key() if odata.key != "Ид" else {}
+        stamp, out = now.astimezone(UTC).isoformat(), []
+        with self.store.lock():
+            for order in fresh:
+                order_id = ids.get(order.id, order.id)
+                known = self.store.order(order_id)
+                merged = replace(order, id=order_id) if known is None else known.order.merged(order)
+                digest = merged.digest()
+                if known is not None and known.digest == digest:
+                    continue
+                kept = Kept(merged, digest, stamp, f"odata:{stamp}")
+                self._keep(kept)
+                out.append(self._record(kept, self.store.changes(order_id)))
+        return out
+
+    def _ids_by_ref_key(self) -> dict[str, str]:
+        """Ref_Key -> the order's id, where the orders' ``Ид`` is not 1C's GUID (odata.key)."""
+        out = {}
+        for record in self._records():
+            try:
+                out[self.odata().ref_key(record)] = record.id
+            except PermanentError:
+                continue  # an order without a Ref_Key: OData cannot name it
+        return out
+
     def contact_email(self, record: Record) -> str | None:
         """The buyer's e-mail from the order's counterparty (canonical ``email``)."""
         return str(record.fields.get("email") or "") or None
@@ -145,6 +233,46 @@ class OneCConnector(Connector):
             if who == user_id or self.mapping.user(who) == user_id:
                 return address
         return None
+
+    # -- housekeeping (bridge cron) -----------------------------------------------------
+
+    def silence(self) -> list[str]:
+        """The exchange's silence, as a problem: no session for ``silent_minutes`` (and again
+        after each further ``silent_minutes`` of it). Nothing before the first exchange."""
+        minutes, last = self.options.silent_minutes, self.store.last_exchange()
+        if minutes is None or last is None:
+            return []
+        now, interval = clock.utcnow(), timedelta(minutes=minutes)
+        said = self.store.silence_alerted()
+        if now - last < interval or (said is not None and said > last and now - said < interval):
+            return []
+        self.store.silence_alerted(now)
+        local = last.astimezone(ZoneInfo(self.zone))
+        hours = (now - last).total_seconds() / 3600
+        return [
+            f"1C has not exchanged with the bridge for {hours:.1f} h (last session "
+            f"{local:%d.%m.%Y %H:%M}): check the exchange node's schedule, its login and the "
+            "answers in the journal"
+        ]
+
+    def prune(self) -> str:
+        """Forget the closed orders 1C has not changed for ``keep_closed_days`` (those whose
+        changes 1C has taken), the uploads kept as long, and what exchanges left unfinished
+        for longer than a session lives; returns a summary."""
+        now = clock.utcnow()
+        cutoff = now - timedelta(days=self.options.keep_closed_days)
+        gone = 0
+        with self.store.lock():
+            for kept in self.store.orders():
+                changes = self.store.changes(kept.order.id)
+                if datetime.fromisoformat(kept.seen_at) >= cutoff or changes.pending:
+                    continue
+                if self._record(kept, changes).outcome != OPEN:
+                    self.store.forget(kept.order.id)
+                    gone += 1
+            stale = now - timedelta(seconds=self.options.session_ttl)
+            files = self.store.prune_files(cutoff.timestamp(), stale.timestamp())
+        return f"{gone} closed order(s) forgotten, {files} stale file(s) removed"
 
     # -- writing ------------------------------------------------------------------------
 
@@ -199,13 +327,21 @@ class OneCConnector(Connector):
             return self.odata().find_done(record, action)
         return done
 
-    def odata(self) -> ODataWriter:
+    def odata(self) -> ODataClient:
         """The OData writer (built on first use: it needs the password)."""
         if self._odata is None:
             assert self.options.odata is not None
             password = self.tenant.secret("odata_password")
-            self._odata = ODataWriter(self, self.options.odata, password)
+            self._odata = ODataClient(self, self.options.odata, password)
         return self._odata
+
+
+def _entered(told: datetime | None, seen: datetime, after: datetime | None) -> datetime:
+    """When an order entered its status: 1C's own date where it is believable (not before
+    the last move the bridge noted, not after the bridge saw it), else when the bridge saw it."""
+    if told is None or told > seen or (after is not None and told < after):
+        return seen
+    return told
 
 
 def _skip(known: Kept | None, digest: str, stamp: str, upload: str) -> bool:

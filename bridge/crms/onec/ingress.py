@@ -5,7 +5,9 @@ the "site" of 1C's standard exchange (P:, shared/reference/onec.md §1).
 ``success``, ``failure\\n<reason>`` or ``progress``, in the tenant's encoding. The steps:
 
 - ``checkauth``: HTTP Basic → ``success\\n<cookie name>\\n<cookie value>\\nsessid=<value>``;
-  every later step is refused without that cookie (or ``sessid=``).
+  every later step is refused without that cookie (or ``sessid=``). After ``max_failures``
+  wrong passwords within ``lockout_minutes`` the login (and the address) is locked out for
+  the rest of that time, right password or not: ``failure`` with the reason.
 - ``init``: the session starts afresh → ``zip=yes|no\\nfile_limit=<bytes>``.
 - ``file`` (POST): chunks with the same ``filename`` are appended.
 - ``import``: the received files are checked (limits, names, no DTD) and kept; each becomes
@@ -21,17 +23,19 @@ gate keeps the upload's event in its spool; when nothing can keep it, the app an
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+import redis
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bridge import clock
 from bridge.crms.onec import COOKIE, OneC, OneCSettings, commerceml
-from bridge.crms.onec.session import Sessions
+from bridge.crms.onec.session import Sessions, credentials
 from bridge.crms.onec.store import Store
 from bridge.crms.onec.uploads import UploadRefused, inspect, safe_name
 from bridge.crms.receive import Incoming, Rejected, find_tenant, gate
@@ -41,6 +45,7 @@ from bridge.models import BATCH
 if TYPE_CHECKING:
     from bridge.config import Tenant
 
+log = logging.getLogger(__name__)
 bp = Blueprint("ingress_onec", __name__)
 
 CRM = OneC.name
@@ -101,10 +106,37 @@ def _site(tenant: str) -> Site:
 
 
 def _checkauth(site: Site) -> Response:
-    if not site.sessions.authenticate(request.headers.get("Authorization")):
+    header = request.headers.get("Authorization")
+    if not _admitted(site, header, site.sessions.authenticate(header)):
         raise UploadRefused("неверный логин или пароль обмена")
     token = site.sessions.issue()
+    site.store.exchanged(clock.utcnow())  # the pulse bridge cron watches (silent_minutes)
     return site.text(f"success\n{COOKIE}\n{token}\nsessid={token}")
+
+
+def _admitted(site: Site, header: str | None, right: bool) -> bool:
+    """Count a wrong password against its login and address; refuse a locked-out one.
+
+    Raises:
+        UploadRefused: the login or the address is locked out (right password or not).
+    """
+    login, address, settings = credentials(header)[0], request.remote_addr, site.settings
+    scope = f"{CRM}:{site.tenant.name}"
+    guard = gate().lockout(scope, settings.max_failures, settings.lockout_minutes)
+    try:
+        if guard.locked(login, address):
+            minutes = settings.lockout_minutes
+            raise UploadRefused(f"слишком много неверных паролей: вход закрыт на {minutes} мин")
+        if right:
+            guard.forget(login)
+        elif guard.fail(login, address):
+            log.warning(
+                "%s: checkauth locked out after %d wrong passwords", scope, guard.max_failures
+            )
+    except redis.RedisError as exc:
+        # no lock-out while Redis is down: the password is still checked, the exchange goes on
+        log.warning("%s: checkauth lock-out unavailable: %s", scope, type(exc).__name__)
+    return right
 
 
 def _init(site: Site, session: str) -> Response:

@@ -1,4 +1,5 @@
-"""Writing back through 1C's standard OData interface, with optimistic locking.
+"""Writing back through 1C's standard OData interface, with optimistic locking; and reading
+the orders that changed, for reconciliation.
 
 Platform docs, "Стандартный интерфейс OData" (shared/reference/onec.md §3.1): an entity is
 ``<url>/<entity>(guid'<Ref_Key>')``, read with ``$format=json``; ``PATCH`` changes the
@@ -6,13 +7,21 @@ properties it names; ``If-Match: <DataVersion>`` makes 1C refuse with 412 when t
 changed since it was read. The bridge then reads it again and rebuilds its change on the fresh
 document: a comment line is appended to 1C's new comment, and a requisite 1C changed meanwhile
 is not overwritten (that action fails, saying so). Never ``DELETE`` (a physical deletion).
+
+Reading: the entity set with ``$filter`` on a date (``Date ge datetime'…'``, local time as 1C
+keeps it), ``$orderby``, ``$top``/``$skip`` pages and ``allowedOnly=true`` (a row hidden by
+1C's access rights is skipped, not an error); :func:`order_of` makes each entity the order
+CommerceML would have carried.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import requests
 
@@ -20,7 +29,7 @@ from bridge import clock
 from bridge.actions import AddComment, UpdateFields
 from bridge.crms.connector import Outcome
 from bridge.crms.onec import ODataSettings
-from bridge.crms.onec.order import note_line
+from bridge.crms.onec.order import Order, local_time, note_line
 from bridge.errors import PermanentError, TransientError
 from bridge.masking import redact
 from bridge.models import Action, Record
@@ -47,8 +56,8 @@ class _Plan:
     lines: list[str] = field(default_factory=list)
 
 
-class ODataWriter:
-    """Comments and requisites of 1C orders, written with ``If-Match``."""
+class ODataClient:
+    """Comments and requisites of 1C orders, written with ``If-Match``; orders read."""
 
     def __init__(self, conn: OneCConnector, settings: ODataSettings, password: str) -> None:
         self.conn, self.settings = conn, settings
@@ -137,6 +146,30 @@ class ODataWriter:
             raise PermanentError(f"order {record.id}: {key[:40]!r} is no Ref_Key (a GUID)")
         return key
 
+    def changed(self, since: datetime, now: datetime) -> Iterator[dict[str, Any]]:
+        """The orders changed after ``since`` (by ``modified``), or, when the configuration
+        keeps no such time, every order dated within ``window_days`` of ``now``; paged."""
+        zone = ZoneInfo(self.conn.zone)
+        prop, op, moment = self.settings.modified, "gt", since
+        if prop is None:
+            prop, op = "Date", "ge"
+            moment = now - timedelta(days=self.settings.window_days)
+        local = moment.astimezone(zone).replace(tzinfo=None).isoformat(timespec="seconds")
+        params = {
+            "$format": "json",
+            "allowedOnly": "true",
+            "$filter": f"{prop} {op} datetime'{local}'",
+            "$orderby": "Date asc,Ref_Key asc",
+            "$top": str(self.settings.page),
+        }
+        url = f"{self.settings.url.rstrip('/')}/{self.settings.entity}"
+        for skip in itertools.count(0, self.settings.page):
+            page = self._request("GET", url, params=params | {"$skip": str(skip)}).json()
+            rows = page.get("value") or []
+            yield from rows
+            if len(rows) < self.settings.page:
+                return
+
     # -- HTTP ---------------------------------------------------------------------------
 
     def url(self, ref: str) -> str:
@@ -157,23 +190,57 @@ class ODataWriter:
         self._send("PATCH", ref, json=body, headers={"If-Match": version})
 
     def _send(self, method: str, ref: str, **kwargs: Any) -> requests.Response:
+        answer = self._request(method, self.url(ref), params={"$format": "json"}, **kwargs)
+        if answer.status_code == 412:
+            raise Conflict(ref)
+        return answer
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One request at the shared pace; 412 is the caller's, other errors raise.
+
+        Raises:
+            TransientError: no answer, 5xx or 429.
+            PermanentError: another 4xx.
+        """
         if self.conn.limiter is not None:
             self.conn.limiter.acquire(timeout=SLOT_WAIT)
         try:
-            answer = self.http.request(
-                method,
-                self.url(ref),
-                params={"$format": "json"},
-                timeout=self.conn.options.timeout,
-                **kwargs,
-            )
+            answer = self.http.request(method, url, timeout=self.conn.options.timeout, **kwargs)
         except requests.RequestException as exc:
             raise TransientError(f"OData {method}: {type(exc).__name__}: {redact(exc)}") from None
         if answer.status_code == 412:
-            raise Conflict(ref)
+            return answer
         if answer.status_code >= 500 or answer.status_code == 429:
             raise TransientError(f"OData {method}: HTTP {answer.status_code}")
         if answer.status_code >= 400:
             text = redact(answer.text[:300])
             raise PermanentError(f"OData {method}: HTTP {answer.status_code}: {text}")
         return answer
+
+
+def order_of(entity: dict[str, Any], settings: ODataSettings, status: str, zone: str) -> Order:
+    """An OData order as the order CommerceML would have carried: its Ref_Key as ``Ид``, its
+    status (translated by ``statuses``) under the exchange's status requisite, a deletion
+    mark as the exchange writes it, and the properties of ``read`` as their requisites."""
+    raw = str(entity.get(settings.status) or "")
+    requisites = {status: settings.statuses.get(raw, raw)}
+    if entity.get("DeletionMark") is True:
+        requisites["ПометкаУдаления"] = "true"
+    requisites |= {name: _text(entity.get(prop)) for prop, name in settings.read.items()}
+    return Order(
+        id=str(entity["Ref_Key"]),
+        number=str(entity.get("Number") or ""),
+        date=local_time(str(entity.get("Date") or ""), "", zone),
+        operation="Заказ товара",
+        role="Продавец",
+        amount=_text(entity.get(settings.amount)),
+        comment=str(entity.get(settings.comment) or ""),
+        requisites=tuple(requisites.items()),
+    )
+
+
+def _text(value: Any) -> str:
+    """A property's value as the exchange writes it: booleans as true/false."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)

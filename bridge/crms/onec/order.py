@@ -95,6 +95,17 @@ class Order:
         merged = dict(self.requisites) | requisites
         return replace(self, comment="\n".join(lines), requisites=tuple(merged.items()))
 
+    def merged(self, fresh: Order) -> Order:
+        """This order (as the exchange carried it) with what 1C's OData says now: its
+        comment and the requisites OData gives; the rest as the exchange last wrote it."""
+        merged = dict(self.requisites) | dict(fresh.requisites)
+        return replace(
+            self,
+            comment=fresh.comment,
+            amount=self.amount or fresh.amount,
+            requisites=tuple(merged.items()),
+        )
+
     @property
     def buyer(self) -> Party:
         """The buyer (``Роль`` Покупатель), else the first counterparty."""

@@ -25,25 +25,10 @@ class Sessions:
         self._signer = URLSafeTimedSerializer(password, salt=f"{SALT}:{tenant}")
 
     def authenticate(self, header: str | None) -> bool:
-        """Does an ``Authorization: Basic`` header carry the tenant's login and password?
-
-        1C encodes the pair in UTF-8, older platforms in windows-1251: both are tried.
-        """
-        scheme, _, value = (header or "").partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            raw = base64.b64decode(value.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        for codec in ("utf-8", "windows-1251"):
-            try:
-                login, _, password = raw.decode(codec).partition(":")
-            except UnicodeDecodeError:
-                continue
-            same_login = hmac.compare_digest(login.encode(), self.login.encode())
-            return same_login and hmac.compare_digest(password.encode(), self.password.encode())
-        return False
+        """Does an ``Authorization: Basic`` header carry the tenant's login and password?"""
+        login, password = credentials(header)
+        same_login = hmac.compare_digest(login.encode(), self.login.encode())
+        return same_login and hmac.compare_digest(password.encode(), self.password.encode())
 
     def issue(self) -> str:
         """A new session's token."""
@@ -57,3 +42,24 @@ class Sessions:
             return str(self._signer.loads(token, max_age=self.ttl))
         except BadSignature:
             return None
+
+
+def credentials(header: str | None) -> tuple[str, str]:
+    """The login and password of an ``Authorization: Basic`` header (empty when it has none).
+
+    1C encodes the pair in UTF-8, older platforms in windows-1251: both are tried.
+    """
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return "", ""
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return "", ""
+    for codec in ("utf-8", "windows-1251"):
+        try:
+            login, _, password = raw.decode(codec).partition(":")
+        except UnicodeDecodeError:
+            continue
+        return login, password
+    return "", ""

@@ -11,6 +11,8 @@ every write is a new file renamed into place (a crash leaves the old version or 
     orders/<key>.json          the order as 1C last uploaded it
     changes/<key>.json         the bridge's notes and requisites for it, versioned
     sent/<session>.json        what ``query`` gave 1C in a session, until ``success``
+    exchange.json              when 1C last opened an exchange session (``checkauth``)
+    silence.json               when the bridge last alerted that 1C fell silent
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -185,6 +188,59 @@ class Store:
         data = {**asdict(kept), "order": json.loads(kept.order.to_json())}
         _write(self._path("orders", kept.order.id), data)
 
+    def forget(self, order_id: str) -> None:
+        """Drop an order and the bridge's changes to it (call under :meth:`lock`)."""
+        for folder in ("orders", "changes", "moves"):
+            self._path(folder, order_id).unlink(missing_ok=True)
+
+    def prune_files(self, uploads_before: float, sessions_before: float) -> int:
+        """Remove kept uploads last written before one moment, and what exchanges left
+        unfinished (received chunks, a ``query`` never confirmed) before another (POSIX
+        times); returns how many files and folders went."""
+        gone = 0
+        for path in (self.root / "uploads").glob("*"):
+            if path.is_file() and path.stat().st_mtime < uploads_before:
+                path.unlink(missing_ok=True)
+                gone += 1
+        for path in (self.root / "sent").glob("*.json"):
+            if path.stat().st_mtime < sessions_before:
+                path.unlink(missing_ok=True)  # its orders stay pending: the next query sends them
+                gone += 1
+        for folder in (self.root / "incoming").glob("*"):
+            if _newest(folder) < sessions_before:
+                shutil.rmtree(folder, ignore_errors=True)
+                gone += 1
+        return gone
+
+    def moves(self, order_id: str) -> list[tuple[str, str]]:
+        """An order's statuses in turn: (when it entered it, ISO 8601; the status)."""
+        data = _read(self._path("moves", order_id))
+        return [(at, status) for at, status in data["moves"]] if data else []
+
+    def moved(self, order_id: str, at: str, status: str) -> None:
+        """Note the order's status as of ``at``, if it is not the last one noted (call under
+        :meth:`lock`)."""
+        moves = self.moves(order_id)
+        if not moves or moves[-1][1] != status:
+            _write(self._path("moves", order_id), {"moves": [*moves, (at, status)]})
+
+    # -- the exchange's pulse -------------------------------------------------------------
+
+    def exchanged(self, at: datetime) -> None:
+        """1C opened an exchange session at ``at``."""
+        _write(self.root / "exchange.json", {"at": at.isoformat()})
+
+    def last_exchange(self) -> datetime | None:
+        """When 1C last opened an exchange session (None: never, as far as the store knows)."""
+        return _moment(self.root / "exchange.json")
+
+    def silence_alerted(self, at: datetime | None = None) -> datetime | None:
+        """When the bridge last alerted that 1C fell silent; with ``at``, remember that."""
+        path = self.root / "silence.json"
+        if at is not None:
+            _write(path, {"at": at.isoformat()})
+        return _moment(path)
+
     # -- the bridge's changes -------------------------------------------------------------
 
     def changes(self, order_id: str) -> Changes:
@@ -224,6 +280,16 @@ class Store:
         # an Ид may be a GUID, a number or "guid#guid": named by its hash, kept inside
         key = hashlib.sha256(order_id.encode()).hexdigest()[:40]
         return self.root / folder / f"{key}.json"
+
+
+def _moment(path: Path) -> datetime | None:
+    data = _read(path)
+    return datetime.fromisoformat(data["at"]) if data else None
+
+
+def _newest(folder: Path) -> float:
+    """The last time anything in a folder was written (appends leave the folder's own mtime)."""
+    return max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])
 
 
 def _kept(data: dict[str, Any]) -> Kept:

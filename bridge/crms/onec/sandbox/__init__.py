@@ -7,13 +7,17 @@ site says ``zip=yes`` and the node is set to compress), ``import``, ``query`` (t
 site changed, taken into the infobase: comment and requisites), ``success``. Every answer is
 kept in :attr:`OneCSandbox.log`. Its OData (``/odata/standard.odata/Document_ЗаказКлиента``)
 reads and PATCHes orders with ``DataVersion`` and ``If-Match`` (§3.1); :meth:`change_after_read`
-plays a manager who edits the order between the bridge's read and its write.
+plays a manager who edits the order between the bridge's read and its write. The entity set
+answers ``$filter`` on a date (``Date ge datetime'…'``), ``$orderby``, ``$top`` and ``$skip``
+as 1C's does; the status is an enumeration's name (УТ 11's ``СтатусыЗаказовКлиентов``:
+``ВРаботе``), the manager a reference with its presentation.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import re
 import threading
 import uuid
 import zipfile
@@ -29,6 +33,8 @@ from bridge.crms.onec.sandbox.documents import SandboxOrder, package, returned
 from bridge.sandbox.server import LoopbackServer
 
 ENTITY = "Document_ЗаказКлиента"
+FILTER = re.compile(r"^(\w+) (ge|gt) datetime'([0-9T:.-]+)'$")
+"""The one kind of ``$filter`` the stand-in answers: a date property against a moment."""
 
 
 @dataclass
@@ -182,18 +188,44 @@ class OneCSandbox:
         path = f"/trade/odata/standard.odata/{ENTITY}(guid'<ref>')"
         app.add_url_rule(path, "get", self._get, methods=["GET"])
         app.add_url_rule(path, "patch", self._patch, methods=["PATCH"])
+        app.add_url_rule(f"/trade/odata/standard.odata/{ENTITY}", "list", self._list)
         return app
 
     def _entity(self, order: SandboxOrder) -> dict[str, Any]:
+        manager = str(uuid.uuid5(uuid.NAMESPACE_URL, order.manager)) if order.manager else ""
         return {
             "Ref_Key": order.ref,
             "DataVersion": _version(order.version),
+            "DeletionMark": False,
             "Number": order.number,
             "Date": order.date.isoformat(),
-            "Статус": order.status,
+            "Posted": True,
+            "Статус": _enumeration(order.status),
+            "Отменен": order.cancelled,
             "Комментарий": order.comment,
+            "СуммаДокумента": order.amount,
+            "Менеджер_Key": manager or "00000000-0000-0000-0000-000000000000",
+            "Менеджер____Presentation": order.manager,
             **{k: v for k, v in order.requisites.items()},
         }
+
+    def _list(self) -> Any:
+        """The entity set, filtered, ordered and paged (platform docs 17.4, §3.1)."""
+        with self._lock:
+            found = [self._entity(o) for o in self.orders.values()]
+        wanted = request.args.get("$filter", "")
+        if wanted:
+            match = FILTER.match(wanted)
+            if match is None:
+                return _error(400, 14, f"Неверный фильтр: {wanted}")
+            prop, op, moment = match.groups()
+            after = (lambda v: v > moment) if op == "gt" else (lambda v: v >= moment)
+            found = [e for e in found if after(str(e.get(prop) or ""))]
+        found.sort(key=lambda e: (e["Date"], e["Ref_Key"]))
+        skip = int(request.args.get("$skip", 0))
+        top = int(request.args.get("$top", len(found) or 1))
+        self.odata_log.append(("GET", ENTITY, 200))
+        return jsonify({"odata.metadata": f"$metadata#{ENTITY}", "value": found[skip : skip + top]})
 
     def _get(self, ref: str) -> Any:
         with self._lock:
@@ -270,6 +302,11 @@ class _Session:
         text = reply.content.decode(reply.encoding or "utf-8")
         self.log.steps.append(Step(mode, reply.status_code, text))
         return text
+
+
+def _enumeration(status: str) -> str:
+    """A status as an enumeration value's name: «В работе» -> ``ВРаботе``."""
+    return "".join(word[:1].upper() + word[1:] for word in status.split())
 
 
 def _version(number: int) -> str:
