@@ -17,6 +17,9 @@ from bridge.errors import PermanentError, TransientError
 from bridge.mappings import Mapping
 from bridge.models import OPEN, Action, Event, LookupQuery, Record, RecordRef
 
+QUICK_TIMEOUT = 5.0
+"""Seconds one request may take while a person waits on its answer (``bridge dry-run``)."""
+
 Lookup = tuple[Record, Action, datetime]
 """An action an earlier attempt may have carried out: its record, itself, when it was claimed."""
 
@@ -62,6 +65,9 @@ class Connector(ABC):
         limiter: the shared rate limit of the CRM account (None: unlimited, in tests).
         shared: the Redis every worker of the bridge shares, for state that must outlive a
             process and be seen by all (amoCRM's token pair). Handed in, never opened here.
+        interactive: a person waits on the answer (``bridge dry-run``): a request times out
+            after :data:`QUICK_TIMEOUT` at most, and a rate limit's "retry after" is not
+            waited out; the error says what happened at once.
     """
 
     crm: ClassVar[type[CRM]]
@@ -72,12 +78,16 @@ class Connector(ABC):
         *,
         limiter: RateLimiter | None = None,
         shared: redis.Redis | None = None,
+        interactive: bool = False,
     ) -> None:
         self.tenant = tenant
         self.mapping: Mapping = tenant.mapping
         self.options: Any = self.crm.settings.model_validate(tenant.config.connection)
+        if interactive and self.options.timeout > QUICK_TIMEOUT:
+            self.options = self.options.model_copy(update={"timeout": QUICK_TIMEOUT})
         self.limiter = limiter
         self.shared = shared
+        self.interactive = interactive
 
     @property
     def name(self) -> str:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
-from bridge.errors import AuthError, PermanentError, TransientError
+from bridge.errors import AuthError, NoAnswer, PermanentError, TransientError
 from bridge.masking import redact
 from bridge.ratelimit import RateLimiter, RateLimitTimeout
 
@@ -61,6 +61,7 @@ class Transport:
         *,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        waits_on_429: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter
@@ -68,6 +69,7 @@ class Transport:
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.sleep = sleep
+        self.attempts_on_429 = ATTEMPTS_ON_429 if waits_on_429 else 0
 
     def send(
         self,
@@ -84,7 +86,7 @@ class Transport:
             TransientError: no slot in time, a network failure or timeout, 429 past the cap.
         """
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        for attempt in range(ATTEMPTS_ON_429 + 1):
+        for attempt in range(self.attempts_on_429 + 1):
             self._slot(path)
             try:
                 response = self.session.request(
@@ -97,11 +99,11 @@ class Transport:
                 )
             except requests.RequestException as exc:
                 # a POST that timed out may have been done: find_done looks before a repeat
-                raise TransientError(f"{method} {path}: {type(exc).__name__}") from None
+                raise NoAnswer(f"{method} {path}: {NoAnswer.why(exc, self.timeout)}") from None
             if response.status_code != 429:
                 return response
             wait = retry_after(response)
-            if wait > RETRY_AFTER_CAP or attempt == ATTEMPTS_ON_429:
+            if wait > RETRY_AFTER_CAP or attempt == self.attempts_on_429:
                 raise TransientError(f"{method} {path}: HTTP 429, retry after {wait:g}s")
             log.info("amoCRM answered 429 to %s %s; waiting %.1fs", method, path, wait)
             self.sleep(wait)
