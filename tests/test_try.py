@@ -236,3 +236,18 @@ def test_the_1c_example_of_the_configuration_reference_runs_as_written(
     assert command.shown
     for line in command.shown:
         assert line.rstrip() in result.output, f"{line!r} not in:\n{result.output}"
+
+
+def test_deadlines_are_shown_in_the_tenants_zone(config: Path, redis_url: str, redis_conn) -> None:
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["tenants"]["heating"]["timezone"] = "Asia/Yekaterinburg"  # the sandbox keeps Moscow's
+    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    start = datetime.fromisoformat("2025-11-14T10:00:00+05:00")
+    trial = Trial("heating", config_path=str(config), start=start, redis_url=redis_url)
+    try:
+        say(trial, 'new lead "Фильтр" source=WEB')
+        out = say(trial, "clock +20 minutes")
+        assert "«Заявке с сайта 15 минут не звонили: Фильтр»" in out
+        assert "deadline 2025-11-14T11:15+05:00" in out  # 10:15 and one working hour, local
+    finally:
+        trial.close()

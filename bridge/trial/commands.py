@@ -184,7 +184,8 @@ def _explain(trial: Trial, words: list[str]) -> list[str]:
         entries = [e for e in trial.rt.journal.recent(2000, trial.name) if e["decisions"]]
         entry = entries[0] if entries else None
     if entry is None:
-        return ["no such event (`show` lists the latest)"]
+        what = f"no event #{words[0]}" if words else "no event yet"
+        return [f"{what}: each line's answer names its events (`event #3`)"]
     return explain(entry).splitlines()
 
 

@@ -11,7 +11,7 @@ import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -151,8 +151,10 @@ class Trial:
         return self.stands[self.name]
 
     def tasks(self) -> list[Written]:
-        """The tasks the bridge made, in the tenant's CRM or in its ``tasks_in`` one."""
-        return [task for one in self.stands.values() for task in one.tasks()]
+        """The tasks the bridge made, in the tenant's CRM or in its ``tasks_in`` one; their
+        deadlines in the tenant's zone (a sandbox keeps them in its portal's)."""
+        tasks = [task for one in self.stands.values() for task in one.tasks()]
+        return [replace(t, deadline=self.local(t.deadline)) if t.deadline else t for t in tasks]
 
     def comments(self) -> list[Written]:
         """The comments the bridge wrote into records."""
