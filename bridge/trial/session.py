@@ -265,10 +265,8 @@ class Trial:
     def settle(self) -> None:
         """Let every webhook reach the bridge and every queued job run (echoes included)."""
         for _ in range(SETTLE_ROUNDS):
-            for (
-                one
-            ) in self.stands.values():  # a posted hook is journaled and queued when it returns
-                one.wait_delivered()
+            for one in self.stands.values():
+                one.wait_delivered()  # a posted hook is journaled and queued when it returns
             if not self._busy():
                 return
             run_worker(self.rt, burst=True, in_thread=True)
