@@ -114,14 +114,10 @@ def tenants_config(stands: dict[str, tuple[str, dict[str, Any]]], workdir: Path)
     """
     blocks = {}
     for name, (crm, connection) in stands.items():
-        tenant = _tenants()[name]
-        if tenant["crm"] == crm:
-            blocks[name] = tenant_block(
-                CONFIG, name, {**tenant["connection"], **connection}, workdir
-            )
-        else:
-            mapping = f"mappings/{name}-{crm}.yaml"
-            blocks[name] = tenant_block(CONFIG, name, connection, workdir, crm=crm, mapping=mapping)
+        moved = {} if _tenants()[name]["crm"] == crm else {"crm": crm}
+        if moved:
+            moved["mapping"] = f"mappings/{name}-{crm}.yaml"
+        blocks[name] = tenant_block(CONFIG, name, connection, workdir, **moved)
     return write_config(workdir, blocks)
 
 
@@ -197,7 +193,7 @@ def play(
         before = written()
         record_id = step()
         _settle(stand, rt)
-        click.echo(f"\n▶ {title} ({kind} {record_id})")
+        click.echo(f"\n▶ {title} ({kind} {stand.label(kind, record_id)})")
         new = list((Counter(written()) - Counter(before)).elements())
         for line in new:
             click.echo(f"  {line}")

@@ -14,12 +14,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import redis
 from pydantic import Field, PrivateAttr, field_validator
 
-from bridge import actions, clock, config, crms, email, yamlfile
-from bridge.crms.connector import Connector
-from bridge.errors import ConfigError, PermanentError
+from bridge import actions, clock, config, crms, email, services, yamlfile
+from bridge.crms.connector import QUICK_TIMEOUT, Connector
+from bridge.errors import (
+    AuthError,
+    BridgeError,
+    ConfigError,
+    NeedsAttention,
+    NoAnswer,
+    PermanentError,
+    RedisUnavailable,
+    TransientError,
+)
 from bridge.journal import Journal
+from bridge.masking import redact
 from bridge.models import EVENT_TYPES, Event, Plan, Record, RecordRef
 from bridge.pipeline import plan_for, stage_since, stay_of
 from bridge.regulations.conditions import ActivityMatch
@@ -142,13 +153,58 @@ def _plan(
         before = data.get("previous")
         previous = _read(words, {**base, **before}, "previous") if before else None
         return plan_for(tenant, event, record, previous, "1", facts), record, None
-    conn = connector or crms.get(tenant.config.crm).connector_class()(tenant)
-    record = conn.fetch(event.ref)
+    conn = connector or _connector(tenant)
+    record = conn.fetch(event.ref) if connector else _fetch(conn, event.ref)
     journal = journal or Journal()
     snap = journal.snapshot(tenant.name, record.kind, record.id)
     previous = Record.from_dict(snap.data) if snap else None
     facts = replace(facts, stage_since=stage_since(snap, record, event.received_at))
     return plan_for(tenant, event, record, previous, stay_of(snap, record), facts), record, conn
+
+
+def _connector(tenant: config.Tenant) -> Connector:
+    """The tenant's connector for a person waiting: short timeouts, no waiting out limits,
+    and the bridge's Redis when one answers (amoCRM keeps its tokens there; a Redis started
+    for the dry run would hold none, and a refresh there would strand the workers')."""
+    try:
+        shared = services.connect(services.redis_url(start=False), timeout=QUICK_TIMEOUT)
+    except RuntimeError:
+        shared = None
+    cls = crms.get(tenant.config.crm).connector_class()
+    return cls(tenant, shared=shared, interactive=True)
+
+
+def _fetch(conn: Connector, ref: RecordRef) -> Record:
+    """The record, or one sentence saying which CRM failed how, and what to check.
+
+    Raises:
+        BridgeError: the CRM gave no answer, refused the credentials, failed, or has no
+            such record; or the bridge's Redis did not answer.
+    """
+    crm, options = conn.crm.title, conn.options
+    try:
+        return conn.fetch(ref)
+    except NoAnswer as exc:
+        why = (
+            f"{crm} did not answer when asked for {ref} ({redact(exc)}): check "
+            f"{options.address()}, that {crm} is up and that this machine reaches it"
+        )
+    except (redis.RedisError, RedisUnavailable) as exc:
+        at = conn.shared.get_connection_kwargs() if conn.shared else {}
+        why = (
+            f"the bridge's Redis at {at.get('host')}:{at.get('port')} did not answer "
+            f"({redact(exc)}): {crm}'s tokens live there; start it, or set REDIS_URL "
+            "to the Redis the bridge's workers use"
+        )
+    except (AuthError, NeedsAttention) as exc:
+        why = (
+            f"{crm} refused the bridge's credentials ({redact(exc)}): check {options.credentials()}"
+        )
+    except TransientError as exc:
+        why = f"{crm} could not answer now ({redact(exc)}): it is busy or failing, try again later"
+    except PermanentError as exc:
+        why = f"{crm} did not give {ref} ({redact(exc)}): check the id, and {options.credentials()}"
+    raise BridgeError(f"{why}; or describe the record under `record:` to dry-run without {crm}")
 
 
 def _tenant(settings: config.Settings, name: str | None) -> config.Tenant:

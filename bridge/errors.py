@@ -5,6 +5,8 @@ Connectors raise, they never return False: the pipeline must tell "retry later" 
 
 from __future__ import annotations
 
+import os
+
 
 class BridgeError(Exception):
     """Base of every error the bridge raises on purpose."""
@@ -15,6 +17,27 @@ class TransientError(BridgeError):
 
     The job is retried with backoff; nothing is dropped.
     """
+
+
+class NoAnswer(TransientError):
+    """The CRM gave no HTTP answer at all: the connection was refused or failed, or the
+    request timed out (a person reading this checks the address and the network first)."""
+
+    @staticmethod
+    def why(exc: BaseException, timeout: float) -> str:
+        """Why an HTTP client's request got no answer, in words and without its URL (a
+        Bitrix24 webhook's path is a secret): ``no answer within 5 s (ReadTimeout)``,
+        ``no answer: Connection refused (ConnectionError)``."""
+        name = type(exc).__name__
+        if isinstance(exc, TimeoutError) or "Timeout" in name:
+            return f"no answer within {timeout:g} s ({name})"
+        cause = _os_error(exc)
+        return f"no answer: {cause} ({name})" if cause else f"no answer ({name})"
+
+
+class RedisUnavailable(TransientError):
+    """The Redis the bridge's processes share did not answer where a CRM keeps its state
+    there (amoCRM's tokens)."""
 
 
 class PermanentError(BridgeError):
@@ -52,3 +75,20 @@ class TenantPaused(NeedsAttention):
 
 class SchemaError(BridgeError):
     """The journal's database has no schema, or an older one: run ``bridge migrate``."""
+
+
+def _os_error(exc: BaseException, depth: int = 6) -> str:
+    """The operating system's words under an HTTP client's error (``Connection refused``,
+    ``Name or service not known``), found through the chain the clients wrap it in."""
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno) if exc.errno > 0 else str(exc.strerror or "")
+    if depth == 0:
+        return ""
+    inner = [getattr(exc, "os_error", None), getattr(exc, "reason", None), exc.__cause__]
+    inner += [exc.__context__, *(a for a in exc.args if isinstance(a, BaseException))]
+    for one in inner:
+        if isinstance(one, BaseException):
+            found = _os_error(one, depth - 1)
+            if found:
+                return found
+    return ""

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 LOCAL_URL = "redis://127.0.0.1:6379/0"
 
@@ -31,9 +33,21 @@ def redis_url(*, start: bool = True) -> str:
     return EmbeddedRedis.shared().url
 
 
-def connect(url: str | None = None) -> redis.Redis:
-    """A Redis client for ``url`` (or :func:`redis_url`)."""
-    return redis.Redis.from_url(url or redis_url())
+def connect(url: str | None = None, *, timeout: float | None = None) -> redis.Redis:
+    """A Redis client for ``url`` (or :func:`redis_url`).
+
+    Args:
+        timeout: seconds a command may take, with no retry: a person waits on the answer
+            (default: redis-py's own, which waits and retries).
+    """
+    if timeout is None:
+        return redis.Redis.from_url(url or redis_url())
+    return redis.Redis.from_url(
+        url or redis_url(),
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def _answers(url: str) -> bool:

@@ -22,6 +22,7 @@ from bridge.services import EmbeddedRedis
 from tests.admin_env import admin_bridge, make_admin, orlov  # noqa: F401 - the admin pages
 from tests.amocrm_env import amo, make_amo_bridge  # noqa: F401 - the amoCRM fixtures
 from tests.bitrix24_env import Bridge, bridge, make_bridge  # noqa: F401 - the Bitrix24 fixtures
+from tests.browser_env import browser  # noqa: F401 - headless Chromium, or a skip
 from tests.onec_env import make_onec, onec  # noqa: F401 - the 1C fixtures
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,54 +1,23 @@
 """End to end in headless Chromium: log in, open the violations page, find the chart drawn.
 
-Debian's ``chromium`` and ``chromium-driver`` (scripts/setup installs them where it may);
-the test is skipped, saying why, only where they are not installed. With
+Skipped, saying why, only where Debian's ``chromium`` and ``chromium-driver`` are not
+installed (the ``browser`` fixture of tests/browser_env.py). With
 ``BRIDGE_SCREENSHOTS=<folder>`` it also saves the main pages there (docs/screenshots/).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
-
-import pytest
+from typing import TYPE_CHECKING
 
 from tests.admin_env import PASSWORDS
 from tests.bitrix24_env import Bridge, deal
 
-CHROMIUM, DRIVER = "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--window-size=1280,1400",
-)
+if TYPE_CHECKING:
+    from selenium.webdriver import Chrome
+
 PAGES = ("violations", "sla", "refusals", "journal", "queue", "try", "backtest")
-
-webdriver = pytest.importorskip("selenium.webdriver")
-if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
-    pytest.skip(
-        f"no headless browser: {CHROMIUM} or chromedriver is missing "
-        "(apt-get install chromium chromium-driver; scripts/setup does it as root)",
-        allow_module_level=True,
-    )
-
-
-@pytest.fixture
-def browser() -> webdriver.Chrome:
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
 
 
 def _violation(bridge: Bridge) -> None:
@@ -64,7 +33,7 @@ def _violation(bridge: Bridge) -> None:
 
 
 def test_log_in_and_see_the_violations_chart(
-    admin_bridge: Bridge, browser: webdriver.Chrome, tmp_path: Path
+    admin_bridge: Bridge, browser: Chrome, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
 

@@ -44,7 +44,7 @@ def test_demo_once_plays_the_story_and_exits_0(
 
 def test_demo_once_on_1c_plays_the_order_story_with_tasks_in_the_paired_crm() -> None:
     out = demo("--crm", "onec")
-    assert "▶ an order is cancelled, the comment has no reason nor surname (order " in out
+    assert "▶ an order is cancelled, the comment has no reason nor surname (order ДЕМО-0001)" in out
     assert (
         "  comment on 1C order ДЕМО-0001: Нарушение регламента: заказ отменён, а в комментарии "
         "нет причины отмены и фамилии оператора, отменившего заказ."
@@ -53,4 +53,4 @@ def test_demo_once_on_1c_plays_the_order_story_with_tasks_in_the_paired_crm() ->
     assert "▶ an order is cancelled with the reason and the surname (order " in out
     satisfied = ")\n  nothing to do: the regulations are satisfied\n\n▶ an order is taken into work"
     assert satisfied in out
-    assert "  requisite of 1C order ДЕМО-0003: В работе с = " in out
+    assert "  field of 1C order ДЕМО-0003: В работе с = " in out

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from click.testing import CliRunner
 
+from bridge.cli import cli
 from bridge.trial import Trial
 from bridge.trial.commands import play
 from bridge.trial.page import blueprint
@@ -144,3 +146,108 @@ def test_mistakes_are_sentences(trial: Trial) -> None:
     assert line.startswith("error: unknown field of a deal 'boiler_modl' (did you mean")
     [line] = play(trial, "clock yesterday 10:00")
     assert line.startswith("error: 'yesterday' is not a day")
+
+
+@pytest.fixture
+def onec_trial(tmp_path: Path, redis_url: str, redis_conn) -> Iterator[Trial]:
+    """The fireworks shop's orders in 1C (config/bridge.yaml, tenant fireworks-1c), whose
+    tasks are made in the shop's Bitrix24 (``tasks_in: fireworks``): two sandboxes."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    start = datetime.fromisoformat("2025-11-14T10:00:00+03:00")  # a Friday
+    found = Trial(
+        "fireworks-1c",
+        config_path=str(tmp_path / "config" / "bridge.yaml"),
+        start=start,
+        redis_url=redis_url,
+        pages=(blueprint,),
+    )
+    yield found
+    found.close()
+
+
+def test_a_1c_order_cancelled_without_reason_gets_a_comment_a_task_and_an_e_mail(
+    onec_trial: Trial,
+) -> None:
+    trial = onec_trial
+    assert "nothing to do" in say(trial, 'new order "Иванов Пётр" for smirnova')
+    out = say(trial, 'order ДЕМО-0001 to cancelled comment="Клиент передумал"')
+    # the comment, back in the order in 1C after its next exchange (rule F6)
+    assert "comment on 1C order ДЕМО-0001: Нарушение регламента: заказ отменён" in out
+    [order] = trial.stand.sandbox.orders.values()  # type: ignore[attr-defined]
+    assert order.comment.startswith("Клиент передумал\n")  # the operator's text stays first
+    assert "Нарушение регламента" in order.comment
+    # the task, in the shop's Bitrix24: 1C has none
+    title = "Допишите в комментарий причину отмены и свою фамилию: Заказ ДЕМО-0001 от 14.11.2025"
+    assert f"task «{title}» → user 3, deadline 2025-11-14T11:00+03:00" in out
+    assert [t.text for t in trial.stands["fireworks"].tasks()] == [title]
+    assert (
+        "Заказ ДЕМО-0001 от 14.11.2025: отмена без причины и фамилии оператора → "
+        "smirnova@petarda.example (e-mail, in the outbox)"
+    ) in out
+    [mail] = trial.emails()
+    assert "Комментарий сейчас: Клиент передумал" in mail.get_body(("plain",)).get_content()
+    # a working day later, still no reason: the head of sales (orlova, user 9) hears of it
+    out = say(trial, "clock +1 working day")
+    assert "timer cancelled-order-comment-escalation step 0 on order ДЕМО-0001" in out
+    assert "«Отмена без причины или фамилии оператора: Заказ ДЕМО-0001 от 14.11.2025» → user 9" in (
+        out
+    )
+
+
+def test_1c_orders_in_words_a_manager_uses(onec_trial: Trial) -> None:
+    trial = onec_trial
+    say(trial, 'new order "Петрова Ольга" for kuznetsova client 1')
+    out = say(trial, 'order демо-0001 to cancelled comment="Клиент передумал, отменила Кузнецова"')
+    assert "nothing to do" in out  # the reason and the surname are there
+    say(trial, 'new order "ООО Праздник" client 2')
+    out = say(trial, "order 2 to in_work")  # the number the order's name ends in
+    assert "field of 1C order ДЕМО-0002: В работе с = 2025-11-14T07:00:00+00:00" in out
+    assert trial.stand.sandbox.orders[made(trial, "order")].requisites == {  # type: ignore[attr-defined]
+        "В работе с": "2025-11-14T07:00:00+00:00"
+    }
+    out = say(trial, 'new order "ООО Праздник, второй" client 2')  # the same client's phone
+    assert "field of 1C order ДЕМО-0003: Повторный заказ к = ДЕМО-0002" in out
+    assert "comment on 1C order ДЕМО-0003: Повторный заказ: у клиента уже есть открытый" in out
+    shown = "\n".join(play(trial, "show"))
+    assert "order ДЕМО-0002: «Заказ ДЕМО-0002 от 14.11.2025», in_work, user 3" in shown
+    assert "fields set by the bridge:" in shown
+    assert play(trial, "call on order 2") == [
+        "error: 1C's exchange with the site carries orders, not calls"
+    ]
+    [line] = play(trial, "order 7 to lost")
+    assert line == (
+        "error: no order 7 in this trial; made so far: "
+        "order ДЕМО-0001, order ДЕМО-0002, order ДЕМО-0003"
+    )
+
+
+def test_the_1c_example_of_the_configuration_reference_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = reference.split("**A 1C tenant**")[1].split("\n## ")[0]
+    [command] = tutorial.commands(section)
+    assert command.args[:3] == ["bridge", "try", "fireworks-1c"]
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BRIDGE_CONFIG", raising=False)
+    result = CliRunner().invoke(cli, command.args[1:])
+    assert result.exit_code == 0, result.output
+    assert command.shown
+    for line in command.shown:
+        assert line.rstrip() in result.output, f"{line!r} not in:\n{result.output}"
+
+
+def test_deadlines_are_shown_in_the_tenants_zone(config: Path, redis_url: str, redis_conn) -> None:
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["tenants"]["heating"]["timezone"] = "Asia/Yekaterinburg"  # the sandbox keeps Moscow's
+    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    start = datetime.fromisoformat("2025-11-14T10:00:00+05:00")
+    trial = Trial("heating", config_path=str(config), start=start, redis_url=redis_url)
+    try:
+        say(trial, 'new lead "Фильтр" source=WEB')
+        out = say(trial, "clock +20 minutes")
+        assert "«Заявке с сайта 15 минут не звонили: Фильтр»" in out
+        assert "deadline 2025-11-14T11:15+05:00" in out  # 10:15 and one working hour, local
+    finally:
+        trial.close()

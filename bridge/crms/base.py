@@ -76,6 +76,14 @@ class ConnectionSettings(BaseModel):
     burst: int = Field(default=1, ge=1, description="requests allowed back to back")
     timeout: float = Field(default=30.0, gt=0, description="seconds per HTTP request")
 
+    def address(self) -> str:
+        """Where the bridge looks for the CRM, as an admin would check it (error messages)."""
+        return "the CRM's address in the tenant's `connection:` block"
+
+    def credentials(self) -> str:
+        """What the bridge shows the CRM as its credentials, as an admin would check them."""
+        return "the credentials in the tenant's `connection:` block"
+
 
 def load(path: str) -> Any:
     """The object a ``"package.module:attribute"`` path names (imported on first use)."""

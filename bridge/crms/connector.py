@@ -23,6 +23,9 @@ A read changes nothing, so it is asked again at once instead of holding the tena
 stream back for a retry interval (on a flaky portal one batch in five would); a write is never
 asked again here: the worker's retry looks for it first (:meth:`Connector.find_done_many`)."""
 
+QUICK_TIMEOUT = 5.0
+"""Seconds one request may take while a person waits on its answer (``bridge dry-run``)."""
+
 Lookup = tuple[Record, Action, datetime]
 """An action an earlier attempt may have carried out: its record, itself, when it was claimed."""
 
@@ -68,6 +71,9 @@ class Connector(ABC):
         limiter: the shared rate limit of the CRM account (None: unlimited, in tests).
         shared: the Redis every worker of the bridge shares, for state that must outlive a
             process and be seen by all (amoCRM's token pair). Handed in, never opened here.
+        interactive: a person waits on the answer (``bridge dry-run``): a request times out
+            after :data:`QUICK_TIMEOUT` at most, and a rate limit's "retry after" is not
+            waited out; the error says what happened at once.
     """
 
     crm: ClassVar[type[CRM]]
@@ -78,12 +84,16 @@ class Connector(ABC):
         *,
         limiter: RateLimiter | None = None,
         shared: redis.Redis | None = None,
+        interactive: bool = False,
     ) -> None:
         self.tenant = tenant
         self.mapping: Mapping = tenant.mapping
         self.options: Any = self.crm.settings.model_validate(tenant.config.connection)
+        if interactive and self.options.timeout > QUICK_TIMEOUT:
+            self.options = self.options.model_copy(update={"timeout": QUICK_TIMEOUT})
         self.limiter = limiter
         self.shared = shared
+        self.interactive = interactive
 
     @property
     def name(self) -> str:

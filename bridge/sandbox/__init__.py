@@ -30,12 +30,13 @@ class Contact:
 
 @dataclass(frozen=True)
 class Written:
-    """Something the bridge wrote into the account: a task or a comment on a record.
+    """Something the bridge wrote into the account: a task, a comment, or a field it set.
 
     Attributes:
-        what: ``task`` or ``comment``.
-        record: which record, in canonical words (``deal 5``).
-        text: the task's title, or the comment.
+        what: ``task``, ``comment`` or ``field``.
+        record: which record, in canonical words (``deal 5``); empty for a task bound to
+            none (made for a record of another CRM, whose title names it).
+        text: the task's title, the comment, or ``name = value`` of the field.
         responsible: the task's responsible user id.
         deadline: the task's deadline.
         description: the task's description.
@@ -50,10 +51,13 @@ class Written:
 
     def line(self) -> str:
         """One human line, as the demo and ``bridge try`` print it."""
-        if self.what == "comment":
-            return f"comment on {self.record}: {self.text}"
+        if self.what in ("comment", "field"):
+            return (
+                f"{self.what} {'on' if self.what == 'comment' else 'of'} {self.record}: {self.text}"
+            )
         due = self.deadline.isoformat(timespec="minutes") if self.deadline else "-"
-        return f"task «{self.text}» → user {self.responsible}, deadline {due} ({self.record})"
+        on = f" ({self.record})" if self.record else ""  # a task of another CRM's record
+        return f"task «{self.text}» → user {self.responsible}, deadline {due}{on}"
 
 
 CONTACTS = (
@@ -72,7 +76,8 @@ class Stand(ABC):
     once the tenant is loaded) and :meth:`seed_contacts`, :meth:`connect` (credentials, hooks
     to the bridge); then records are added and changed with canonical kinds, stages and field
     names, translated through the tenant's mapping, calls are logged on them, the account's
-    clock is set; :meth:`tasks` and :meth:`comments` list what the bridge wrote back.
+    clock is set; :meth:`tasks`, :meth:`comments` and :meth:`fields` list what the bridge
+    wrote back.
     """
 
     demo_tenant: ClassVar[str] = "remarka"
@@ -134,7 +139,11 @@ class Stand(ABC):
 
     @abstractmethod
     def add_call(self, kind: str, record_id: str, *, incoming: bool, completed: bool) -> str:
-        """A call is logged on a record (an activity); returns its id."""
+        """A call is logged on a record (an activity); returns its id.
+
+        Raises:
+            ValueError: the CRM logs no calls on its records (the message says so).
+        """
 
     @abstractmethod
     def set_clock(self, now: Callable[[], datetime]) -> None:
@@ -148,12 +157,21 @@ class Stand(ABC):
     def comments(self) -> list[Written]:
         """The comments (notes) made so far, in the order they were made."""
 
+    def label(self, kind: str, record_id: str) -> str:
+        """What people call a record in this CRM (default: its id; 1C: the order's number)."""
+        return record_id
+
     def seed_contacts(self) -> list[Contact]:
         """Add the stand's clients (:data:`CONTACTS`); returns them."""
         for name, email, phone in CONTACTS:
             self.contacts.append(Contact(self.add_contact(name, email, phone), name, email, phone))
         return self.contacts
 
+    def fields(self) -> list[Written]:
+        """The fields the bridge set and no person did, where the sandbox tells them apart
+        (1C's requisites, which come back through the exchange); default: none listed."""
+        return []
+
     def written(self) -> list[str]:
-        """What the bridge wrote so far (tasks, then comments), one human line each."""
-        return [w.line() for w in (*self.tasks(), *self.comments())]
+        """What the bridge wrote so far (tasks, comments, fields), one human line each."""
+        return [w.line() for w in (*self.tasks(), *self.comments(), *self.fields())]

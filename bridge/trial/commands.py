@@ -4,8 +4,10 @@
 
     new deal "Котёл для дачи" [at new] [for ivanova] [client 2|none] [amount=650000 ...]
     new lead "Заявка с сайта" [source=WEB]
+    new order "Иванов Пётр" [at new] [for smirnova]   (1C: the title is the buyer)
     deal 1 to kp_sent [field=value ...]          (also: move deal 1 to kp_sent)
     deal 1 set refusal_reason="Дорого" ...
+    order ДЕМО-0001 to cancelled comment="Клиент передумал, Смирнова"
     call on deal 1 [incoming|outgoing] [completed|missed]
     clock                                         (what time it is)
     clock monday 10:00 | clock 2025-11-17 10:00 | clock +2 hours | clock +3 working days
@@ -87,9 +89,17 @@ def _new(trial: Trial, words: list[str]) -> Happened:
     stage = options.get("at") or (stages[0] if stages else "")
     if not stage:
         raise Unknown(f"the mapping names no {kind} stage: say `at STAGE`")
-    people = [a for a in trial.tenant.mapping.users if a != "admin"] or ["1"]
-    responsible = options.get("for") or people[0]
+    responsible = options.get("for") or _someone(trial, kind)
     return trial.new_record(kind, title, stage, responsible, _client(trial, options), fields)
+
+
+def _someone(trial: Trial, kind: str) -> str:
+    """The first user alias of the mapping (not the admin), preferring one the CRM names in
+    records of this kind (1C names its managers: ``values.responsible``)."""
+    mapping = trial.tenant.mapping
+    people = [a for a in mapping.users if a != "admin"] or ["1"]
+    named = set(mapping.kind(kind).values.get("responsible", {}).values())
+    return next((a for a in people if mapping.users[a] in named), people[0])
 
 
 def _client(trial: Trial, options: dict[str, str]) -> str | None:
@@ -174,16 +184,18 @@ def _explain(trial: Trial, words: list[str]) -> list[str]:
         entries = [e for e in trial.rt.journal.recent(2000, trial.name) if e["decisions"]]
         entry = entries[0] if entries else None
     if entry is None:
-        return ["no such event (`show` lists the latest)"]
+        what = f"no event #{words[0]}" if words else "no event yet"
+        return [f"{what}: each line's answer names its events (`event #3`)"]
     return explain(entry).splitlines()
 
 
 def _ref(trial: Trial, kind: str, number: str) -> RecordRef:
     _known_kind(trial, kind)
-    if not any(r == RecordRef(kind, number) for r in trial.records):
-        made = ", ".join(str(r) for r in trial.records) or "none yet (`new deal ...`)"
+    found = trial.find(kind, number)
+    if found is None:
+        made = ", ".join(trial.label(r) for r in trial.records) or f"none yet (`new {kind} ...`)"
         raise Unknown(f"no {kind} {number} in this trial; made so far: {made}")
-    return RecordRef(kind, number)
+    return found
 
 
 def _known_kind(trial: Trial, kind: str) -> None:
@@ -214,28 +226,33 @@ def _options(words: list[str], names: tuple[str, ...]) -> tuple[dict[str, str], 
 
 
 def report(trial: Trial, seen: Happened) -> list[str]:
-    """What the bridge did, as lines: tasks, comments, e-mails, rules, failures."""
+    """What the bridge did, as lines: tasks, comments, fields, e-mails, rules, failures."""
     lines = [f"  {what}" + (f" ({n} times)" if n > 1 else "") for what, n in seen.ran.items()]
-    lines += [f"  {w.line()}" for w in (*seen.tasks, *seen.comments)]
+    lines += [f"  {w.line()}" for w in (*seen.tasks, *seen.comments, *seen.fields)]
     lines += [f"  {m['Subject']!s} → {m['To']!s} (e-mail, in the outbox)" for m in seen.emails]
     lines += [f"  rule {v}" for v in seen.verdicts]
     lines += [f"  ! {f}" for f in seen.failures]
-    acted = seen.tasks or seen.comments or seen.emails or seen.verdicts or seen.failures
+    acted = seen.tasks or seen.comments or seen.fields or seen.emails
+    acted = acted or seen.verdicts or seen.failures
     return lines if acted else [*lines, "  nothing to do: no rule acted"]
 
 
 def show(trial: Trial) -> list[str]:
-    """The trial's state: clock, records, tasks, comments, e-mails, schedules, clients."""
+    """The trial's state: clock, records, tasks, comments, fields, e-mails, schedules,
+    clients."""
     lines = [f"now: {trial.local():%A %d %B %Y %H:%M} ({trial.tenant.config.timezone})"]
     lines.append("records:")
     for ref in trial.records:
         r = trial.record(ref)
         stage = r.outcome if r.outcome != "open" else r.stage
-        lines.append(f"  {ref}: «{r.title}», {stage}, user {r.responsible}")
+        lines.append(f"  {trial.label(ref)}: «{r.title}», {stage}, user {r.responsible}")
     lines.append("tasks:")
-    lines += [f"  {w.line()}" for w in trial.stand.tasks()]
+    lines += [f"  {w.line()}" for w in trial.tasks()]
     lines.append("comments:")
-    lines += [f"  {w.line()}" for w in trial.stand.comments()]
+    lines += [f"  {w.line()}" for w in trial.comments()]
+    if trial.fields():  # only where the sandbox tells the bridge's writes from people's
+        lines.append("fields set by the bridge:")
+        lines += [f"  {w.line()}" for w in trial.fields()]
     lines.append("e-mails:")
     lines += [f"  {m['Subject']!s} → {m['To']!s}" for m in trial.emails()]
     lines.append("sweeps:")

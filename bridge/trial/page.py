@@ -39,6 +39,9 @@ PAGE = """<!doctype html>
 <td>user {{ t.responsible }}</td><td>{{ t.deadline }}</td></tr>{% endfor %}</table>
 <h2>Comments</h2><table id="comments">
 {% for c in comments %}<tr><td>{{ c.record }}</td><td>{{ c.text }}</td></tr>{% endfor %}</table>
+{% if fields %}<h2>Fields set by the bridge</h2><table id="fields">
+{% for f in fields %}<tr><td>{{ f.record }}</td><td>{{ f.text }}</td></tr>{% endfor %}</table>
+{% endif %}
 <h2>E-mails (outbox)</h2>
 {% for m in emails %}<pre class="email">{{ m }}</pre>{% else %}<p>none</p>{% endfor %}
 <h2>Sweeps</h2><ul>{% for s in schedules %}<li>{{ s }}</li>{% endfor %}</ul>
@@ -79,15 +82,21 @@ def _state(trial: Trial) -> dict[str, Any]:
         for ref in trial.records:
             r = trial.record(ref)
             records.append(
-                {"ref": ref, "title": r.title, "stage": r.stage, "responsible": r.responsible}
+                {
+                    "ref": trial.label(ref),
+                    "title": r.title,
+                    "stage": r.stage,
+                    "responsible": r.responsible,
+                }
             )
         return {
             "name": trial.name,
             "crm": trial.crm.title,
             "now": f"{trial.local():%A %d %B %Y %H:%M}",
             "records": records,
-            "tasks": trial.stand.tasks(),
-            "comments": trial.stand.comments(),
+            "tasks": trial.tasks(),
+            "comments": trial.comments(),
+            "fields": trial.fields(),
             "emails": [as_text(m, masked=False) for m in trial.emails()],
             "schedules": trial.schedules(),
             "examples": EXAMPLES,

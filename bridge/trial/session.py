@@ -6,11 +6,12 @@ import email as emaillib
 import email.policy
 import logging
 import os
+import re
 import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -45,6 +46,7 @@ class Happened:
 
     tasks: list[Written] = field(default_factory=list)
     comments: list[Written] = field(default_factory=list)
+    fields: list[Written] = field(default_factory=list)
     emails: list[EmailMessage] = field(default_factory=list)
     verdicts: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -82,9 +84,6 @@ class Trial:
     ) -> None:
         settings = config.load(config_path)
         own = _tenant(settings, tenant)
-        stand_class = crms.get(own.config.crm).stand_class()
-        if stand_class is None:
-            raise ConfigError([f"{crms.get(own.config.crm).title} ships no sandbox to try on"])
         self.name = tenant
         self.crm = crms.get(own.config.crm)
         self.lock = threading.RLock()
@@ -95,18 +94,23 @@ class Trial:
         self.workdir = Path(tempfile.mkdtemp(prefix="bridge-try-"))
         self.records: list[RecordRef] = []
         self._real_clock: Callable[[], datetime] = clock.utcnow
-        self._stand: Stand = stand_class()
-        self._stand.start()
+        self.stands = _stands(settings, own)
+        """The tenant's stand first, then the one of the tenant its tasks go to (``tasks_in``)."""
+        for one in self.stands.values():
+            one.start()
         try:
             self._build(settings.path, redis_url, port)
         except BaseException:
-            self._stand.stop()
+            for one in self.stands.values():
+                one.stop()
             raise
 
     def _build(self, config_path: Path, redis_url: str | None, port: int) -> None:
-        connection, secrets = self._stand.connection()
-        os.environ.update(secrets)
-        path = sandbox_config(config_path, self.name, connection, self.workdir)
+        connections = {}
+        for name, one in self.stands.items():
+            connections[name], secrets = one.connection()
+            os.environ.update(secrets)
+        path = sandbox_config(config_path, connections, self.workdir)
         journal = f"sqlite:///{self.workdir / 'journal.db'}"
         migrate(journal)  # a fresh journal: its schema first, as `bridge migrate` does
         self._redis = None if redis_url else EmbeddedRedis()
@@ -119,10 +123,11 @@ class Trial:
             app.register_blueprint(page(self))
         self.server = LoopbackServer(app, port=port).start()
         clock.utcnow = self.now  # the one clock of the process is the trial's from here
-        self._stand.set_clock(self.now)
-        self._stand.seed(self.tenant)
-        self._stand.seed_contacts()
-        self._stand.connect(self.rt, self.server.url)
+        for name, one in self.stands.items():
+            one.set_clock(self.now)
+            one.seed(self.rt.settings.tenants[name])
+            one.connect(self.rt, self.server.url)
+        self.stand.seed_contacts()
         self._last_sweep = {text: self.moment for text in sweeps.schedules(self.tenant)}
         self.settle()
 
@@ -143,7 +148,33 @@ class Trial:
     @property
     def stand(self) -> Stand:
         """The sandbox, dressed as the tenant's account."""
-        return self._stand
+        return self.stands[self.name]
+
+    def tasks(self) -> list[Written]:
+        """The tasks the bridge made, in the tenant's CRM or in its ``tasks_in`` one; their
+        deadlines in the tenant's zone (a sandbox keeps them in its portal's)."""
+        tasks = [task for one in self.stands.values() for task in one.tasks()]
+        return [replace(t, deadline=self.local(t.deadline)) if t.deadline else t for t in tasks]
+
+    def comments(self) -> list[Written]:
+        """The comments the bridge wrote into records."""
+        return [comment for one in self.stands.values() for comment in one.comments()]
+
+    def fields(self) -> list[Written]:
+        """The fields the bridge set, where the sandbox tells them (1C's requisites)."""
+        return [one_field for one in self.stands.values() for one_field in one.fields()]
+
+    def label(self, ref: RecordRef) -> str:
+        """How the trial names a record: ``deal 5``, ``order ДЕМО-0001``."""
+        return f"{ref.kind} {self.stand.label(ref.kind, ref.id)}"
+
+    def find(self, kind: str, word: str) -> RecordRef | None:
+        """The trial's record of a kind named by its id, the CRM's own name for it
+        (``ДЕМО-0001``, any case), or the number that name ends in (``1``)."""
+        for ref in self.records:
+            if ref.kind == kind and _names(word, ref.id, self.stand.label(kind, ref.id)):
+                return ref
+        return None
 
     def now(self) -> datetime:
         """The trial's "now" (aware, UTC): it moves only when :meth:`advance` moves it."""
@@ -157,7 +188,8 @@ class Trial:
         """Stop the page, the bridge and the sandbox; give the process its clock back."""
         clock.utcnow = self._real_clock
         self.server.stop()
-        self._stand.stop()
+        for one in self.stands.values():
+            one.stop()
         if self._redis is not None:
             self._redis.stop()
 
@@ -179,7 +211,7 @@ class Trial:
         """
         stage, responsible, fields = self._words(kind, stage, responsible, fields)
         with self._watch() as seen:
-            record_id = self._stand.add_record(
+            record_id = self.stand.add_record(
                 kind, title, stage, responsible, contact=client, fields=fields
             )
             self.records.append(RecordRef(kind, record_id))
@@ -193,13 +225,17 @@ class Trial:
         """
         stage, _, fields = self._words(ref.kind, stage, None, fields)
         with self._watch() as seen:
-            self._stand.update_record(ref.kind, ref.id, stage=stage, fields=fields)
+            self.stand.update_record(ref.kind, ref.id, stage=stage, fields=fields)
         return seen
 
     def call(self, ref: RecordRef, *, incoming: bool, completed: bool) -> Happened:
-        """A call is logged on a record."""
+        """A call is logged on a record.
+
+        Raises:
+            ValueError: the CRM's sandbox logs no calls (1C's exchange carries none).
+        """
         with self._watch() as seen:
-            self._stand.add_call(ref.kind, ref.id, incoming=incoming, completed=completed)
+            self.stand.add_call(ref.kind, ref.id, incoming=incoming, completed=completed)
         return seen
 
     def sweep(self) -> Happened:
@@ -229,7 +265,8 @@ class Trial:
     def settle(self) -> None:
         """Let every webhook reach the bridge and every queued job run (echoes included)."""
         for _ in range(SETTLE_ROUNDS):
-            self._stand.wait_delivered()  # a posted hook is journaled and queued when it returns
+            for one in self.stands.values():
+                one.wait_delivered()  # a posted hook is journaled and queued when it returns
             if not self._busy():
                 return
             run_worker(self.rt, burst=True, in_thread=True)
@@ -283,7 +320,8 @@ class Trial:
             if due <= until:
                 _, kind, record_id, subject = timers.parse(member)
                 rule, step, _ = subject.split("|")
-                what = f"timer {rule} step {step} on {kind} {record_id} at {{at}}"
+                on = self.label(RecordRef(kind, record_id))
+                what = f"timer {rule} step {step} on {on} at {{at}}"
                 found.append((max(due, self.moment), what, lambda: None))  # settle fires it
         calendar = self.tenant.calendar
         for text, rules in sweeps.schedules(self.tenant).items():
@@ -315,7 +353,7 @@ class _Watch:
     def __enter__(self) -> Happened:
         t = self.trial
         t.lock.acquire()
-        self.tasks, self.comments = len(t.stand.tasks()), len(t.stand.comments())
+        self.before = t.tasks(), t.comments(), t.fields()
         self.emails, self.event = len(t.emails()), t._last_event()
         return self.seen
 
@@ -324,8 +362,10 @@ class _Watch:
         try:
             if error is None:
                 t.settle()
-            self.seen.tasks = t.stand.tasks()[self.tasks :]
-            self.seen.comments = t.stand.comments()[self.comments :]
+            tasks, comments, fields = self.before
+            self.seen.tasks = _new(tasks, t.tasks())
+            self.seen.comments = _new(comments, t.comments())
+            self.seen.fields = _new(fields, t.fields())
             self.seen.emails = t.emails()[self.emails :]
             self._journal()
         finally:
@@ -335,7 +375,8 @@ class _Watch:
         entries = self.trial.rt.journal.recent(200, self.trial.name)
         for entry in reversed([e for e in entries if e["event"].id > self.event]):
             e = entry["event"]
-            what = f"{e.kind} {e.record_id}" if e.record_id else e.type or e.source
+            ref = RecordRef(e.kind, e.record_id) if e.kind and e.record_id else None
+            what = self.trial.label(ref) if ref else e.type or e.source
             acted = {a.rule for a in entry["actions"]}  # a rule whose actions were all done
             for d in entry["decisions"]:  # before (same stay) did nothing new: not shown
                 if d.verdict == "scheduled" or (d.verdict == "fired" and d.rule in acted):
@@ -355,6 +396,45 @@ def _tenant(settings: config.Settings, name: str) -> Tenant:
         listing = ", ".join(settings.tenants) or "none"
         raise ConfigError([f"{settings.path}: no tenant {name!r}{hint}; its tenants: {listing}"])
     return settings.tenants[name]
+
+
+def _stands(settings: config.Settings, tenant: Tenant) -> dict[str, Stand]:
+    """A stand for the tenant's CRM, and one for the CRM of the tenant that makes its tasks
+    (``tasks_in``: 1C has no tasks of its own), each to be seeded from its tenant's mapping.
+
+    Raises:
+        ConfigError: a CRM that ships no sandbox.
+    """
+    names = [tenant.name, *([tenant.config.tasks_in] if tenant.config.tasks_in else [])]
+    stands = {}
+    for name in names:
+        crm = crms.get(settings.tenants[name].config.crm)
+        stand_class = crm.stand_class()
+        if stand_class is None:
+            raise ConfigError([f"{crm.title} ships no sandbox to try {name} on"])
+        stands[name] = stand_class()
+    return stands
+
+
+def _new(before: list[Written], after: list[Written]) -> list[Written]:
+    """What ``after`` holds that ``before`` did not (a stand may list a new comment of an
+    older record before the comments of newer ones)."""
+    left = Counter(before)
+    out = []
+    for one in after:
+        if left[one]:
+            left[one] -= 1
+        else:
+            out.append(one)
+    return out
+
+
+def _names(word: str, record_id: str, label: str) -> bool:
+    """``word`` names the record: its id, its label in any case, or the label's last number."""
+    if word in (record_id, label) or word.casefold() == label.casefold():
+        return True
+    digits = re.search(r"(\d+)$", label)
+    return word.isdigit() and digits is not None and int(digits[1]) == int(word)
 
 
 def _message(path: Path) -> EmailMessage:

@@ -1,8 +1,9 @@
 """The config a sandbox runs a tenant on: the tenant's own, pointed at the sandbox.
 
 The tenant's block is copied from its config file with its files made absolute, its
-``connection`` replaced by the sandbox's, and e-mail sent to an outbox folder (nothing leaves
-the machine). ``bridge demo`` and ``bridge try`` both run on it.
+``connection`` pointed at the sandbox (a tenant on its own CRM keeps its other settings: 1C's
+encoding and users' e-mails, say), and e-mail sent to an outbox folder (nothing leaves the
+machine). ``bridge demo`` and ``bridge try`` both run on it.
 """
 
 from __future__ import annotations
@@ -15,29 +16,19 @@ import yaml
 from bridge import yamlfile
 
 
-def sandbox_config(
-    config: Path,
-    tenant: str,
-    connection: dict[str, Any],
-    workdir: Path,
-    **overrides: Any,
-) -> Path:
-    """Write ``workdir/bridge.yaml``: one tenant of ``config``, on a sandbox.
+def sandbox_config(config: Path, connections: dict[str, dict[str, Any]], workdir: Path) -> Path:
+    """Write ``workdir/bridge.yaml``: tenants of ``config``, each on its own CRM's sandbox.
 
     Args:
-        config: the tenants file the tenant comes from.
-        tenant: its name there.
-        connection: the sandbox's ``connection`` block.
+        config: the tenants file the tenants come from.
+        connections: each tenant's name there -> its sandbox's ``connection`` block.
         workdir: where the config, and the e-mail outbox, go.
-        overrides: keys of the tenant to replace (``crm``, ``mapping``...), paths relative
-            to ``config``'s folder.
 
     Returns:
         The written config file.
     """
-    return write_config(
-        workdir, {tenant: tenant_block(config, tenant, connection, workdir, **overrides)}
-    )
+    blocks = {name: tenant_block(config, name, c, workdir) for name, c in connections.items()}
+    return write_config(workdir, blocks)
 
 
 def tenant_block(
@@ -47,9 +38,21 @@ def tenant_block(
     workdir: Path,
     **overrides: Any,
 ) -> dict[str, Any]:
-    """One tenant's block of ``config`` on a sandbox (arguments as :func:`sandbox_config`)."""
+    """One tenant's block of ``config`` on a sandbox.
+
+    Args:
+        config: the tenants file the tenant comes from.
+        tenant: its name there.
+        connection: the sandbox's ``connection`` block; on the tenant's own CRM, its keys
+            replace those of the tenant's block, whose other settings are kept.
+        workdir: where the e-mail outbox goes.
+        overrides: keys of the tenant to replace (``crm``, ``mapping``...), paths relative
+            to ``config``'s folder.
+    """
     base = config.resolve().parent
     block = dict(yamlfile.load(config).data["tenants"][tenant])
+    if overrides.get("crm", block["crm"]) == block["crm"]:
+        connection = {**(block.get("connection") or {}), **connection}
     block.update(overrides, connection=connection)
     block["mapping"] = str(base / block["mapping"]) if block.get("mapping") else None
     block["regulations"] = [str(base / path) for path in block["regulations"]]

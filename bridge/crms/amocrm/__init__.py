@@ -47,6 +47,16 @@ class AmoCRMSettings(ConnectionSettings):
             raise ValueError("base_url must be the account's address, e.g. https://x.amocrm.ru")
         return value
 
+    def address(self) -> str:
+        """The account's address."""
+        return f"base_url ({self.base_url})"
+
+    def credentials(self) -> str:
+        """The long-lived token, or the integration's OAuth tokens."""
+        if self.auth == "long_lived":
+            return f"the long-lived token in ${self.long_lived_token_env} (expired or revoked?)"
+        return "the integration's tokens: renew them with `bridge amocrm-auth CODE --tenant ...`"
+
     @model_validator(mode="after")
     def _credentials(self) -> AmoCRMSettings:
         wanted = ("client_id", "client_secret_env", "redirect_uri")

@@ -41,7 +41,7 @@ import redis
 from redis.exceptions import LockError, LockNotOwnedError
 
 from bridge.crms.amocrm.http import Transport, body_of, classify
-from bridge.errors import AuthError, TenantPaused, TransientError
+from bridge.errors import AuthError, RedisUnavailable, TenantPaused, TransientError
 from bridge.masking import redact
 
 log = logging.getLogger(__name__)
@@ -260,7 +260,7 @@ class OAuthTokens:
         try:
             acquired = lock.acquire(blocking_timeout=LOCK_WAIT)
         except redis.RedisError as exc:
-            raise TransientError(f"amoCRM token lock: {type(exc).__name__}") from None
+            raise RedisUnavailable(f"amoCRM token lock: {type(exc).__name__}") from None
         if not acquired:
             raise TransientError("amoCRM tokens: another worker's refresh is taking too long")
         return _Release(lock)
@@ -269,7 +269,7 @@ class OAuthTokens:
         try:
             return self.store.load()
         except redis.RedisError as exc:
-            raise TransientError(f"amoCRM tokens: Redis: {type(exc).__name__}") from None
+            raise RedisUnavailable(f"amoCRM tokens: Redis: {type(exc).__name__}") from None
 
     def _save(self, pair: TokenPair) -> None:
         """Store a new pair, retrying; if Redis keeps failing, hold it to save it next time."""

@@ -69,9 +69,16 @@ class AmoCRMConnector(Connector):
     def __init__(self, tenant: Any, **parts: Any) -> None:
         super().__init__(tenant, **parts)
         if self.shared is None:
-            raise ConfigError([f"tenant {tenant.name}: amoCRM needs the shared Redis (tokens)"])
+            raise ConfigError(
+                [
+                    f"tenant {tenant.name}: amoCRM's tokens live in the Redis the bridge's "
+                    "workers share: set REDIS_URL to it"
+                ]
+            )
         opts: AmoCRMSettings = self.options
-        self.transport = Transport(opts.base_url, self.limiter, opts.timeout)
+        self.transport = Transport(
+            opts.base_url, self.limiter, opts.timeout, waits_on_429=not self.interactive
+        )
         self.tokens = self._tokens(opts)
         self.api = Api(self.transport, self.tokens)
         self.zone = ZoneInfo(tenant.config.timezone)

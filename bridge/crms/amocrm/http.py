@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 
 from bridge.crms.connector import READ_RETRY_DELAYS
-from bridge.errors import AuthError, PermanentError, TransientError
+from bridge.errors import AuthError, NoAnswer, PermanentError, TransientError
 from bridge.masking import redact
 from bridge.ratelimit import RateLimiter, RateLimitTimeout
 
@@ -33,10 +33,6 @@ RETRY_AFTER_DEFAULT = 1.0  # a 429 may come as an HTML page without retry_after 
 ATTEMPTS_ON_429 = 3
 SLOT_WAIT = 30.0  # seconds a request may wait for a rate-limit slot
 USER_AGENT = "crm-bridge/amocrm"
-
-
-class NoAnswer(TransientError):
-    """The request got no answer (timeout, refused or broken connection)."""
 
 
 class TokenSource(Protocol):
@@ -66,6 +62,7 @@ class Transport:
         *,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        waits_on_429: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter
@@ -73,6 +70,9 @@ class Transport:
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.sleep = sleep
+        self.attempts_on_429 = ATTEMPTS_ON_429 if waits_on_429 else 0
+        # a person waiting on the answer gets the first one, whatever it is
+        self.read_retry_delays = READ_RETRY_DELAYS if waits_on_429 else ()
 
     def send(
         self,
@@ -90,7 +90,7 @@ class Transport:
         Raises:
             TransientError: no slot in time, a network failure or timeout, 429 past the cap.
         """
-        delays = READ_RETRY_DELAYS if method == "GET" else ()
+        delays = self.read_retry_delays if method == "GET" else ()
         for delay in (*delays, None):
             try:
                 response = self._send_waiting_out_429(method, path, token, params, body)
@@ -107,7 +107,7 @@ class Transport:
         self, method: str, path: str, token: str | None, params: Any, body: Any
     ) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        for attempt in range(ATTEMPTS_ON_429 + 1):
+        for attempt in range(self.attempts_on_429 + 1):
             self._slot(path)
             try:
                 response = self.session.request(
@@ -120,11 +120,11 @@ class Transport:
                 )
             except requests.RequestException as exc:
                 # a POST that timed out may have been done: find_done looks before a repeat
-                raise NoAnswer(f"{method} {path}: {type(exc).__name__}") from None
+                raise NoAnswer(f"{method} {path}: {NoAnswer.why(exc, self.timeout)}") from None
             if response.status_code != 429:
                 return response
             wait = retry_after(response)
-            if wait > RETRY_AFTER_CAP or attempt == ATTEMPTS_ON_429:
+            if wait > RETRY_AFTER_CAP or attempt == self.attempts_on_429:
                 raise TransientError(f"{method} {path}: HTTP 429, retry after {wait:g}s")
             log.info("amoCRM answered 429 to %s %s; waiting %.1fs", method, path, wait)
             self.sleep(wait)

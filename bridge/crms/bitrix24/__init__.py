@@ -30,6 +30,17 @@ class Bitrix24Settings(ConnectionSettings):
     burst: int = Field(default=50, description="50 on most plans, 250 on Enterprise")
     timeout: float = Field(default=30.0, description="seconds per HTTP request")
 
+    def address(self) -> str:
+        """The portal's address: the start of the incoming webhook's URL."""
+        return f"the portal's address in ${self.webhook_url_env} (https://<portal>/rest/...)"
+
+    def credentials(self) -> str:
+        """The incoming webhook (its URL is its credential)."""
+        return (
+            f"that the incoming webhook in ${self.webhook_url_env} still exists on the portal "
+            "and has the crm and task scopes"
+        )
+
 
 class Bitrix24(CRM):
     """Bitrix24 (cloud or box): deals and leads of the CRM, tasks of the task module."""

@@ -24,7 +24,7 @@ import aiohttp
 from fast_bitrix24 import BitrixAsync
 
 from bridge.crms.connector import READ_RETRY_DELAYS
-from bridge.errors import AuthError, CredentialsExpired, PermanentError, TransientError
+from bridge.errors import AuthError, CredentialsExpired, NoAnswer, PermanentError, TransientError
 from bridge.masking import redact
 
 TRANSIENT_CODES = {"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "OVERLOAD_LIMIT"}
@@ -42,7 +42,8 @@ class Rest:
     """Calls to one portal's incoming webhook.
 
     Raises (from every call):
-        TransientError: rate limit, operating limit, 5xx, timeout, connection failure.
+        TransientError: rate limit, operating limit, 5xx; :class:`NoAnswer` for a timeout or
+            a connection failure.
         CredentialsExpired: the portal says the token expired (retried; an admin is alerted).
         AuthError: the webhook was refused (401).
         PermanentError: any other error (not found, access denied, bad params).
@@ -90,7 +91,9 @@ class Rest:
             envelope = await client.call(method, params, raw=True)
         except Bitrix24Error as exc:
             raise classify(exc.args[0], exc.args[1], method) from None
-        except (TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise NoAnswer(f"{method}: {NoAnswer.why(exc, self.timeout)}") from None
+        except RuntimeError as exc:
             raise TransientError(f"{method}: {type(exc).__name__}: {redact(exc)}") from None
         if isinstance(envelope, dict) and "error" in envelope:
             raise classify(200, envelope, method)
@@ -105,7 +108,7 @@ class _Transport:
     """
 
     def __init__(self, limiter: Any, timeout: float) -> None:
-        self.limiter = limiter
+        self.limiter, self.timeout = limiter, timeout
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
 
     @property
@@ -144,7 +147,8 @@ class _Post:
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
             # a write that timed out may have been done: the worker's retry looks first
-            raise Bitrix24Error(NO_ANSWER, {"error": type(exc).__name__}) from None
+            why = NoAnswer.why(exc, self.transport.timeout)
+            raise Bitrix24Error(NO_ANSWER, {"error": "", "no_answer": why}) from None
         if self.response.status >= 400:
             text = await self.response.text()
             self.response.release()
@@ -178,6 +182,8 @@ def _json_or_text(text: str) -> dict[str, Any]:
 
 def classify(status: int, body: dict[str, Any], method: str) -> Exception:
     """Bitrix24 errors by HTTP status plus code plus description (D:_includes/system-errors.md)."""
+    if status == NO_ANSWER and "no_answer" in body:
+        return NoAnswer(f"{method}: {body['no_answer']}")
     code = str(body.get("error") or "")
     text = f"{method}: HTTP {status or '-'} {code or '-'}: "
     text += redact(body.get("error_description", ""))

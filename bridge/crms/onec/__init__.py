@@ -153,6 +153,16 @@ class OneCSettings(ConnectionSettings):
     burst: int = Field(default=5, ge=1, description="OData requests back to back")
     timeout: float = Field(default=20.0, gt=0, description="seconds per OData request")
 
+    def address(self) -> str:
+        """The published infobase's OData (the exchange needs none: 1C is its client)."""
+        return f"odata.url ({self.odata.url})" if self.odata else f"the store folder {self.store}"
+
+    def credentials(self) -> str:
+        """The OData user, or the exchange node's login."""
+        if self.odata:
+            return f"the OData user {self.odata.login} and ${self.odata_password_env}"
+        return f"the exchange node's login {self.login} and ${self.password_env}"
+
 
 class OneC(CRM):
     """1C:Enterprise trade configurations: customer orders, through the exchange with site."""

@@ -30,7 +30,7 @@ from bridge.actions import AddComment, UpdateFields
 from bridge.crms.connector import Outcome
 from bridge.crms.onec import ODataSettings
 from bridge.crms.onec.order import Order, local_time, note_line
-from bridge.errors import PermanentError, TransientError
+from bridge.errors import NoAnswer, PermanentError, TransientError
 from bridge.masking import redact
 from bridge.models import Action, Record
 
@@ -207,7 +207,8 @@ class ODataClient:
         try:
             answer = self.http.request(method, url, timeout=self.conn.options.timeout, **kwargs)
         except requests.RequestException as exc:
-            raise TransientError(f"OData {method}: {type(exc).__name__}: {redact(exc)}") from None
+            why = NoAnswer.why(exc, self.conn.options.timeout)
+            raise NoAnswer(f"OData {method}: {why}") from None
         if answer.status_code == 412:
             return answer
         if answer.status_code >= 500 or answer.status_code == 429:

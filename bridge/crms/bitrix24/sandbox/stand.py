@@ -153,9 +153,10 @@ class Bitrix24Stand(Stand):
         """Tasks, in the order they were made."""
         out = []
         for t in list(self.sandbox.tasks.values()):
-            prefix, _, number = (t["UF_CRM_TASK"] or ["?_?"])[0].partition("_")
+            bound = t["UF_CRM_TASK"] or [""]  # none: a task for another CRM's record
+            prefix, _, number = bound[0].partition("_")
             deadline = datetime.fromisoformat(t["DEADLINE"]) if t.get("DEADLINE") else None
-            record = f"{PREFIXES.get(prefix, prefix)} {number}"
+            record = f"{PREFIXES.get(prefix, prefix)} {number}" if number else ""
             out.append(
                 Written("task", record, t["TITLE"], t["RESPONSIBLE_ID"], deadline, t["DESCRIPTION"])
             )

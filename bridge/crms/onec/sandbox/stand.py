@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
+from zoneinfo import ZoneInfo
 
 from bridge.crms.onec.order import NOTE_MARK
 from bridge.crms.onec.sandbox import OneCSandbox
@@ -34,7 +35,7 @@ class OneCStand(Stand):
         super().__init__()
         self.sandbox = OneCSandbox()
         self.now: Callable[[], datetime] = datetime.now
-        self._buyers: dict[str, str] = {}  # contact id -> the counterparty's name
+        self._clients: dict[str, tuple[str, str]] = {}  # contact id -> its e-mail and phone
         self.tenant: Tenant | None = None
         self.hook = ""
         self._numbers = itertools.count(1)
@@ -49,8 +50,10 @@ class OneCStand(Stand):
         self.sandbox.stop()
 
     def connection(self) -> tuple[dict[str, Any], dict[str, str]]:
-        """The exchange node's login and password."""
-        return {"login": LOGIN, "password_env": PASSWORD_ENV}, {PASSWORD_ENV: PASSWORD}
+        """The exchange node's login and password; the store in the sandbox's folder (beside
+        its config), and no OData: nothing may reach the tenant's real infobase or store."""
+        block = {"login": LOGIN, "password_env": PASSWORD_ENV, "store": "onec", "odata": None}
+        return block, {PASSWORD_ENV: PASSWORD}
 
     def seed(self, tenant: Tenant) -> None:
         """Nothing to create: 1C's statuses and requisites are names the mapping already uses."""
@@ -66,9 +69,9 @@ class OneCStand(Stand):
         self.sandbox.exchange(self.hook, LOGIN, PASSWORD)
 
     def add_contact(self, name: str, email: str, phone: str) -> str:
-        """A counterparty (1C's orders name their buyer; the exchange carries no contacts)."""
-        contact = f"buyer-{len(self._buyers) + 1}"
-        self._buyers[contact] = name
+        """A client's e-mail and phone (1C's exchange carries them in the order's buyer)."""
+        contact = f"buyer-{len(self._clients) + 1}"
+        self._clients[contact] = (email, phone)
         return contact
 
     def add_record(
@@ -81,14 +84,17 @@ class OneCStand(Stand):
         contact: str | None = None,
         fields: dict[str, Any] | None = None,
     ) -> str:
-        """An order for buyer ``title`` (or the contact's name), in a canonical stage, managed
-        by a user alias."""
+        """An order for buyer ``title`` (1C titles an order «Заказ N от date» itself), with the
+        e-mail and phone of a client (a contact), in a canonical stage, managed by a user alias."""
         number = f"ДЕМО-{next(self._numbers):04d}"
+        email, phone = self._clients.get(contact or "", ("", ""))
         order = self.sandbox.add_order(
             number,
-            self.now().replace(microsecond=0),
+            self._local_now(),
             status=self._status(stage),
-            buyer=self._buyers.get(contact or "", title),
+            buyer=title,
+            email=email,
+            phone=phone,
             manager=self._manager(responsible),
         )
         if fields:
@@ -113,7 +119,12 @@ class OneCStand(Stand):
 
     def add_call(self, kind: str, record_id: str, *, incoming: bool, completed: bool) -> str:
         """1C's exchange carries orders only: calls live in the telephony, not here."""
-        raise NotImplementedError("1C's exchange with the site carries no calls")
+        raise ValueError("1C's exchange with the site carries orders, not calls")
+
+    def label(self, kind: str, record_id: str) -> str:
+        """The order's number (ДЕМО-0001): how 1C's users name it; the bridge keys it by GUID."""
+        order = self.sandbox.orders.get(record_id)
+        return order.number if order else record_id
 
     def set_clock(self, now: Callable[[], datetime]) -> None:
         """The infobase's "now": new orders' dates."""
@@ -133,15 +144,23 @@ class OneCStand(Stand):
             if line.startswith(NOTE_MARK)
         ]
 
-    def written(self) -> list[str]:
-        """The bridge's comment lines, and the requisites it set (ones no person set)."""
-        lines = [comment.line() for comment in self.comments()]
+    def fields(self) -> list[Written]:
+        """The requisites the bridge set (ones no person set), after 1C's next exchange."""
+        self.wait_delivered()
+        out = []
         for order in self.sandbox.orders.values():
             people = self._by_people.get(order.ref, {})
             for name, value in order.requisites.items():
                 if people.get(name) != value:
-                    lines.append(f"requisite of 1C order {order.number}: {name} = {value}")
-        return lines
+                    out.append(Written("field", f"1C order {order.number}", f"{name} = {value}"))
+        return out
+
+    def _local_now(self) -> datetime:
+        """Now as 1C keeps a date: the infobase's local time, without an offset."""
+        now = self.now().replace(microsecond=0)
+        if now.tzinfo is None or self.tenant is None:
+            return now
+        return now.astimezone(ZoneInfo(self.tenant.config.timezone)).replace(tzinfo=None)
 
     def _tenant(self) -> Tenant:
         assert self.tenant is not None, "seed the stand first"
