@@ -58,7 +58,12 @@ class Bitrix24Connector(Connector):
 
     def __init__(self, tenant: Any, **parts: Any) -> None:
         super().__init__(tenant, **parts)
-        self.rest = Rest(tenant.secret("webhook_url"), self.limiter, self.options.timeout)
+        self.rest = Rest(
+            tenant.secret("webhook_url"),
+            self.limiter,
+            self.options.timeout,
+            patient=not self.interactive,
+        )
         self._activities: dict[str, dict[str, Any]] = {}
 
     # -- reading ------------------------------------------------------------------------

@@ -49,8 +49,10 @@ class Rest:
         PermanentError: any other error (not found, access denied, bad params).
     """
 
-    def __init__(self, webhook: str, limiter: Any, timeout: float) -> None:
+    def __init__(self, webhook: str, limiter: Any, timeout: float, *, patient: bool = True) -> None:
         self.webhook, self.limiter, self.timeout = webhook, limiter, timeout
+        # a person waiting on the answer (dry-run) gets the first one: no read asked again
+        self.read_retry_delays = READ_RETRY_DELAYS if patient else ()
         self._local = threading.local()
 
     def call(self, method: str, params: dict[str, Any]) -> Any:
@@ -70,7 +72,9 @@ class Rest:
     def _transport(self) -> _Transport:
         transport = getattr(self._local, "transport", None)
         if transport is None or transport.closed:
-            transport = self._local.transport = _Transport(self.limiter, self.timeout)
+            transport = self._local.transport = _Transport(
+                self.limiter, self.timeout, self.read_retry_delays
+            )
             loop = self._local.loop
             # close the kept-alive session when the process ends, not at garbage collection
             atexit.register(lambda: loop.is_closed() or loop.run_until_complete(transport.close()))
@@ -107,8 +111,9 @@ class _Transport:
     ``closed``. Errors leave here as :class:`Bitrix24Error`, which the library does not retry.
     """
 
-    def __init__(self, limiter: Any, timeout: float) -> None:
+    def __init__(self, limiter: Any, timeout: float, read_retry_delays: tuple[float, ...]) -> None:
         self.limiter, self.timeout = limiter, timeout
+        self.read_retry_delays = read_retry_delays
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
 
     @property
@@ -128,7 +133,8 @@ class _Post:
         self.response: aiohttp.ClientResponse | None = None
 
     async def __aenter__(self) -> aiohttp.ClientResponse:
-        delays = READ_RETRY_DELAYS if _reads_only(self.url, self.body) else ()
+        reads = _reads_only(self.url, self.body)
+        delays = self.transport.read_retry_delays if reads else ()
         for delay in (*delays, None):
             try:
                 return await self._send()
