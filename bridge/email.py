@@ -19,10 +19,11 @@ subject and the plain-text body, headed like an e-mail::
 An optional sibling ``<name>.html`` holds an HTML alternative of the body only (no Subject
 line). HTML templates are autoescaped; ``.txt`` templates never are.
 
-Rendering uses :class:`jinja2.sandbox.ImmutableSandboxedEnvironment`: a template can neither
-reach Python internals (``{{ ''.__class__ }}`` raises :class:`jinja2.sandbox.SecurityError`)
-nor modify the context. :class:`jinja2.StrictUndefined` makes a missing variable raise
-:class:`jinja2.UndefinedError` naming it, never render as a blank. One extra filter:
+Rendering uses the bridge's one template environment (:mod:`bridge.templating`, the same as
+rule texts): a template can neither reach Python internals (``{{ ''.__class__ }}`` raises
+:class:`jinja2.sandbox.SecurityError`), nor modify the context, nor produce more than
+:data:`bridge.templating.MAX_OUTPUT` characters. :class:`jinja2.StrictUndefined` makes a missing
+variable raise :class:`jinja2.UndefinedError` naming it, never render as a blank. One extra filter:
 ``money`` (``150000`` -> ``150 000 ₽``).
 
 The context is the caller's dict plus ``signature``: the text for the recipient's region
@@ -56,19 +57,11 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from jinja2 import (
-    BaseLoader,
-    Environment,
-    StrictUndefined,
-    TemplateError,
-    TemplateNotFound,
-    select_autoescape,
-)
+from jinja2 import BaseLoader, Environment, TemplateError, TemplateNotFound, select_autoescape
 from jinja2.exceptions import FilterArgumentError
 from jinja2.loaders import split_template_path
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from bridge import actions, yamlfile
+from bridge import actions, templating, yamlfile
 from bridge.errors import BridgeError, ConfigError, PermanentError, TransientError
 from bridge.masking import redact
 
@@ -164,22 +157,17 @@ def money(value: Any, currency: str = "₽") -> str:
     return f"{text}\u00a0{currency}"
 
 
-def make_environment(folder: str | Path) -> ImmutableSandboxedEnvironment:
-    """The Jinja2 environment for one template folder: sandboxed, strict, HTML-only escaping.
-
-    The immutable flavour of the sandbox also refuses ``list.append`` and the like, so a
-    template cannot change the caller's context while rendering.
-    """
-    env = ImmutableSandboxedEnvironment(
+def make_environment(folder: str | Path) -> templating.Sandbox:
+    """The Jinja2 environment for one template folder: the bridge's sandbox
+    (:func:`bridge.templating.environment`), with HTML-only escaping and the ``money`` filter."""
+    return templating.environment(
         loader=_Loader(Path(folder)),
-        undefined=StrictUndefined,
         autoescape=select_autoescape(
             enabled_extensions=("html",), default_for_string=False, default=False
         ),
         keep_trailing_newline=True,
+        filters={"money": money},
     )
-    env.filters["money"] = money
-    return env
 
 
 # ---------------------------------------------------------------------------- signatures
@@ -610,7 +598,7 @@ class Mailer:
             stem = name.partition("#")[0].removesuffix(".txt")
             hint = yamlfile.suggest(stem, self.templates())
             raise ConfigError([f"{self.folder}: no e-mail template {stem!r}{hint}"]) from None
-        return tmpl.render(ctx)
+        return templating.render(tmpl, ctx)
 
     def send(self, message: EmailMessage, *, idempotency_key: str) -> SentMail:
         """Send a rendered message under an id derived from ``idempotency_key``.

@@ -1,17 +1,17 @@
-"""Text of tasks and comments: Jinja2 in a sandbox, so a rule cannot reach Python internals."""
+"""Text of tasks and comments: Jinja2 in the bridge's sandbox (:mod:`bridge.templating`), so a
+rule can neither reach Python internals, change the record, nor build an endless text."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Template
 
-# One immutable environment: rendering is a pure function of template and context.
-_ENV = SandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
-)
+from bridge import templating
+
+# One environment for every rule's text: rendering is a pure function of template and context.
+_ENV = templating.environment()
 
 
 @lru_cache(maxsize=1024)
@@ -23,7 +23,7 @@ def render(source: str, context: dict[str, Any]) -> str:
     """Render a template string; plain text without ``{{`` passes through untouched."""
     if "{" not in source:
         return source
-    return _compile(source).render(**context).strip()
+    return templating.render(_compile(source), context).strip()
 
 
 def check(source: str) -> str | None:
