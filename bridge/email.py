@@ -57,7 +57,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from jinja2 import BaseLoader, Environment, TemplateError, TemplateNotFound, select_autoescape
+from jinja2 import BaseLoader, Environment, TemplateNotFound, select_autoescape
 from jinja2.exceptions import FilterArgumentError
 from jinja2.loaders import split_template_path
 
@@ -720,8 +720,10 @@ def compose_action(
     context = template_context(record, to, manager_name, manager_email, client_name)
     try:
         return mailer.render(p.template, context, region=p.region)
-    except (TemplateError, ConfigError) as exc:
+    except ConfigError as exc:
         raise PermanentError(f"template {p.template!r}: {exc}") from exc
+    except templating.RENDER_ERRORS as exc:
+        raise PermanentError(f"template {p.template!r}: {templating.failure(exc)}") from exc
 
 
 def as_text(message: EmailMessage, *, masked: bool = True) -> str:

@@ -16,8 +16,17 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jinja2 import BaseLoader, StrictUndefined, Template
+from jinja2 import (
+    BaseLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateSyntaxError,
+    UndefinedError,
+)
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from bridge.masking import redact
 
 MAX_OUTPUT = 100_000
 """Characters a template may produce (a task's text, an e-mail's body), and the longest text
@@ -30,6 +39,37 @@ _MAX_POWER_BITS = 4096
 class TemplateTooLarge(SecurityError):
     """A template would produce more than :data:`MAX_OUTPUT` characters (a template error like
     the others: the action that renders it fails, alone)."""
+
+
+RENDER_ERRORS: tuple[type[Exception], ...] = (
+    TemplateError,
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    LookupError,
+)
+"""What rendering a template with a record can raise when the template does not fit the data
+(``{{ record.fields.amount }}`` where there is none, ``{{ record.amount / 0 }}``, ``{{ none.x
+}}``, a refused call): the template's fault, so permanent, and only for the action it belongs
+to."""
+
+
+def failure(exc: Exception) -> str:
+    """Why a template could not be rendered, in words for the journal (data masked)."""
+    if isinstance(exc, TemplateSyntaxError):
+        why = f"template syntax error at line {exc.lineno}: {exc.message}"
+    elif isinstance(exc, UndefinedError):
+        why = (
+            f"template error: {exc.message}; the template names something this record does not "
+            "have (`bridge validate` lists the names a template may use)"
+        )
+    elif isinstance(exc, SecurityError):
+        why = f"template refused: {exc}"
+    elif isinstance(exc, TemplateError):
+        why = f"template error: {exc}"
+    else:
+        why = f"template error: {type(exc).__name__}: {exc}"
+    return redact(why)
 
 
 def _too_large(what: str) -> TemplateTooLarge:
