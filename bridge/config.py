@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
@@ -16,11 +17,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from bridge import crms, mappings, yamlfile
+from bridge import crms, email, mappings, templating, yamlfile
 from bridge.actions import CreateTask
 from bridge.calendar import BusinessCalendar
 from bridge.deadlines import DeadlineKind, parse_deadline
+from bridge.email import EmailConfig
 from bridge.errors import ConfigError
+from bridge.models import STANDARD_FIELDS
 from bridge.regulations.pack import Known, Pack, check, load_pack
 from bridge.yamlfile import Strict
 
@@ -77,25 +80,6 @@ class TableConfig(Strict):
         if self.google_sheet and not self.credentials_env:
             raise ValueError("a google_sheet needs `credentials_env`")
         return self
-
-
-class EmailConfig(Strict):
-    """Where template e-mail goes: an outbox folder (embedded default) or an SMTP server."""
-
-    transport: Literal["outbox", "smtp"] = "outbox"
-    templates: str = Field(default="templates/email", description="folder, relative to this file")
-    outbox: str = Field(
-        default="var/outbox", description="folder for .eml files (outbox transport)"
-    )
-    sender: str = Field(default="bridge@localhost", description="the From address")
-    signatures: str | None = Field(
-        default=None,
-        description="signatures file by region, relative to this file (default: the templates'"
-        " folder's signatures.yaml)",
-    )
-    smtp: dict[str, Any] = Field(
-        default_factory=dict, description="host, port, username, password_env, starttls"
-    )
 
 
 class TenantConfig(Strict):
@@ -377,12 +361,36 @@ def _tenant(name: str, cfg: TenantConfig, base: Path, doc: yamlfile.YamlDoc) -> 
             continue
         problems.extend(check(pack, pack_doc, known))
         packs.append(pack)
+    if cfg.email is not None:
+        names = _email_names(crm, mapping, packs)
+        problems.extend(email.check_templates(base / cfg.email.templates, names))
     if cfg.email and cfg.email.signatures and not (base / cfg.email.signatures).is_file():
         where = doc.where(("tenants", name, "email", "signatures"))
         problems.append(f"{where}: tenants.{name}.email.signatures: no file {cfg.email.signatures}")
     if problems:
         raise ConfigError(problems)
     return Tenant(name, cfg, mapping, packs, calendar(cfg), base)
+
+
+def _email_names(
+    crm: type[crms.CRM], mapping: mappings.Mapping, packs: list[Pack]
+) -> Callable[[str], templating.Names]:
+    """What each e-mail template may name: the custom fields of every record kind the tenant's
+    rules send it about. A template the tenant never sends (a folder shared by tenants) is
+    checked for its syntax and variables, not for fields of another tenant's mapping."""
+    custom = {k: mapping.canonical_fields(k) - STANDARD_FIELDS for k in crm.kinds()}
+    sent: dict[str, list[str]] = {}
+    for rule in (r for pack in packs for r in pack.rules):
+        for spec in (s for step in rule.steps() for s in step if s.send_email is not None):
+            kinds = [k for k in rule.when.kind or custom if k in custom]
+            sent.setdefault(spec.send_email.template, []).extend(kinds)  # type: ignore[union-attr]
+
+    def names(template: str) -> templating.Names:
+        kinds = list(dict.fromkeys(sent.get(template, [])))
+        fields = frozenset(set.intersection(*(custom[k] for k in kinds))) if kinds else None
+        return templating.Names(email.EMAIL_VARIABLES, fields, ", ".join(kinds))
+
+    return names
 
 
 def _kind_problems(crm: type[crms.CRM], mapping: mappings.Mapping, path: Path | None) -> list[str]:

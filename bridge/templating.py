@@ -12,21 +12,28 @@ passes the limit (a long loop) is stopped there.
 
 from __future__ import annotations
 
+import difflib
 import operator
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from dataclasses import field as dc_field
 from typing import Any
 
 from jinja2 import (
     BaseLoader,
+    Environment,
     StrictUndefined,
     Template,
     TemplateError,
     TemplateSyntaxError,
     UndefinedError,
+    meta,
+    nodes,
 )
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from bridge.masking import redact
+from bridge.models import STANDARD_FIELDS, Record
 
 MAX_OUTPUT = 100_000
 """Characters a template may produce (a task's text, an e-mail's body), and the longest text
@@ -193,3 +200,170 @@ def render(template: Template, context: Mapping[str, Any]) -> str:
             raise _too_large("the template's text")
         out.append(chunk)
     return "".join(out)
+
+
+# ---------------------------------------------------------------------------- checking names
+
+
+@dataclass(frozen=True)
+class Names:
+    """What a template may name, for :func:`unknown_names`.
+
+    Attributes:
+        variables: the context's names (``record``, ``missing``...).
+        fields: the custom fields ``record.fields`` holds (the mapping's, for the kinds the
+            template may meet); None: not known, not checked.
+        kinds: those kinds, for messages (``deal``, ``deal, lead``).
+        lookups: a rule's look-ups -> the custom fields of the records each finds.
+        constants: the constants a rule may read (``constants.NAME``).
+    """
+
+    variables: frozenset[str]
+    fields: frozenset[str] | None
+    kinds: str = ""
+    lookups: Mapping[str, frozenset[str]] = dc_field(default_factory=dict)
+    constants: frozenset[str] = frozenset()
+
+
+RECORD_NAMES = frozenset(f.name for f in fields(Record)) | {"ref", "in_stage", "value"}
+"""What a template may read of a record (``record``, ``previous``, a look-up's finds)."""
+
+_FIELD_NAMES = frozenset(STANDARD_FIELDS)
+"""The fields every record has, besides the custom ones (``record.value('amount')``)."""
+
+_RECORDS = ("record", "previous")
+_DICT_READS = frozenset({"get", "items", "keys", "values"})
+_CALLS_NAMING_A_FIELD = {("record", "value"), ("record", "fields", "get"), ("label",)}
+"""Calls whose first argument is a field's name: ``record.value('x')``, ``label('x')``..."""
+
+
+def unknown_names(env: Environment, source: str, names: Names) -> list[tuple[int, str]]:
+    """The names a template uses that its context will not have, each with its line in the
+    template: every branch is read (``{% if %}`` or not), so a typo in a rarely taken one is
+    found before it runs. A template that does not compile gives its syntax error instead.
+
+    Returns:
+        ``(line, problem)`` pairs, in the template's order.
+    """
+    try:
+        tree = env.parse(source)
+        env.compile(tree)  # unknown filters and tests are found only here
+    except TemplateSyntaxError as exc:
+        return [(exc.lineno, f"template syntax error: {exc.message}")]
+    except TemplateError as exc:
+        return [(getattr(exc, "lineno", None) or 1, f"template error: {exc}")]
+    own = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    guarded = _guarded(tree)
+    found: dict[str, int] = {}
+    for name in sorted(meta.find_undeclared_variables(tree) - set(env.globals)):
+        if name not in names.variables and (name,) not in guarded:
+            line = next(n.lineno for n in tree.find_all(nodes.Name) if n.name == name)
+            known = ", ".join(sorted(names.variables))
+            found.setdefault(
+                f"unknown name {name!r}{_suggest(name, names.variables)}; a template here may "
+                f"use: {known}",
+                line,
+            )
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Call)):
+        path = _path(node.node if isinstance(node, nodes.Call) else node)
+        if path and path[0] not in own and not any(tuple(path[: len(g)]) == g for g in guarded):
+            problem = _call_problem(node, path, names) if isinstance(node, nodes.Call) else None
+            problem = problem or _path_problem(path, names)
+            if problem:
+                found.setdefault(problem, node.lineno)
+    return sorted(((line, problem) for problem, line in found.items()), key=lambda p: p[0])
+
+
+_GUARDS = frozenset({"defined", "undefined"})
+_DEFAULTS = frozenset({"default", "d"})
+
+
+def _guarded(tree: nodes.Template) -> set[tuple[str | int, ...]]:
+    """The names a template itself allows to be missing: ``x is defined``, ``x | default``."""
+    out = set()
+    for test in tree.find_all(nodes.Test):
+        if test.name in _GUARDS and (path := _path(test.node)):
+            out.add(tuple(path))
+    for flt in tree.find_all(nodes.Filter):
+        if flt.name in _DEFAULTS and flt.node is not None and (path := _path(flt.node)):
+            out.add(tuple(path))
+    return out
+
+
+def _path(node: nodes.Node) -> list[str | int] | None:
+    """``record.fields['x']`` -> ``['record', 'fields', 'x']``; None for anything computed."""
+    out: list[str | int] = []
+    while True:
+        if isinstance(node, nodes.Getattr):
+            out.append(node.attr)
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            if not isinstance(node.arg.value, str | int):
+                return None
+            out.append(node.arg.value)
+        elif isinstance(node, nodes.Name):
+            return [node.name, *reversed(out)]
+        else:
+            return None
+        node = node.node
+
+
+def _path_problem(path: list[str | int], names: Names) -> str | None:
+    root, rest = path[0], path[1:]
+    if root in _RECORDS:
+        return _record_problem(str(root), rest, names.fields, names.kinds)
+    key = rest[0] if rest and isinstance(rest[0], str) and rest[0] not in _DICT_READS else None
+    if root == "lookups" and key is not None:
+        if key not in names.lookups:
+            return _unknown(f"lookups.{key}", "the rule has no look-up", key, set(names.lookups))
+        if len(rest) > 2 and isinstance(rest[1], int):  # lookups.x[0].fields.y
+            return _record_problem(f"lookups.{key}[{rest[1]}]", rest[2:], names.lookups[key])
+    if root == "constants" and key is not None and key not in names.constants:
+        return _unknown(f"constants.{key}", "no constant", key, names.constants)
+    return None
+
+
+def _record_problem(
+    what: str, rest: list[str | int], custom: frozenset[str] | None, kinds: str = ""
+) -> str | None:
+    """What is wrong with ``<what>.<rest>`` (``record.fields.x``), if anything."""
+    if not rest or not isinstance(rest[0], str):
+        return None
+    if rest[0] not in RECORD_NAMES:
+        choices = RECORD_NAMES - {"fields"} | {"fields.<name>"}
+        return _unknown(f"{what}.{rest[0]}", "a record has no", rest[0], choices)
+    if rest[0] != "fields" or len(rest) < 2 or not isinstance(rest[1], str):
+        return None
+    name = rest[1]
+    if custom is None or name in custom or name in _DICT_READS:
+        return None
+    shown = f"{what}.fields.{name}"
+    if name in RECORD_NAMES:
+        return f"{shown}: {name} is a standard field of every record: write {what}.{name}"
+    of = f" for {kinds}" if kinds else ""
+    return _unknown(shown, f"the mapping{of} has no field", name, custom)
+
+
+def _call_problem(node: nodes.Call, path: list[str | int], names: Names) -> str | None:
+    """``record.fields.get('x')``, ``record.value('x')``, ``label('x')`` naming no field."""
+    shape = tuple(str(p) for p in path)
+    if shape not in _CALLS_NAMING_A_FIELD or not node.args:
+        return None
+    arg = node.args[0]
+    if names.fields is None or not isinstance(arg, nodes.Const) or not isinstance(arg.value, str):
+        return None
+    known = names.fields if shape[-1] == "get" else names.fields | _FIELD_NAMES
+    if arg.value in known:
+        return None
+    shown = f"{'.'.join(shape)}({arg.value!r})"
+    of = f" for {names.kinds}" if names.kinds else ""
+    return _unknown(shown, f"the mapping{of} has no field", arg.value, known)
+
+
+def _unknown(shown: str, problem: str, name: str, choices: set[str] | frozenset[str]) -> str:
+    listing = ", ".join(sorted(choices)) or "none"
+    return f"{shown}: {problem} {name!r}{_suggest(name, choices)}; known: {listing}"
+
+
+def _suggest(word: str, choices: set[str] | frozenset[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -13,6 +13,22 @@ from bridge import templating
 # One environment for every rule's text: rendering is a pure function of template and context.
 _ENV = templating.environment()
 
+RULE_VARIABLES = frozenset(
+    {
+        "record",
+        "previous",
+        "missing",
+        "missing_fields",
+        "label",
+        "rule",
+        "lookups",
+        "constants",
+        "activity",
+        "now",
+    }
+)
+"""The names a rule's texts may use (the engine's template context has exactly these)."""
+
 
 @lru_cache(maxsize=1024)
 def _compile(source: str) -> Template:
@@ -26,10 +42,9 @@ def render(source: str, context: dict[str, Any]) -> str:
     return templating.render(_compile(source), context).strip()
 
 
-def check(source: str) -> str | None:
-    """The syntax error of a template, or None when it compiles."""
-    try:
-        _compile(source)
-    except Exception as exc:  # noqa: BLE001 - any template error is reported to the admin
-        return str(exc)
-    return None
+def unknown_names(source: str, names: templating.Names) -> list[tuple[int, str]]:
+    """A rule text's syntax error, or the names it uses that its context lacks, by line
+    (:func:`bridge.templating.unknown_names`); none for plain text."""
+    if "{" not in source:
+        return []
+    return templating.unknown_names(_ENV, source, names)
