@@ -459,6 +459,15 @@ def read_secret(name: str) -> str:
     Raises:
         ConfigError: when neither holds it (the message names the variable, never a value).
     """
+    value = _find_secret(name)
+    if value is None:
+        raise ConfigError(
+            [f"secret {name} is not set: export {name}=... or put it in BRIDGE_SECRETS_FILE"]
+        )
+    return value
+
+
+def _find_secret(name: str) -> str | None:
     if os.environ.get(name):
         return os.environ[name]
     file = os.environ.get("BRIDGE_SECRETS_FILE")
@@ -467,6 +476,77 @@ def read_secret(name: str) -> str:
             key, sep, value = line.strip().partition("=")
             if sep and key.strip() == name:
                 return value.strip().strip("'\"")
-    raise ConfigError(
-        [f"secret {name} is not set: export {name}=... or put it in BRIDGE_SECRETS_FILE"]
-    )
+    return None
+
+
+@dataclass(frozen=True)
+class SecretSetting:
+    """A setting of ``bridge.yaml`` that names the variable holding a secret.
+
+    Attributes:
+        loc: its key path (``tenants.remarka.connection.webhook_url_env``).
+        variable: the environment variable (or secrets file entry) it names.
+        owner: who needs it: ``tenant remarka``, ``the admin pages``.
+        optional: why the bridge can do without it, when it can (else empty).
+    """
+
+    loc: tuple[str, ...]
+    variable: str
+    owner: str
+    optional: str = ""
+
+
+def secret_settings(settings: Settings) -> list[SecretSetting]:
+    """Every secret the configuration names: connections, channels, tables, SMTP, admin."""
+    out = []
+    for name, tenant in settings.tenants.items():
+        cfg, at, owner = tenant.config, ("tenants", name), f"tenant {name}"
+        model = crms.get(cfg.crm).settings
+        for key, value in cfg.connection.items():
+            if key.endswith("_env") and value:
+                optional = key in model.optional_secrets
+                why = (model.model_fields[key].description or "optional") if optional else ""
+                out.append(SecretSetting((*at, "connection", key), str(value), owner, why))
+        out += [
+            SecretSetting((*at, "channels", ch, "url_env"), c.url_env, owner)
+            for ch, c in cfg.channels.items()
+        ]
+        out += [
+            SecretSetting((*at, "tables", t, "credentials_env"), table.credentials_env, owner)
+            for t, table in cfg.tables.items()
+            if table.credentials_env
+        ]
+        smtp = cfg.email.smtp if cfg.email and cfg.email.transport == "smtp" else {}
+        if smtp.get("password_env"):
+            loc = (*at, "email", "smtp", "password_env")
+            out.append(SecretSetting(loc, str(smtp["password_env"]), owner))
+    if settings.admin:
+        loc = ("admin", "secret_key_env")
+        out.append(SecretSetting(loc, settings.admin.secret_key_env, "the admin pages"))
+    return out
+
+
+def missing_secrets(settings: Settings) -> tuple[list[str], list[str]]:
+    """The secrets the configuration names that neither the environment nor
+    ``BRIDGE_SECRETS_FILE`` holds, as ``file:line: key: ...`` lines naming the variable to set
+    (never a value): problems, and notes for those the bridge can do without."""
+    doc = yamlfile.load(settings.path)
+    problems, notes = [], []
+    file = os.environ.get("BRIDGE_SECRETS_FILE")
+    if file and not Path(file).is_file():
+        problems.append(
+            f"BRIDGE_SECRETS_FILE names {file}, which does not exist: create it (NAME=value "
+            "lines) or unset BRIDGE_SECRETS_FILE"
+        )
+    for s in secret_settings(settings):
+        if _find_secret(s.variable) is not None:
+            continue
+        where = f"{doc.where(s.loc)}: {yamlfile.dotted(s.loc)}"
+        if s.optional:
+            notes.append(f"{where}: note: {s.variable} is not set ({s.optional})")
+        else:
+            problems.append(
+                f"{where}: the secret {s.variable} is not set: {s.owner} cannot run without it; "
+                f"export {s.variable}=... or add the line {s.variable}=... to BRIDGE_SECRETS_FILE"
+            )
+    return problems, notes
