@@ -54,6 +54,7 @@ RENDER_ERRORS: tuple[type[Exception], ...] = (
     ValueError,
     ArithmeticError,
     LookupError,
+    RecursionError,  # a macro that calls itself
 )
 """What rendering a template with a record can raise when the template does not fit the data
 (``{{ record.fields.amount }}`` where there is none, ``{{ record.amount / 0 }}``, ``{{ none.x
@@ -105,7 +106,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         """A call, refused when it pads text to a width past the limit (``ljust``, ``center``,
         ``zfill``...)."""
-        if getattr(__obj, "__self__", None).__class__ is str:
+        if isinstance(getattr(__obj, "__self__", None), str):
             _check_widths(f"{__obj.__name__}()", args, kwargs)
         return super().call(__context, __obj, *args, **kwargs)
 
@@ -233,6 +234,7 @@ _FIELD_NAMES = frozenset(STANDARD_FIELDS)
 
 _RECORDS = ("record", "previous")
 _DICT_READS = frozenset({"get", "items", "keys", "values"})
+_DICT_WRITES = frozenset({"update", "pop", "popitem", "clear", "setdefault", "__setitem__"})
 _CALLS_NAMING_A_FIELD = {("record", "value"), ("record", "fields", "get"), ("label",)}
 """Calls whose first argument is a field's name: ``record.value('x')``, ``label('x')``..."""
 
@@ -337,6 +339,8 @@ def _record_problem(
     if custom is None or name in custom or name in _DICT_READS:
         return None
     shown = f"{what}.fields.{name}"
+    if name in _DICT_WRITES:
+        return f"{shown}: a template cannot change a record ({name} is refused); read fields only"
     if name in RECORD_NAMES:
         return f"{shown}: {name} is a standard field of every record: write {what}.{name}"
     of = f" for {kinds}" if kinds else ""

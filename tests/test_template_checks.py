@@ -47,6 +47,18 @@ def test_a_standard_field_under_fields_says_where_it_is(config_dir: Path) -> Non
     ) in out
 
 
+def test_changing_the_record_is_refused_before_it_runs(config_dir: Path) -> None:
+    pack = config_dir / "regulations" / "remarka.yaml"
+    replace(pack, TITLE, "          title: \"{{ record.fields.update({'source': 'x'}) }}\"")
+    code, out = validate(config_dir)
+    assert code == 1
+    assert (
+        f"{pack}:{line_of(pack, 'update(')}: rules[0].then[0].create_task.title: "
+        "record.fields.update: a template cannot change a record (update is refused); read "
+        "fields only"
+    ) in out
+
+
 def test_a_typo_in_a_branch_rarely_taken_is_found_too(config_dir: Path) -> None:
     pack = config_dir / "regulations" / "remarka.yaml"
     text = (
