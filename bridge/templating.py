@@ -8,15 +8,18 @@ So every template runs in :class:`jinja2.sandbox.ImmutableSandboxedEnvironment` 
 build a text or a list longer than :data:`MAX_OUTPUT` characters (``'a' * 10**7``,
 ``'x'|center(10**8)``) is refused before it is built, and a template whose whole output
 passes the limit (a long loop) is stopped there.
+
+:func:`unknown_names` reads a template before it runs (``bridge validate``): every name it
+uses that its context will not hold, a field the tenant's mapping lacks above all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from dataclasses import field as dc_field
+from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import (
@@ -222,11 +225,11 @@ class Names:
     variables: frozenset[str]
     fields: frozenset[str] | None
     kinds: str = ""
-    lookups: Mapping[str, frozenset[str]] = dc_field(default_factory=dict)
+    lookups: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
     constants: frozenset[str] = frozenset()
 
 
-RECORD_NAMES = frozenset(f.name for f in fields(Record)) | {"ref", "in_stage", "value"}
+RECORD_NAMES = frozenset(f.name for f in dataclasses.fields(Record)) | {"ref", "in_stage", "value"}
 """What a template may read of a record (``record``, ``previous``, a look-up's finds)."""
 
 _FIELD_NAMES = frozenset(STANDARD_FIELDS)
