@@ -146,8 +146,38 @@ class AppendRow:
         )
 
 
+@dataclass(frozen=True)
+class NotRendered:
+    """An action a rule planned that could not be made for this record: one of its templates
+    failed (a name the record lacks, a refused call, a text past the size limit). It is
+    journaled as failed with the reason, never sent, never retried (only ``bridge replay``
+    tries it again, once the pack is fixed); the event's other actions still act.
+
+    Attributes:
+        kind: the kind of action the rule meant (``create_task``...).
+        reason: why it could not be made, for the journal (personal data masked).
+    """
+
+    by: ClassVar[By] = "bridge"
+
+    kind: str
+    reason: str
+
+    def describe(self) -> str:
+        """One human line: why it was not made."""
+        return f"not made: {self.reason}"
+
+
 ActionParams = Union[  # noqa: UP007 - a runtime alias
-    CreateTask, AddComment, UpdateFields, MoveStage, Reassign, SendEmail, Notify, AppendRow
+    CreateTask,
+    AddComment,
+    UpdateFields,
+    MoveStage,
+    Reassign,
+    SendEmail,
+    Notify,
+    AppendRow,
+    NotRendered,
 ]
 
 KINDS: dict[str, type[ActionParams]] = {

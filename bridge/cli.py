@@ -125,15 +125,33 @@ def try_(
 
 @cli.command()
 @click.option("--config", "path", default=None, help="Config file (default: $BRIDGE_CONFIG).")
-def validate(path: str | None) -> None:
-    """Check the config, mappings and regulation packs; errors name file:line."""
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail when a secret is not set (on the server, before starting the bridge).",
+)
+def validate(path: str | None, strict: bool) -> None:
+    """Check the config, mappings, regulation packs and templates (errors name file:line), and
+    that every secret they name is set (never printing one)."""
     settings = config.load(path)
     for name, tenant in settings.tenants.items():
         click.echo(
             f"{name}: {tenant.config.crm}, "
             f"{len(tenant.rules)} rule(s) in {len(tenant.packs)} pack(s)"
         )
-    click.echo("configuration is valid")
+    missing, notes = config.missing_secrets(settings)
+    for line in [*missing, *notes]:
+        click.echo(line, err=True)
+    if not missing:
+        click.echo("configuration is valid")
+        return
+    click.echo(
+        f"configuration is valid, but {len(missing)} secret(s) are not set (above): the bridge "
+        "cannot run what needs them until they are",
+        err=True,
+    )
+    if strict:
+        sys.exit(1)
 
 
 @cli.command()

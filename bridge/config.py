@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
@@ -16,11 +17,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from bridge import crms, mappings, yamlfile
+from bridge import crms, email, mappings, templating, yamlfile
 from bridge.actions import CreateTask
 from bridge.calendar import BusinessCalendar
 from bridge.deadlines import DeadlineKind, parse_deadline
+from bridge.email import EmailConfig
 from bridge.errors import ConfigError
+from bridge.models import STANDARD_FIELDS
 from bridge.regulations.pack import Known, Pack, check, load_pack
 from bridge.yamlfile import Strict
 
@@ -77,25 +80,6 @@ class TableConfig(Strict):
         if self.google_sheet and not self.credentials_env:
             raise ValueError("a google_sheet needs `credentials_env`")
         return self
-
-
-class EmailConfig(Strict):
-    """Where template e-mail goes: an outbox folder (embedded default) or an SMTP server."""
-
-    transport: Literal["outbox", "smtp"] = "outbox"
-    templates: str = Field(default="templates/email", description="folder, relative to this file")
-    outbox: str = Field(
-        default="var/outbox", description="folder for .eml files (outbox transport)"
-    )
-    sender: str = Field(default="bridge@localhost", description="the From address")
-    signatures: str | None = Field(
-        default=None,
-        description="signatures file by region, relative to this file (default: the templates'"
-        " folder's signatures.yaml)",
-    )
-    smtp: dict[str, Any] = Field(
-        default_factory=dict, description="host, port, username, password_env, starttls"
-    )
 
 
 class TenantConfig(Strict):
@@ -378,12 +362,36 @@ def _tenant(name: str, cfg: TenantConfig, base: Path, doc: yamlfile.YamlDoc) -> 
             continue
         problems.extend(check(pack, pack_doc, known))
         packs.append(pack)
+    if cfg.email is not None:
+        names = _email_names(crm, mapping, packs)
+        problems.extend(email.check_templates(base / cfg.email.templates, names))
     if cfg.email and cfg.email.signatures and not (base / cfg.email.signatures).is_file():
         where = doc.where(("tenants", name, "email", "signatures"))
         problems.append(f"{where}: tenants.{name}.email.signatures: no file {cfg.email.signatures}")
     if problems:
         raise ConfigError(problems)
     return Tenant(name, cfg, mapping, packs, calendar(cfg), base)
+
+
+def _email_names(
+    crm: type[crms.CRM], mapping: mappings.Mapping, packs: list[Pack]
+) -> Callable[[str], templating.Names]:
+    """What each e-mail template may name: the custom fields of every record kind the tenant's
+    rules send it about. A template the tenant never sends (a folder shared by tenants) is
+    checked for its syntax and variables, not for fields of another tenant's mapping."""
+    custom = {k: mapping.canonical_fields(k) - STANDARD_FIELDS for k in crm.kinds()}
+    sent: dict[str, list[str]] = {}
+    for rule in (r for pack in packs for r in pack.rules):
+        for spec in (s for step in rule.steps() for s in step if s.send_email is not None):
+            kinds = [k for k in rule.when.kind or custom if k in custom]
+            sent.setdefault(spec.send_email.template, []).extend(kinds)  # type: ignore[union-attr]
+
+    def names(template: str) -> templating.Names:
+        kinds = list(dict.fromkeys(sent.get(template, [])))
+        fields = frozenset(set.intersection(*(custom[k] for k in kinds))) if kinds else None
+        return templating.Names(email.EMAIL_VARIABLES, fields, ", ".join(kinds))
+
+    return names
 
 
 def _kind_problems(crm: type[crms.CRM], mapping: mappings.Mapping, path: Path | None) -> list[str]:
@@ -452,6 +460,15 @@ def read_secret(name: str) -> str:
     Raises:
         ConfigError: when neither holds it (the message names the variable, never a value).
     """
+    value = _find_secret(name)
+    if value is None:
+        raise ConfigError(
+            [f"secret {name} is not set: export {name}=... or put it in BRIDGE_SECRETS_FILE"]
+        )
+    return value
+
+
+def _find_secret(name: str) -> str | None:
     if os.environ.get(name):
         return os.environ[name]
     file = os.environ.get("BRIDGE_SECRETS_FILE")
@@ -460,6 +477,77 @@ def read_secret(name: str) -> str:
             key, sep, value = line.strip().partition("=")
             if sep and key.strip() == name:
                 return value.strip().strip("'\"")
-    raise ConfigError(
-        [f"secret {name} is not set: export {name}=... or put it in BRIDGE_SECRETS_FILE"]
-    )
+    return None
+
+
+@dataclass(frozen=True)
+class SecretSetting:
+    """A setting of ``bridge.yaml`` that names the variable holding a secret.
+
+    Attributes:
+        loc: its key path (``tenants.remarka.connection.webhook_url_env``).
+        variable: the environment variable (or secrets file entry) it names.
+        owner: who needs it: ``tenant remarka``, ``the admin pages``.
+        optional: why the bridge can do without it, when it can (else empty).
+    """
+
+    loc: tuple[str, ...]
+    variable: str
+    owner: str
+    optional: str = ""
+
+
+def secret_settings(settings: Settings) -> list[SecretSetting]:
+    """Every secret the configuration names: connections, channels, tables, SMTP, admin."""
+    out = []
+    for name, tenant in settings.tenants.items():
+        cfg, at, owner = tenant.config, ("tenants", name), f"tenant {name}"
+        model = crms.get(cfg.crm).settings
+        for key, value in cfg.connection.items():
+            if key.endswith("_env") and value:
+                optional = key in model.optional_secrets
+                why = (model.model_fields[key].description or "optional") if optional else ""
+                out.append(SecretSetting((*at, "connection", key), str(value), owner, why))
+        out += [
+            SecretSetting((*at, "channels", ch, "url_env"), c.url_env, owner)
+            for ch, c in cfg.channels.items()
+        ]
+        out += [
+            SecretSetting((*at, "tables", t, "credentials_env"), table.credentials_env, owner)
+            for t, table in cfg.tables.items()
+            if table.credentials_env
+        ]
+        smtp = cfg.email.smtp if cfg.email and cfg.email.transport == "smtp" else {}
+        if smtp.get("password_env"):
+            loc = (*at, "email", "smtp", "password_env")
+            out.append(SecretSetting(loc, str(smtp["password_env"]), owner))
+    if settings.admin:
+        loc = ("admin", "secret_key_env")
+        out.append(SecretSetting(loc, settings.admin.secret_key_env, "the admin pages"))
+    return out
+
+
+def missing_secrets(settings: Settings) -> tuple[list[str], list[str]]:
+    """The secrets the configuration names that neither the environment nor
+    ``BRIDGE_SECRETS_FILE`` holds, as ``file:line: key: ...`` lines naming the variable to set
+    (never a value): problems, and notes for those the bridge can do without."""
+    doc = yamlfile.load(settings.path)
+    problems, notes = [], []
+    file = os.environ.get("BRIDGE_SECRETS_FILE")
+    if file and not Path(file).is_file():
+        problems.append(
+            f"BRIDGE_SECRETS_FILE names {file}, which does not exist: create it (NAME=value "
+            "lines) or unset BRIDGE_SECRETS_FILE"
+        )
+    for s in secret_settings(settings):
+        if _find_secret(s.variable) is not None:
+            continue
+        where = f"{doc.where(s.loc)}: {yamlfile.dotted(s.loc)}"
+        if s.optional:
+            notes.append(f"{where}: note: {s.variable} is not set ({s.optional})")
+        else:
+            problems.append(
+                f"{where}: the secret {s.variable} is not set: {s.owner} cannot run without it; "
+                f"export {s.variable}=... or add the line {s.variable}=... to BRIDGE_SECRETS_FILE"
+            )
+    return problems, notes

@@ -19,10 +19,11 @@ subject and the plain-text body, headed like an e-mail::
 An optional sibling ``<name>.html`` holds an HTML alternative of the body only (no Subject
 line). HTML templates are autoescaped; ``.txt`` templates never are.
 
-Rendering uses :class:`jinja2.sandbox.ImmutableSandboxedEnvironment`: a template can neither
-reach Python internals (``{{ ''.__class__ }}`` raises :class:`jinja2.sandbox.SecurityError`)
-nor modify the context. :class:`jinja2.StrictUndefined` makes a missing variable raise
-:class:`jinja2.UndefinedError` naming it, never render as a blank. One extra filter:
+Rendering uses the bridge's one template environment (:mod:`bridge.templating`, the same as
+rule texts): a template can neither reach Python internals (``{{ ''.__class__ }}`` raises
+:class:`jinja2.sandbox.SecurityError`), nor modify the context, nor produce more than
+:data:`bridge.templating.MAX_OUTPUT` characters. :class:`jinja2.StrictUndefined` makes a missing
+variable raise :class:`jinja2.UndefinedError` naming it, never render as a blank. One extra filter:
 ``money`` (``150000`` -> ``150 000 ₽``).
 
 The context is the caller's dict plus ``signature``: the text for the recipient's region
@@ -54,23 +55,17 @@ from decimal import Decimal, InvalidOperation
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from jinja2 import (
-    BaseLoader,
-    Environment,
-    StrictUndefined,
-    TemplateError,
-    TemplateNotFound,
-    select_autoescape,
-)
+from jinja2 import BaseLoader, Environment, TemplateNotFound, select_autoescape
 from jinja2.exceptions import FilterArgumentError
 from jinja2.loaders import split_template_path
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import Field
 
-from bridge import actions, yamlfile
+from bridge import actions, templating, yamlfile
 from bridge.errors import BridgeError, ConfigError, PermanentError, TransientError
 from bridge.masking import redact
+from bridge.yamlfile import Strict
 
 if TYPE_CHECKING:
     from bridge.config import Tenant
@@ -164,22 +159,17 @@ def money(value: Any, currency: str = "₽") -> str:
     return f"{text}\u00a0{currency}"
 
 
-def make_environment(folder: str | Path) -> ImmutableSandboxedEnvironment:
-    """The Jinja2 environment for one template folder: sandboxed, strict, HTML-only escaping.
-
-    The immutable flavour of the sandbox also refuses ``list.append`` and the like, so a
-    template cannot change the caller's context while rendering.
-    """
-    env = ImmutableSandboxedEnvironment(
+def make_environment(folder: str | Path) -> templating.Sandbox:
+    """The Jinja2 environment for one template folder: the bridge's sandbox
+    (:func:`bridge.templating.environment`), with HTML-only escaping and the ``money`` filter."""
+    return templating.environment(
         loader=_Loader(Path(folder)),
-        undefined=StrictUndefined,
         autoescape=select_autoescape(
             enabled_extensions=("html",), default_for_string=False, default=False
         ),
         keep_trailing_newline=True,
+        filters={"money": money},
     )
-    env.filters["money"] = money
-    return env
 
 
 # ---------------------------------------------------------------------------- signatures
@@ -526,6 +516,25 @@ def transport_from_settings(
 # ---------------------------------------------------------------------------- mailer
 
 
+class EmailConfig(Strict):
+    """Where template e-mail goes: an outbox folder (embedded default) or an SMTP server."""
+
+    transport: Literal["outbox", "smtp"] = "outbox"
+    templates: str = Field(default="templates/email", description="folder, relative to this file")
+    outbox: str = Field(
+        default="var/outbox", description="folder for .eml files (outbox transport)"
+    )
+    sender: str = Field(default="bridge@localhost", description="the From address")
+    signatures: str | None = Field(
+        default=None,
+        description="signatures file by region, relative to this file (default: the templates'"
+        " folder's signatures.yaml)",
+    )
+    smtp: dict[str, Any] = Field(
+        default_factory=dict, description="host, port, username, password_env, starttls"
+    )
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -610,7 +619,7 @@ class Mailer:
             stem = name.partition("#")[0].removesuffix(".txt")
             hint = yamlfile.suggest(stem, self.templates())
             raise ConfigError([f"{self.folder}: no e-mail template {stem!r}{hint}"]) from None
-        return tmpl.render(ctx)
+        return templating.render(tmpl, ctx)
 
     def send(self, message: EmailMessage, *, idempotency_key: str) -> SentMail:
         """Send a rendered message under an id derived from ``idempotency_key``.
@@ -658,8 +667,6 @@ def _recipient(ctx: Mapping[str, Any]) -> str:
 
 def mailer_for(tenant: Tenant) -> Mailer:
     """The tenant's mailer: its ``email:`` settings, or an outbox beside its config."""
-    from bridge.config import EmailConfig  # late: config loads the packs, not needed to mail
-
     cfg = tenant.config.email or EmailConfig()
     settings = {"transport": cfg.transport, "folder": tenant.base / cfg.outbox, **cfg.smtp}
     signatures = Signatures.load(tenant.base / cfg.signatures) if cfg.signatures else None
@@ -697,6 +704,12 @@ WHERE_TO: dict[str, str] = defaultdict(
 """Why a recipient has no address, for the journal."""
 
 
+EMAIL_VARIABLES = frozenset(
+    {"to", "record", "client_name", "manager_name", "manager_email", "signature"}
+)
+"""The names an e-mail template may use: :func:`template_context` and the signature."""
+
+
 def template_context(
     record: Record,
     to: str,
@@ -732,8 +745,39 @@ def compose_action(
     context = template_context(record, to, manager_name, manager_email, client_name)
     try:
         return mailer.render(p.template, context, region=p.region)
-    except (TemplateError, ConfigError) as exc:
+    except ConfigError as exc:
         raise PermanentError(f"template {p.template!r}: {exc}") from exc
+    except templating.RENDER_ERRORS as exc:
+        raise PermanentError(f"template {p.template!r}: {templating.failure(exc)}") from exc
+
+
+def check_templates(folder: Path, names_for: Callable[[str], templating.Names]) -> list[str]:
+    """Every template of a folder read before it is sent: its header, its syntax, and each name
+    it uses that its context will not have (a field the mapping lacks), as ``file:line: ...``.
+
+    Args:
+        folder: the tenant's e-mail templates.
+        names_for: what a template (by name, without ``.txt``) may use; its fields are those
+            of the records the rules that send it act on.
+    """
+    if not folder.is_dir():
+        return []
+    env = make_environment(folder)
+    problems: list[str] = []
+    for path in sorted(folder.glob("*.txt")):
+        names = names_for(path.stem)
+        try:
+            subject, body = split_template(path.read_text(encoding="utf-8-sig"), path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        html = path.with_suffix(".html")
+        parts = [(path, subject), (path, body)]
+        parts += [(html, html.read_text(encoding="utf-8-sig"))] if html.is_file() else []
+        for file, source in parts:
+            found = templating.unknown_names(env, source, names)
+            problems += [f"{file}:{line}: {problem}" for line, problem in found]
+    return problems
 
 
 def as_text(message: EmailMessage, *, masked: bool = True) -> str:

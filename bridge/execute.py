@@ -204,6 +204,8 @@ def _by_record(items: list[Item]) -> list[tuple[Record, list[Action]]]:
 
 
 def _run_own(rt: Runtime, conn: Connector, item: Item) -> Outcome:
+    if isinstance(item.action.params, actions.NotRendered):
+        return Outcome("failed", error=item.action.params.reason)  # nothing to send
     executor = EXECUTORS.get(item.action.kind)
     if executor is None:
         return Outcome("failed", error=f"the bridge cannot execute {item.action.kind}")

@@ -50,7 +50,8 @@ def explain(entry: dict[str, Any]) -> str:
 
 def _action(a: Any) -> str:
     line = f"{a.kind} [{a.status}] {a.summary}"
-    if a.status == "failed" or (a.error and a.status != "done"):
+    said = bool(a.error) and a.error in a.summary  # a summary may already say why
+    if (a.status == "failed" or (a.error and a.status != "done")) and not said:
         line += f" - {redact(a.error) or 'no reason recorded'}"
     elif a.result:
         line += f" {a.result}"

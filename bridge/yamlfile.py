@@ -6,7 +6,6 @@ import difflib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,24 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from bridge.errors import ConfigError
 
 Loc = tuple[str | int, ...]
+
+MAX_DEPTH = 32
+"""Lists and mappings nested deeper than this are refused: no configuration needs it, and a
+file nested thousands deep (by mistake or on purpose) would crash the parser."""
+
+MAX_VALUES = 100_000
+"""Values a file may expand to, aliases (``*name``) counted each time they repeat an anchor:
+a few nested aliases (a "billion laughs") would otherwise build billions of values."""
+
+_CORE = "tag:yaml.org,2002:"
+_PLAIN_TAGS = {
+    yaml.ScalarNode: {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")},
+    yaml.SequenceNode: {f"{_CORE}seq"},
+    yaml.MappingNode: {f"{_CORE}map"},
+}
+"""The tags of plain YAML (text, numbers, true/false, null, dates, lists, mappings), which
+PyYAML's resolver gives untagged values: every other tag (``!!python/object``, ``!!binary``,
+a custom ``!tag``) is refused, never silently read as a plain value."""
 
 
 class Strict(BaseModel):
@@ -66,8 +83,9 @@ def parse(text: str, path: str | Path = "<string>") -> YamlDoc:
     path = Path(path)
     lines: dict[Loc, int] = {}
     try:
+        _check_depth(text)  # before compose, which recurses once per level
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = _build(node, (), lines) if node is not None else {}
+        data = _Builder(lines).build(node, ()) if node is not None else {}
     except _BadNode as exc:
         raise ConfigError([f"{path}:{exc.line}: not valid YAML: {exc.args[0]}"]) from exc
     except yaml.MarkedYAMLError as exc:
@@ -82,28 +100,101 @@ def parse(text: str, path: str | Path = "<string>") -> YamlDoc:
     return YamlDoc(path=path, data=data, lines=lines)
 
 
-def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
-    lines.setdefault(loc, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+def _check_depth(text: str) -> None:
+    """Refuse lists and mappings nested past :data:`MAX_DEPTH`, reading the file as a flat
+    stream of events (which no nesting can crash).
+
+    Raises:
+        _BadNode: at the line where the limit is passed.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _BadNode(
+                    f"lists and mappings nested more than {MAX_DEPTH} deep; no setting needs "
+                    "that many levels: flatten it",
+                    event,
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+@dataclass
+class _Builder:
+    """Turns composed nodes into values, recording the line of each key path, with every
+    alias expanded: a tag other than plain YAML's, an alias inside its own anchor, nesting past
+    :data:`MAX_DEPTH` and more than :data:`MAX_VALUES` values are refused."""
+
+    lines: dict[Loc, int]
+    built: int = 0
+    open: set[int] = field(default_factory=set)  # the nodes being built, outermost first
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        """The value of ``node`` found at key path ``loc``."""
+        self._admit(node, loc)
+        self.lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, yaml.ScalarNode):
+            return _scalar(node)
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, loc)
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        finally:
+            self.open.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
-            if not isinstance(key, str | int | float | bool | date | None):
+            self._admit(key_node, loc)
+            if not isinstance(key_node, yaml.ScalarNode):
                 raise _BadNode("a key must be a plain word, not a list or a mapping", key_node)
-            lines[(*loc, key)] = key_node.start_mark.line + 1
-            out[key] = _build(value_node, (*loc, key), lines)
+            key = _scalar(key_node)
+            self.lines[(*loc, key)] = key_node.start_mark.line + 1
+            out[key] = self.build(value_node, (*loc, key))
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*loc, i), lines) for i, item in enumerate(node.value)]
-    return _scalar(node)
+
+    def _admit(self, node: yaml.Node, loc: Loc) -> None:
+        if node.tag == f"{_CORE}merge":
+            raise _BadNode("the merge key << is not supported: write the keys out", node)
+        if node.tag not in _PLAIN_TAGS.get(type(node), ()):
+            tag = node.tag.replace(_CORE, "!!", 1)
+            raise _BadNode(
+                f"the tag {tag} is not allowed: the bridge reads plain YAML (text, numbers, "
+                f"true/false, dates, lists, mappings); remove {tag}",
+                node,
+            )
+        if id(node) in self.open:
+            raise _BadNode(
+                "an alias (*name) inside the very anchor (&name) it repeats would never end: "
+                "write the value out",
+                node,
+            )
+        if len(loc) > MAX_DEPTH:
+            raise _BadNode(
+                f"aliases (*name) nest lists and mappings more than {MAX_DEPTH} deep: "
+                "write the values out",
+                node,
+            )
+        self.built += 1
+        if self.built > MAX_VALUES:
+            raise _BadNode(
+                f"the file expands to more than {MAX_VALUES:,} values, aliases (*name) counted "
+                "each time they repeat their anchor: write the values out, or repeat less",
+                node,
+                line=self.lines.get(loc[:1]),  # the key being expanded: the anchor is elsewhere
+            )
 
 
 class _BadNode(Exception):
-    """A node PyYAML parsed but cannot turn into a value (a date that does not exist...)."""
+    """A node PyYAML parsed but cannot turn into a value (a date that does not exist, a tag
+    that is not plain YAML...)."""
 
-    def __init__(self, message: str, node: yaml.Node) -> None:
+    def __init__(self, message: str, node: yaml.Node | yaml.Event, line: int | None = None) -> None:
         super().__init__(message)
-        self.line = node.start_mark.line + 1
+        self.line = line or node.start_mark.line + 1
 
 
 def _scalar(node: yaml.Node) -> Any:

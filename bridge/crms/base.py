@@ -72,6 +72,10 @@ class ConnectionSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    optional_secrets: ClassVar[frozenset[str]] = frozenset()
+    """``*_env`` settings whose secret the connector can do without (``bridge validate`` notes
+    them unset, with the setting's description, instead of reporting a problem)."""
+
     requests_per_second: float = Field(default=2.0, gt=0, description="the CRM's request limit")
     burst: int = Field(default=1, ge=1, description="requests allowed back to back")
     timeout: float = Field(default=30.0, gt=0, description="seconds per HTTP request")

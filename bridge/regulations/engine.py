@@ -14,15 +14,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bridge.actions import ActionParams, NotRendered
 from bridge.calendar import BusinessCalendar, as_datetime
 from bridge.deadlines import parse_deadline
 from bridge.models import Action, Decision, Event, LookupQuery, Plan, Record, Timer
-from bridge.regulations.action_specs import split_field_time
+from bridge.regulations.action_specs import ActionSpec, split_field_time
 from bridge.regulations.conditions import ActivityPlanned
 from bridge.regulations.explain import explain
 from bridge.regulations.pack import Rule
 from bridge.regulations.text import render
 from bridge.regulations.values import is_empty
+from bridge.templating import RENDER_ERRORS, failure
 
 NOT_MATCHED, SATISFIED, FIRED, SCHEDULED = "not_matched", "satisfied", "fired", "scheduled"
 MISSING, OVERDUE = "missing", "overdue"
@@ -200,7 +202,10 @@ def _asks_planned(cond: Any) -> bool:
 
 
 def _query(lookup: Any, record: Record, context: dict[str, Any]) -> LookupQuery | None:
-    where = tuple((k, render(v, context)) for k, v in lookup.where.items())
+    try:
+        where = tuple((k, render(v, context)) for k, v in lookup.where.items())
+    except RENDER_ERRORS:
+        return None  # a filter this record cannot fill is not run, like an empty one
     if any(is_empty(value, "text") for _, value in where):
         return None  # "every open order with no phone" is not what a rule means
     exclude = record.ref if lookup.exclude_self else None
@@ -408,8 +413,17 @@ def _actions(
     out = []
     for index, spec in enumerate(rule.steps()[step]):
         key = action_key(tenant, record, name, index, stay or ctx.stay)
-        out.append(Action(key, rule.id, record.ref, spec.body.render(renderer)))
+        out.append(Action(key, rule.id, record.ref, _made(spec, renderer)))
     return out
+
+
+def _made(spec: ActionSpec, renderer: _Renderer) -> ActionParams:
+    """The action for one firing; where its template does not fit this record, an action that
+    fails alone with the reason (the rule's and the event's other actions still act)."""
+    try:
+        return spec.body.render(renderer)
+    except RENDER_ERRORS as exc:
+        return NotRendered(spec.name, failure(exc))
 
 
 def _template_context(

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from bridge import actions, yamlfile
+from bridge import actions, templating, yamlfile
 from bridge.models import EVENT_TYPES, STANDARD_FIELDS
 from bridge.regulations.action_specs import (
     ActionSpec,
@@ -32,6 +32,7 @@ from bridge.regulations.action_specs import (
     split_field_time,
 )
 from bridge.regulations.conditions import Condition, deadline_text
+from bridge.regulations.text import RULE_VARIABLES, unknown_names
 from bridge.schedules import schedule_text
 from bridge.yamlfile import Strict
 
@@ -252,6 +253,55 @@ def _problems(pack: Pack, known: Known) -> Problems:
                 where = (*at, j, spec.name)
                 yield from _action_problems(spec, where, fields, stages, known)
                 yield from _executable(spec, where, kinds, known)
+        yield from _template_problems(rule, loc, _names(pack, rule, kinds, known))
+
+
+def _names(pack: Pack, rule: Rule, kinds: list[str], known: Known) -> templating.Names:
+    """What the rule's texts may name: the engine's context, the fields of every kind the rule
+    may meet, its look-ups and the constants."""
+    custom = set.intersection(*(known.fields[k] for k in kinds)) - STANDARD_FIELDS
+    found = {
+        name: frozenset(known.fields.get(lookup.kind, set()) - STANDARD_FIELDS)
+        for name, lookup in rule.lookup.items()
+    }
+    return templating.Names(
+        variables=RULE_VARIABLES,
+        fields=frozenset(custom),
+        kinds=", ".join(kinds),
+        lookups=found,
+        constants=frozenset(pack.constants) | frozenset(known.constants),
+    )
+
+
+def _template_problems(rule: Rule, loc: tuple[Any, ...], names: templating.Names) -> Problems:
+    """Each text of the rule rendered in the mind: a syntax error, or a name that its context
+    will not have (a field the mapping lacks, a look-up the rule does not make)."""
+    texts = [
+        ((*loc, "lookup", name, "where", key), value)
+        for name, lookup in rule.lookup.items()
+        for key, value in lookup.where.items()
+    ]
+    for at, specs in _steps(rule, loc):
+        for j, spec in enumerate(specs):
+            texts += _strings(spec.body, (*at, j, spec.name))
+    for at, source in texts:
+        for line, problem in unknown_names(source, names):
+            yield at, (f"template line {line}: {problem}" if line > 1 else problem)
+
+
+def _strings(value: Any, loc: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
+    """Every text inside an action's keys, with its key path (templates are among them)."""
+    if isinstance(value, BaseModel):
+        return [
+            p
+            for name in type(value).model_fields
+            for p in _strings(getattr(value, name), (*loc, name))
+        ]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _strings(item, (*loc, i))]
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in _strings(item, (*loc, key))]
+    return [(loc, value)] if isinstance(value, str) else []
 
 
 def _steps(rule: Rule, loc: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], list[ActionSpec]]]:

@@ -1,17 +1,33 @@
-"""Text of tasks and comments: Jinja2 in a sandbox, so a rule cannot reach Python internals."""
+"""Text of tasks and comments: Jinja2 in the bridge's sandbox (:mod:`bridge.templating`), so a
+rule can neither reach Python internals, change the record, nor build an endless text."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Template
 
-# One immutable environment: rendering is a pure function of template and context.
-_ENV = SandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+from bridge import templating
+
+# One environment for every rule's text: rendering is a pure function of template and context.
+_ENV = templating.environment()
+
+RULE_VARIABLES = frozenset(
+    {
+        "record",
+        "previous",
+        "missing",
+        "missing_fields",
+        "label",
+        "rule",
+        "lookups",
+        "constants",
+        "activity",
+        "now",
+    }
 )
+"""The names a rule's texts may use (the engine's template context has exactly these)."""
 
 
 @lru_cache(maxsize=1024)
@@ -23,13 +39,12 @@ def render(source: str, context: dict[str, Any]) -> str:
     """Render a template string; plain text without ``{{`` passes through untouched."""
     if "{" not in source:
         return source
-    return _compile(source).render(**context).strip()
+    return templating.render(_compile(source), context).strip()
 
 
-def check(source: str) -> str | None:
-    """The syntax error of a template, or None when it compiles."""
-    try:
-        _compile(source)
-    except Exception as exc:  # noqa: BLE001 - any template error is reported to the admin
-        return str(exc)
-    return None
+def unknown_names(source: str, names: templating.Names) -> list[tuple[int, str]]:
+    """A rule text's syntax error, or the names it uses that its context lacks, by line
+    (:func:`bridge.templating.unknown_names`); none for plain text."""
+    if "{" not in source:
+        return []
+    return templating.unknown_names(_ENV, source, names)

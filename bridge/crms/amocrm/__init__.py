@@ -23,6 +23,8 @@ HOOK_CHECK_SECONDS = 15 * 60
 class AmoCRMSettings(ConnectionSettings):
     """The ``connection`` block of an amoCRM tenant."""
 
+    optional_secrets: ClassVar[frozenset[str]] = frozenset({"refresh_token_env"})
+
     base_url: str = Field(description="the account's address, e.g. https://example.amocrm.ru")
     account_id: int = Field(description="the account's id: keys tokens and the rate limit")
     auth: Literal["oauth", "long_lived"] = "oauth"
