@@ -1,0 +1,156 @@
+"""Hostile bodies at both webhooks: each refused with a 4xx and its reason, none answered 5xx,
+nothing queued from a refused body, and every id that is queued one a worker can use.
+
+The cases the fault run of issue 8 found are pinned by name; a property-based test then posts
+a few thousand mutations of the CRMs' documented bodies (bridge/sandbox/hostile.py, the same
+ones ``bench/fuzz.py`` sends 100,000 of). The apps run in process (Flask's test client) on a
+real Redis and a migrated journal: the ingress never calls the CRM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from bridge import queue
+from bridge.app import create_app
+from bridge.journal import migrate
+from bridge.runtime import Runtime
+from bridge.sandbox import hostile
+from tests.amocrm_env import ACCOUNTS, SECRETS, write_config
+from tests.bitrix24_env import TEST_CONFIG
+
+TOKEN = "b24-application-t0ken"
+ID = re.compile(r"[0-9]{1,18}")
+
+
+@dataclass
+class Hook:
+    """One CRM's app in process, its tenant's target and its Redis."""
+
+    client: FlaskClient
+    target: hostile.Target
+    redis: redis.Redis
+    runtime: Runtime
+
+    def post(self, sent: hostile.Post) -> tuple[int, dict, list[dict]]:
+        """Send one post; its status, JSON answer and the stream entries it added."""
+        stream = queue.stream_key(self.target.tenant)
+        last = self.redis.xrevrange(stream, count=1)
+        headers = {"Content-Type": sent.content_type} if sent.content_type else {}
+        answer = self.client.post(sent.path, data=sent.body, headers=headers)
+        since = f"({last[0][0].decode()}" if last else "-"
+        added = [json.loads(f[b"e"]) for _, f in self.redis.xrange(stream, min=since)]
+        return answer.status_code, answer.get_json(silent=True) or {}, added
+
+
+@pytest.fixture(scope="module")
+def hooks(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Hook]]:
+    """Remarka's Bitrix24 hook and amoCRM hook, each in its own app."""
+    folder = tmp_path_factory.mktemp("hostile")
+    journal = f"sqlite:///{folder / 'journal.db'}"
+    migrate(journal)
+    conn = redis.Redis.from_url(redis_url)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("REMARKA_B24_WEBHOOK_URL", "http://127.0.0.1:9/rest/1/unused/")
+        env.setenv("REMARKA_B24_APP_TOKEN", TOKEN)
+        for name, secret in SECRETS.items():
+            env.setenv(f"{name.upper()}_AMO_CLIENT_SECRET", "unused")
+            env.setenv(f"{name.upper()}_AMO_HOOK_SECRET", secret)
+        made = {}
+        for crm, config, target in (
+            ("bitrix24", TEST_CONFIG, hostile.bitrix24("remarka", TOKEN)),
+            (
+                "amocrm",
+                write_config(folder, {}),
+                hostile.amocrm("remarka", SECRETS["remarka"], ACCOUNTS["remarka"]),
+            ),
+        ):
+            rt = Runtime.build(str(config), journal, redis_url)
+            made[crm] = Hook(create_app(runtime=rt).test_client(), target, conn, rt)
+        yield made
+    conn.close()
+
+
+def _post(hook: Hook, pairs: hostile.Pairs) -> tuple[int, dict, list[dict]]:
+    return hook.post(hostile.Post(hook.target.path, hostile.FORM, hostile.encode(pairs)))
+
+
+def _valid(hook: Hook) -> hostile.Pairs:
+    return hook.target.valid(random.Random(os.urandom(8)))
+
+
+@pytest.mark.parametrize("crm", ["bitrix24", "amocrm"])
+def test_the_documented_body_is_queued(hooks: dict[str, Hook], crm: str) -> None:
+    status, _, added = _post(hooks[crm], _valid(hooks[crm]))
+    assert status == 200
+    assert added and all(ID.fullmatch(e["record_id"]) for e in added)
+
+
+@pytest.mark.parametrize(
+    ("crm", "key"),
+    [("bitrix24", "data" + "[a]" * 1000), ("amocrm", "account[id]" + "[a]" * 1000)],
+)
+def test_a_key_nested_a_thousand_deep_is_refused(
+    hooks: dict[str, Hook], crm: str, key: str
+) -> None:
+    status, answer, added = _post(hooks[crm], [*_valid(hooks[crm]), (key, "1")])
+    assert (status, added) == (400, [])
+    assert "at most 256 are read" in answer["reason"]
+
+
+@pytest.mark.parametrize("crm", ["bitrix24", "amocrm"])
+def test_a_key_eleven_brackets_deep_is_refused_naming_the_limit(
+    hooks: dict[str, Hook], crm: str
+) -> None:
+    status, answer, added = _post(hooks[crm], [*_valid(hooks[crm]), ("a" + "[b]" * 11, "1")])
+    assert (status, added) == (400, [])
+    key = "a" + "[b]" * 11
+    assert answer["reason"] == f"form key {key!r} nests 11 brackets deep; at most 10 are read"
+
+
+@pytest.mark.parametrize("crm", ["bitrix24", "amocrm"])
+@pytest.mark.parametrize("given", ["²", "١٢٣", "１２", "9" * 300, "9" * 19, "-1", "0x1F"])
+def test_an_id_that_is_not_ascii_digits_is_refused(
+    hooks: dict[str, Hook], crm: str, given: str
+) -> None:
+    hook = hooks[crm]
+    key = hook.target.ids[0]
+    pairs = [(k, given if k == key else v) for k, v in _valid(hook)]
+    status, answer, added = _post(hook, pairs)
+    assert (status, added) == (400, [])
+    assert answer["reason"].startswith(f"{key} must be a number of 1 to 18 digits 0-9, got ")
+
+
+@pytest.mark.parametrize("crm", ["bitrix24", "amocrm"])
+def test_too_many_keys_are_refused_before_parsing(hooks: dict[str, Hook], crm: str) -> None:
+    extra = [(f"k{i}", "") for i in range(10_000)]
+    status, answer, added = _post(hooks[crm], _valid(hooks[crm]) + extra)
+    assert (status, added) == (413, [])
+    assert "form keys; at most 10000 are read" in answer["reason"]
+
+
+@pytest.mark.parametrize("crm", ["bitrix24", "amocrm"])
+def test_a_body_over_a_megabyte_is_refused(hooks: dict[str, Hook], crm: str) -> None:
+    status, answer, added = _post(hooks[crm], [*_valid(hooks[crm]), ("pad", "x" * 1024 * 1024)])
+    assert (status, added) == (413, [])
+    assert answer["reason"] == "the body is over 1048576 bytes"
+
+
+@pytest.mark.parametrize("crm", ["bitrix24", "amocrm"])
+def test_another_content_type_is_refused_naming_the_one_expected(
+    hooks: dict[str, Hook], crm: str
+) -> None:
+    hook = hooks[crm]
+    sent = hostile.Post(hook.target.path, "application/json", b'{"event": "ONCRMDEALUPDATE"}')
+    status, answer, added = hook.post(sent)
+    assert (status, added) == (415, [])
+    assert "application/x-www-form-urlencoded" in answer["reason"]
