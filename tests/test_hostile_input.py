@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import pytest
 import redis
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bridge import queue
 from bridge.app import create_app
@@ -154,3 +156,29 @@ def test_another_content_type_is_refused_naming_the_one_expected(
     status, answer, added = hook.post(sent)
     assert (status, added) == (415, [])
     assert "application/x-www-form-urlencoded" in answer["reason"]
+
+
+FUZZ = settings(
+    max_examples=int(os.environ.get("BRIDGE_FUZZ_EXAMPLES", "1000")),
+    deadline=None,  # a 1 MiB body takes longer than hypothesis' 200 ms on a loaded machine
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@pytest.mark.parametrize("crm", ["bitrix24", "amocrm"])
+@FUZZ
+@given(rnd=st.randoms(use_true_random=True))
+def test_no_hostile_body_gets_a_5xx_or_queues_anything(
+    hooks: dict[str, Hook], crm: str, rnd: random.Random
+) -> None:
+    hook = hooks[crm]
+    sent = hostile.hostile(hook.target, rnd)
+    status, answer, added = hook.post(sent)
+    assert status < 500, (sent.mutations, answer)
+    if status != 200:
+        assert added == [], sent.mutations
+        assert answer.get("reason"), sent.mutations
+    for entry in added:
+        assert ID.fullmatch(entry["record_id"]), (sent.mutations, entry)
+        assert entry["subject"] == "" or ID.fullmatch(entry["subject"]), (sent.mutations, entry)

@@ -121,8 +121,11 @@ HOSTILE_IDS = [
 
 
 def _deep(pairs: Pairs, target: Target, rnd: random.Random) -> Pairs:
+    # a new branch under an existing array (data[z][a][a]...), so that it really nests
     key = rnd.choice([k for k, _ in pairs] or ["data"])
-    return [*pairs, (key + "[a]" * rnd.choice([1, 5, 9, 10, 11, 50, 1000]), "1")]
+    stem = key[: rnd.choice([i for i, c in enumerate(key) if c == "["] or [len(key)])]
+    deep = stem + "[z]" + "[a]" * rnd.choice([1, 5, 9, 10, 11, 50, 1000])
+    return [(deep, "1"), *pairs] if rnd.random() < 0.5 else [*pairs, (deep, "1")]
 
 
 def _hostile_id(pairs: Pairs, target: Target, rnd: random.Random) -> Pairs:
@@ -132,7 +135,7 @@ def _hostile_id(pairs: Pairs, target: Target, rnd: random.Random) -> Pairs:
 
 def _nested_id(pairs: Pairs, target: Target, rnd: random.Random) -> Pairs:
     key = rnd.choice(target.ids)
-    depth = rnd.choice([1, 3, 10, 300])
+    depth = rnd.choice([1, 3, 10, 300, 1000])
     return [(k + "[a]" * depth if k == key else k, v) for k, v in pairs]
 
 
