@@ -21,6 +21,7 @@ import redis
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from bridge import queue
 from bridge.app import create_app
@@ -182,3 +183,46 @@ def test_no_hostile_body_gets_a_5xx_or_queues_anything(
     for entry in added:
         assert ID.fullmatch(entry["record_id"]), (sent.mutations, entry)
         assert entry["subject"] == "" or ID.fullmatch(entry["subject"]), (sent.mutations, entry)
+
+
+def _rejected_rows(hook: Hook) -> int:
+    with hook.runtime.journal.engine.connect() as conn:
+        query = "SELECT COUNT(*) FROM events WHERE status = 'rejected'"
+        return int(conn.exec_driver_sql(query).scalar_one())
+
+
+def _counted(crm: str) -> float:
+    labels = {"crm": crm, "result": "rejected"}
+    return REGISTRY.get_sample_value("bridge_events_received_total", labels) or 0.0
+
+
+@pytest.mark.parametrize("crm", ["bitrix24", "amocrm"])
+def test_a_strangers_calls_are_counted_each_and_journaled_once_a_minute(
+    hooks: dict[str, Hook], crm: str
+) -> None:
+    hook = hooks[crm]
+    for key in hook.redis.scan_iter("bridge:rejected:*"):
+        hook.redis.delete(key)
+    rows, counted = _rejected_rows(hook), _counted(crm)
+    forged = hostile.Target(**{**vars(hook.target), "path": hook.target.stranger_path})
+    rnd = random.Random(8)
+    for _ in range(50):
+        pairs = forged.valid(rnd)
+        if forged.secret_key:  # Bitrix24: the token is in the body
+            pairs = [(k, "forged" if k == forged.secret_key else v) for k, v in pairs]
+        assert hook.post(hostile.Post(forged.path, hostile.FORM, hostile.encode(pairs)))[0] == 403
+    for n in range(50):  # tenants nobody configured share one sample
+        path = hook.target.path.replace("/remarka", f"/nobody{n}")
+        assert hook.post(hostile.Post(path, hostile.FORM, b"event=x"))[0] == 404
+    assert _counted(crm) - counted == 100
+    assert _rejected_rows(hook) - rows == 2  # one for remarka, one for the unknown names
+
+
+@pytest.mark.parametrize("crm", ["bitrix24", "amocrm"])
+def test_the_crms_own_refused_calls_are_journaled_each(hooks: dict[str, Hook], crm: str) -> None:
+    hook, rows = hooks[crm], _rejected_rows(hooks[crm])
+    key = hook.target.ids[0]
+    for _ in range(5):
+        pairs = [(k, "²" if k == key else v) for k, v in _valid(hook)]
+        assert _post(hook, pairs)[0] == 400
+    assert _rejected_rows(hook) - rows == 5

@@ -88,7 +88,7 @@ def find_tenant(name: str, crm: str, title: str) -> Tenant:
     """
     found = gate().tenant(name)
     if found is None or found.config.crm != crm:
-        raise Rejected(404, f"no {title} tenant {name!r}")
+        raise Rejected(404, f"no {title} tenant {formdata.clip(name, 40)!r}")
     return found
 
 
