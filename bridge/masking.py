@@ -14,11 +14,12 @@ from typing import Any
 
 _SECRETS: list[re.Pattern[str]] = []  # the CRMs' own (webhook codes, secret path segments)
 _BEARER = re.compile(r"(Bearer\s+)([A-Za-z0-9._~+/=-]+)")
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# an address as text shows it, or percent-encoded as a URL carries it (``a%40b.ru``)
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(?:@|%40)([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # +<country><number> in any grouping, or a Russian 11-digit number starting with 7 or 8;
 # bare digit runs (ids, Unix times) are left alone
 _PHONE = re.compile(
-    r"(?<![\w.])(\+\d(?:[\s\-()]{0,2}\d){9,14}|[78](?:[\s\-()]{0,2}\d){10})(?![\w.])"
+    r"(?<![\w.])((?:\+|%2[Bb])\d(?:[\s\-()]{0,2}\d){9,14}|[78](?:[\s\-()]{0,2}\d){10})(?![\w.])"
 )
 _TOKEN_KEYS = re.compile(
     r"((?:application_token|access_token|refresh_token|auth)[\]\"']?\s*[=:]\s*[\"']?)([^&\s\"',}]+)"
@@ -27,6 +28,7 @@ _TOKEN_KEYS = re.compile(
 
 def mask_phone(phone: str) -> str:
     """``+7 912 345-67-89`` -> ``+7*******89``: enough to tell numbers apart, not to call."""
+    phone = re.sub("^%2[Bb]", "+", phone)  # as a URL's query carries it
     digits = re.sub(r"\D", "", phone)
     return f"{phone[:2]}{'*' * max(len(digits) - 3, 3)}{digits[-2:]}"
 
