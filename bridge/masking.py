@@ -44,6 +44,36 @@ def redact(text: Any) -> str:
     return _PHONE.sub(lambda m: mask_phone(m.group(1)), out)
 
 
+def redact_data(value: Any) -> Any:
+    """A JSON value with :func:`redact` applied to every string in it (keys kept)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_data(item) for item in value]
+    return value
+
+
+def unredacted_like(kept: Any, current: Any) -> Any:
+    """``kept`` (a value as the journal stored it, redacted) with each part that is
+    ``current``'s own, redacted, put back as ``current``'s.
+
+    A stored snapshot is compared with the record as it is now: a phone that did not change
+    must compare equal, though one side is masked. (Two numbers that mask alike, differing in
+    the middle digits only, compare equal too: the price of keeping no phone.)
+    """
+    if kept == current:
+        return current
+    if isinstance(kept, dict) and isinstance(current, dict):
+        return {k: unredacted_like(v, current[k]) if k in current else v for k, v in kept.items()}
+    if isinstance(kept, list) and isinstance(current, list) and len(kept) == len(current):
+        return [unredacted_like(a, b) for a, b in zip(kept, current, strict=True)]
+    if isinstance(kept, str) and isinstance(current, str) and redact(current) == kept:
+        return current
+    return kept
+
+
 def add_secret_patterns(patterns: Iterable[str]) -> None:
     """Mask what these regexes match too: group 1 is kept, group 2 is the secret.
 
