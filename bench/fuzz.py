@@ -3,12 +3,12 @@ refused body, bodies per second.
 
 Remarka's tenant on each CRM's stand (bench/harness.py), the webhook app in process (Flask's
 test client: the figure is the app's own cost, no HTTP server in front), a private Redis and a
-migrated SQLite journal. The bodies are the suite's (bridge/sandbox/hostile.py): the CRMs'
-documented bodies under zero to three mutations (keys 1,000 brackets deep, ids ``²`` or 300
-digits, 30,000 keys, 1 MiB, raw bytes, other content types, wrong secrets), from a seeded
-``random.Random`` so that a run can be repeated. No worker runs: a stream only grows, so what a
-refused body queued would show as a longer stream. The bar: 0 answers 5xx, 0 events queued
-from a refused body, 0 queued ids a worker cannot read as a number.
+migrated SQLite journal. The bodies are the suite's (bridge/sandbox/hostile.py): each CRM's
+documented body (its sandbox's hostile.py) under zero to three mutations (keys 1,000 brackets
+deep, ids ``²`` or 300 digits, 30,000 keys, 1 MiB, raw bytes, other content types, wrong
+secrets), from a seeded ``random.Random`` so that a run can be repeated. No worker runs: a
+stream only grows, so what a refused body queued would show as a longer stream. The bar: 0
+answers 5xx, 0 events queued from a refused body, 0 queued ids a worker cannot read as a number.
 
 Run: .venv/bin/python bench/fuzz.py [--bodies 100000] [--seed 8] [--crms bitrix24,amocrm]
 """
@@ -30,6 +30,8 @@ import redis
 
 from bridge import queue
 from bridge.app import create_app
+from bridge.crms.amocrm.sandbox.hostile import target as amocrm_hook
+from bridge.crms.bitrix24.sandbox.hostile import target as bitrix24_hook
 from bridge.sandbox import hostile
 
 ID = re.compile(r"[0-9]{1,18}")
@@ -67,9 +69,9 @@ def target(made: harness.Stack) -> hostile.Target:
     """The hook of the stack's tenant, with its real secret."""
     tenant = made.runtime.tenant(harness.TENANT)
     if made.crm == "bitrix24":
-        return hostile.bitrix24(tenant.name, tenant.secret("application_token"))
+        return bitrix24_hook(tenant.name, tenant.secret("application_token"))
     account = int(tenant.config.connection["account_id"])
-    return hostile.amocrm(tenant.name, tenant.secret("webhook_secret"), account)
+    return amocrm_hook(tenant.name, tenant.secret("webhook_secret"), account)
 
 
 def run(made: harness.Stack, bodies: int, seed: int) -> Tally:

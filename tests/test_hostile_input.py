@@ -25,6 +25,8 @@ from prometheus_client import REGISTRY
 
 from bridge import queue
 from bridge.app import create_app
+from bridge.crms.amocrm.sandbox.hostile import target as amocrm_hook
+from bridge.crms.bitrix24.sandbox.hostile import target as bitrix24_hook
 from bridge.journal import migrate
 from bridge.runtime import Runtime
 from bridge.sandbox import hostile
@@ -70,11 +72,11 @@ def hooks(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             env.setenv(f"{name.upper()}_AMO_HOOK_SECRET", secret)
         made = {}
         for crm, config, target in (
-            ("bitrix24", TEST_CONFIG, hostile.bitrix24("remarka", TOKEN)),
+            ("bitrix24", TEST_CONFIG, bitrix24_hook("remarka", TOKEN)),
             (
                 "amocrm",
                 write_config(folder, {}),
-                hostile.amocrm("remarka", SECRETS["remarka"], ACCOUNTS["remarka"]),
+                amocrm_hook("remarka", SECRETS["remarka"], ACCOUNTS["remarka"]),
             ),
         ):
             rt = Runtime.build(str(config), journal, redis_url)
