@@ -205,9 +205,11 @@ def journal(limit: int, tenant: str | None) -> None:
     """List recent events with their decisions and actions."""
     from bridge.explanation import format_entry
     from bridge.journal import Journal
+    from bridge.masking import redact
 
     for entry in Journal().recent(limit, tenant):
-        click.echo(format_entry(entry))
+        # masked again: rows a bridge wrote before it masked its journal hold them unmasked
+        click.echo(redact(format_entry(entry)))
 
 
 @cli.command()
@@ -216,11 +218,12 @@ def explain(event_id: int) -> None:
     """Each rule's verdict on a journaled event and why; the actions and their results."""
     from bridge.explanation import explain as describe
     from bridge.journal import Journal
+    from bridge.masking import redact
 
     entry = Journal().entry(event_id)
     if entry is None:
         raise click.UsageError(f"no event #{event_id} in the journal (`bridge journal` lists them)")
-    click.echo(describe(entry))
+    click.echo(redact(describe(entry)))
 
 
 @cli.command()

@@ -32,7 +32,7 @@ from bridge.errors import (
 from bridge.journal import Journal
 from bridge.masking import redact
 from bridge.models import EVENT_TYPES, Event, Plan, Record, RecordRef
-from bridge.pipeline import plan_for, stage_since, stay_of
+from bridge.pipeline import plan_for, previous_of, stage_since, stay_of
 from bridge.regulations.conditions import ActivityMatch
 from bridge.regulations.engine import Facts
 from bridge.vocabulary import Vocabulary, WordError, activity
@@ -157,7 +157,7 @@ def _plan(
     record = conn.fetch(event.ref) if connector else _fetch(conn, event.ref)
     journal = journal or Journal()
     snap = journal.snapshot(tenant.name, record.kind, record.id)
-    previous = Record.from_dict(snap.data) if snap else None
+    previous = previous_of(snap, record)
     facts = replace(facts, stage_since=stage_since(snap, record, event.received_at))
     return plan_for(tenant, event, record, previous, stay_of(snap, record), facts), record, conn
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -15,27 +16,93 @@ _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _PART = re.compile(r"\[([^\[\]]*)\]")
 
 
+@dataclass(frozen=True)
+class FormLimits:
+    """How much of a form body the bridge reads before refusing it.
+
+    Far above what a CRM sends (a Bitrix24 event is some 10 keys, 2 brackets deep; an amoCRM
+    hook with 100 leads and their custom fields a few thousand keys, 7 deep), far below what
+    costs a worker's memory or Python's recursion limit (json and repr recurse per level).
+    """
+
+    max_bytes: int = 1024 * 1024
+    max_keys: int = 10_000
+    max_depth: int = 10
+    """Brackets after the name: ``leads[status][0][custom_fields][0][values][0][value]`` has 7."""
+    max_key_length: int = 256
+
+
+LIMITS = FormLimits()
+"""The limits every webhook receiver applies (bridge/crms/receive.py)."""
+
+
 class FormKeyError(ValueError):
-    """A form key that is not of the ``name[a][b]`` shape."""
+    """A form key that is not of the ``name[a][b]`` shape, or one past the limits."""
 
 
-def parse_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+class FormTooLarge(FormKeyError):
+    """A body with more bytes or keys than :class:`FormLimits` allows (HTTP 413)."""
+
+
+def decode(body: bytes, limits: FormLimits = LIMITS) -> dict[str, Any]:
+    """Decode an ``application/x-www-form-urlencoded`` body into nested dicts.
+
+    The size and the number of keys are checked on the raw bytes, before anything is
+    parsed; each key's length and depth before it is nested. Bytes that are not UTF-8 are
+    replaced (U+FFFD), as both CRMs send UTF-8.
+
+    Raises:
+        FormTooLarge: more bytes or keys than ``limits`` allows.
+        FormKeyError: a malformed, too long or too deep key.
+    """
+    if len(body) > limits.max_bytes:
+        raise FormTooLarge(f"the body has {len(body)} bytes; at most {limits.max_bytes} are read")
+    keys = body.count(b"&") + 1
+    if keys > limits.max_keys:
+        raise FormTooLarge(f"the body has {keys} form keys; at most {limits.max_keys} are read")
+    text = body.decode("utf-8", errors="replace")
+    return parse_pairs(parse_qsl(text, keep_blank_values=True, errors="replace"), limits)
+
+
+def parse_pairs(pairs: Iterable[tuple[str, str]], limits: FormLimits = LIMITS) -> dict[str, Any]:
     """Nest flat ``(key, value)`` pairs with bracket keys into dicts.
 
     Lists stay dicts keyed by their string index (``"0"``, ``"1"``), because PHP arrays are
     maps and amoCRM numbers entities inside them; :func:`as_list` turns one into a list.
 
     Raises:
-        FormKeyError: a key with unbalanced brackets.
+        FormKeyError: a key with unbalanced brackets, longer or deeper than ``limits``.
+        FormTooLarge: more pairs than ``limits`` allows.
     """
     root: dict[str, Any] = {}
-    for key, value in pairs:
-        match = _KEY.match(key)
-        if not match:
-            raise FormKeyError(f"malformed form key {key!r}")
-        path = [match.group(1), *_PART.findall(match.group(2))]
-        _put(root, path, value, key)
+    for count, (key, value) in enumerate(pairs, 1):
+        if count > limits.max_keys:
+            raise FormTooLarge(f"more than {limits.max_keys} form keys")
+        _put(root, _path(key, limits), value, key)
     return root
+
+
+def _path(key: str, limits: FormLimits) -> list[str]:
+    if len(key) > limits.max_key_length:
+        raise FormKeyError(
+            f"form key {clip(key)!r} has {len(key)} characters; at most "
+            f"{limits.max_key_length} are read"
+        )
+    match = _KEY.match(key)
+    if not match:
+        raise FormKeyError(f"malformed form key {clip(key)!r}")
+    parts = _PART.findall(match.group(2))
+    if len(parts) > limits.max_depth:
+        raise FormKeyError(
+            f"form key {clip(key)!r} nests {len(parts)} brackets deep; at most "
+            f"{limits.max_depth} are read"
+        )
+    return [match.group(1), *parts]
+
+
+def clip(text: str, length: int = 60) -> str:
+    """A caller's text cut to quote it in a reason (the whole may be a megabyte)."""
+    return text if len(text) <= length else f"{text[:length]}..."
 
 
 def parse_query(query: str) -> dict[str, Any]:
@@ -49,7 +116,8 @@ def _put(node: dict[str, Any], path: list[str], value: str, key: str) -> None:
             part = str(len(node))
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise FormKeyError(f"form key {key!r} nests under a scalar at {path[: i + 1]}")
+            at = "".join(f"[{p}]" for p in path[1 : i + 1])
+            raise FormKeyError(f"form key {clip(key)!r} nests under the value of {path[0]}{at}")
         node = child
     last = path[-1] if path[-1] != "" else str(len(node))
     node[last] = value

@@ -18,6 +18,7 @@ from flask.typing import ResponseReturnValue
 from bridge import clock, metrics
 from bridge.config import Tenant
 from bridge.crms.receive import Incoming, Rejected
+from bridge.formdata import clip
 from bridge.lockout import Lockout
 from bridge.masking import redact
 from bridge.runtime import Runtime
@@ -47,20 +48,23 @@ class Gate:
         """Answer a refused call with its 4xx and reason.
 
         A call that proved to come from the tenant's CRM (``trusted``) is journaled row by
-        row; a stranger's is only counted, and one in a power of ten journaled, so that nobody
-        can fill the journal's disk by posting garbage.
+        row; a stranger's (a wrong secret, garbage) is counted in
+        ``bridge_events_received_total{result="rejected"}`` and journaled and logged once a
+        minute per tenant (:data:`SAMPLE_SECONDS`), so that nobody can fill the journal's disk
+        or the log by posting garbage.
         """
-        log.warning("rejected %s call for %s: %s", crm, redact(tenant), redact(error.reason))
+        metrics.EVENTS.labels(crm, "rejected").inc()
         if error.trusted or self._sampled(tenant, crm):
+            name = clip(tenant, TENANT_LENGTH)
+            log.warning("rejected %s call for %s: %s", crm, redact(name), redact(error.reason))
             self.rt.journal.record_event(
-                tenant=tenant,
+                tenant=name,
                 crm=crm,
                 status="rejected",
                 reason=redact(error.reason),
                 payload=error.payload,
                 received_at=clock.utcnow(),
             )
-        metrics.EVENTS.labels(crm, "rejected").inc()
         response = jsonify(error="rejected", reason=error.reason)
         return response, error.status
 
@@ -69,16 +73,13 @@ class Gate:
         return Lockout(self.rt.redis, scope, max_failures, minutes)
 
     def _sampled(self, tenant: str, crm: str) -> bool:
-        hour = clock.utcnow().strftime("%Y%m%d%H")
-        key = f"bridge:rejected:{crm}:{hour}"
+        # names nobody configured share one sample: a stranger inventing them gets no more rows
+        bucket = tenant if self.rt.tenant(tenant) is not None else "?"
+        key = f"bridge:rejected:{crm}:{bucket}"
         try:
-            with self.rt.redis.pipeline() as pipe:
-                pipe.incr(key)
-                pipe.expire(key, 7200)
-                count = int(pipe.execute()[0])
+            return bool(self.rt.redis.set(key, 1, nx=True, ex=SAMPLE_SECONDS))
         except redis.RedisError:
             return False
-        return str(count).strip("0") == "1"  # 1, 10, 100, 1000...
 
     def accept(self, item: Incoming) -> tuple[str | None, str]:
         """Queue one event; returns its entry id (None unless queued) and ``queued``,
@@ -111,6 +112,12 @@ class Gate:
     def replay_spool(self, tenant: str, key: str, fields: dict[str, Any]) -> None:
         """Admit one spooled event (the spool's replayer calls this)."""
         self.rt.queue.admit(tenant, key, fields)
+
+
+SAMPLE_SECONDS = 60
+"""A stranger's refused calls are journaled at most once in this many seconds per tenant."""
+TENANT_LENGTH = 64
+"""A tenant name as a refused call's URL gives it is journaled cut to this length."""
 
 
 class Unavailable(Exception):

@@ -32,7 +32,7 @@ from bridge.errors import NeedsAttention, PermanentError, TransientError
 from bridge.execute import Item, execute
 from bridge.ingress import Gate, Unavailable
 from bridge.journal import GAVE_UP, EventRow, History, Snapshot, client_key
-from bridge.masking import redact
+from bridge.masking import redact, unredacted_like
 from bridge.models import BATCH, STANDARD_FIELDS, Event, Plan, Record, RecordRef
 from bridge.queue import Entry
 from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups, needs_planned
@@ -259,7 +259,7 @@ def decide(rt: Runtime, tenant: Tenant, conn: Connector, works: list[Work]) -> N
             continue
         record, ref = work.record, (work.record.kind, work.record.id)
         snap = snaps.get(ref)
-        work.previous = Record.from_dict(snap.data) if snap else None
+        work.previous = previous_of(snap, record)
         work.stay = stay_of(snap, record)
         ctx = context(history, tenant, conn, work.event, record, work.previous, snap, work.stay)
         work.plan = evaluate(work.event, record, work.previous, tenant.rules, ctx)
@@ -326,6 +326,15 @@ def plan_for(
     return evaluate(
         event, record, previous, tenant.rules, tenant_context(tenant, event, stay, facts)
     )
+
+
+def previous_of(snap: Any, record: Record) -> Record | None:
+    """The record as its snapshot keeps it, or None. The journal keeps snapshots with phones
+    and e-mails masked: a value the record still holds is put back unmasked, so that only
+    what changed compares unequal."""
+    if snap is None:
+        return None
+    return Record.from_dict(unredacted_like(snap.data, record.to_dict()))
 
 
 def stay_of(snap: Any, record: Record) -> str:

@@ -157,3 +157,19 @@ def _event(tmp_path: Path, tenant: str, data: dict) -> Path:
     path = tmp_path / "event.json"
     path.write_text(json.dumps({"tenant": tenant, **data}), encoding="utf-8")
     return path
+
+
+def test_journal_masks_phones_and_emails_even_in_rows_kept_unmasked(
+    journal_url: str, monkeypatch
+) -> None:
+    journal = Journal(journal_url)
+    event_id, _ = journal.record_event(
+        tenant="remarka", crm="bitrix24", source="ONCRMDEALUPDATE", status="queued"
+    )
+    with journal.engine.begin() as conn:  # as a bridge that did not mask its journal wrote it
+        reason = "client +7 912 345-67-89, ivan.petrov@mail.ru"
+        conn.exec_driver_sql("UPDATE events SET reason = ? WHERE id = ?", (reason, event_id))
+    monkeypatch.setenv("BRIDGE_JOURNAL_URL", journal_url)
+    result = CliRunner().invoke(cli, ["journal"])
+    assert "client +7********89, i***@mail.ru" in result.output
+    assert "345-67" not in result.output and "ivan.petrov" not in result.output

@@ -22,7 +22,7 @@ from bridge.journal import (
     head,
     migrate,
 )
-from bridge.models import Decision
+from bridge.models import Decision, Record
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -204,3 +204,42 @@ def test_completing_a_batch_stores_snapshots_changes_and_verdicts(journal: Journ
         "gone",
     )
     assert [d.verdict for d in events[first.id]["decisions"]] == ["fired"]
+
+
+PHONE, EMAIL = "+7 912 345-67-89", "ivan.petrov@mail.ru"
+
+
+def _raw(journal: Journal, query: str) -> str:
+    """Every value the rows of a query hold, as the database keeps them."""
+    with journal.engine.connect() as conn:
+        return repr(conn.exec_driver_sql(query).all())
+
+
+def test_phones_and_emails_are_masked_in_every_text_the_journal_keeps(journal: Journal) -> None:
+    said = f"client {PHONE}, {EMAIL}"
+    event_id, _ = journal.record_event(
+        tenant="t", crm="bitrix24", status="rejected", reason=said, payload={"note": said}
+    )
+    journal.add_decisions(event_id, [Decision("r", "fired", said, "missing")])
+    values = dict(tenant="t", rule="r", kind="create_task", record_kind="deal", record_id="1")
+    journal.claim_actions([{"key": "k1", "event_id": event_id, "summary": said, **values}])
+    journal.settle_many([Settled("k1", "failed", {"to": EMAIL}, f"550 {EMAIL} unknown")])
+    journal.store_snapshot("t", "deal", "1", "NEW", {"title": said}, datetime.now(UTC))
+    journal.finish_event(event_id, "failed", said)
+    for table in ("events", "decisions", "actions", "snapshots"):
+        kept = _raw(journal, f"SELECT * FROM {table}")
+        assert "345-67" not in kept and "ivan.petrov" not in kept, table
+        assert "+7*********89" in kept or "i***@mail.ru" in kept, table
+
+
+def test_a_masked_snapshot_still_tells_what_changed(journal: Journal) -> None:
+    from bridge.pipeline import changed_fields, previous_of
+
+    deal = {"kind": "deal", "id": "1", "crm": "bitrix24", "title": f"Кухня {PHONE}"}
+    before = Record(**deal, fields={"email": EMAIL})
+    journal.store_snapshot("t", "deal", "1", "NEW", before.to_dict(), datetime.now(UTC))
+    snap = journal.snapshot("t", "deal", "1")
+    assert PHONE not in repr(snap.data)
+    assert changed_fields(previous_of(snap, before), before) == []
+    moved = Record(**deal, fields={"email": "a@b.ru"})
+    assert changed_fields(previous_of(snap, moved), moved) == ["email"]

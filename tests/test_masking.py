@@ -34,3 +34,8 @@ def test_log_records_are_redacted() -> None:
     finally:
         logger.removeHandler(handler)
     assert seen == ["calling https://p.bitrix24.ru/rest/7/***/x for a***@b.ru"]
+
+
+def test_phones_and_emails_percent_encoded_in_a_url_are_masked() -> None:
+    line = '"GET /health?phone=%2B79123456789&email=ivan.petrov%40example.com HTTP/1.1" 200'
+    assert redact(line) == '"GET /health?phone=+7********89&email=i***@example.com HTTP/1.1" 200'

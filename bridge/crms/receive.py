@@ -9,11 +9,15 @@ words defined here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from flask import current_app
+from flask import current_app, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from bridge import formdata
 
 if TYPE_CHECKING:
     from bridge.config import Tenant
@@ -89,5 +93,57 @@ def find_tenant(name: str, crm: str, title: str) -> Tenant:
     """
     found = gate().tenant(name)
     if found is None or found.config.crm != crm:
-        raise Rejected(404, f"no {title} tenant {name!r}")
+        raise Rejected(404, f"no {title} tenant {formdata.clip(name, 40)!r}")
     return found
+
+
+FORM = "application/x-www-form-urlencoded"
+"""The one body format both CRMs' webhooks use (reference/bitrix24.md §1, amocrm.md §1)."""
+
+ID_DIGITS = 18
+"""The most digits a CRM's id may have: any 18-digit number fits the 64-bit ids of both CRMs."""
+_ID = re.compile(rf"[0-9]{{1,{ID_DIGITS}}}")
+
+
+def read_form(limits: formdata.FormLimits = formdata.LIMITS) -> dict[str, Any]:
+    """The request's form body as nested dicts, read only within ``limits``.
+
+    The size is checked before the body is read (and while it is, for a body without a
+    length), the number of keys before it is parsed, each key's shape before it is nested.
+
+    Raises:
+        Rejected: 415 for another content type, 413 for a body too large or with too many
+            keys, 400 for a malformed or too deep key.
+    """
+    if request.mimetype != FORM:
+        given = formdata.clip(request.mimetype or "none", 40)
+        raise Rejected(415, f"the body must be {FORM}, as the CRM sends it (got {given})")
+    request.max_content_length = limits.max_bytes
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise Rejected(413, f"the body is over {limits.max_bytes} bytes") from None
+    try:
+        return formdata.decode(body, limits)
+    except formdata.FormTooLarge as exc:
+        raise Rejected(413, str(exc)) from None
+    except formdata.FormKeyError as exc:
+        raise Rejected(400, str(exc)) from None
+
+
+def number(value: Any, key: str) -> str:
+    """A CRM's id as the call gives it: 1 to 18 ASCII digits (``²`` or ``١٢٣`` pass
+    ``str.isdigit()``; ``int()`` refuses the first and a CRM knows neither).
+
+    Raises:
+        Rejected: 400 naming the key, for a missing value, a nested one or another shape.
+    """
+    if value is None or value == "":
+        raise Rejected(400, f"missing {key}")
+    if isinstance(value, dict):
+        raise Rejected(400, f"{key} must be a value, not {key}[...]")
+    text = str(value).strip()
+    if not _ID.fullmatch(text):
+        shown = formdata.clip(text, 20)
+        raise Rejected(400, f"{key} must be a number of 1 to {ID_DIGITS} digits 0-9, got {shown!r}")
+    return text

@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from bridge import clock
+from bridge.masking import redact, redact_data
 
 
 def _now() -> datetime:
@@ -39,6 +40,28 @@ class UtcDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class MaskedText(TypeDecorator):
+    """Text stored with its phones, e-mail addresses and secrets masked (bridge/masking.py),
+    whoever writes it: reasons, details, summaries and errors quote CRMs and their records."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return redact(value) if value else value
+
+
+class MaskedJSON(TypeDecorator):
+    """JSON stored with every string in it masked like :class:`MaskedText` (a record's
+    snapshot holds its title and custom fields; an action's result its recipient)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return redact_data(value)
 
 
 class Base(DeclarativeBase):
@@ -67,8 +90,8 @@ class EventRow(Base):
     subject: Mapped[str | None] = mapped_column(String(64), nullable=True)
     dedup_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
-    reason: Mapped[str] = mapped_column(Text, default="")
-    payload: Mapped[Any] = mapped_column(JSON, default=dict)
+    reason: Mapped[str] = mapped_column(MaskedText, default="")
+    payload: Mapped[Any] = mapped_column(MaskedJSON, default=dict)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     entry: Mapped[str | None] = mapped_column(String(40), nullable=True)
@@ -90,7 +113,7 @@ class DecisionRow(Base):
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
     rule: Mapped[str] = mapped_column(String(128))
     verdict: Mapped[str] = mapped_column(String(16))
-    detail: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[str] = mapped_column(MaskedText, default="")
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
     record_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
     record_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -116,11 +139,11 @@ class ActionRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     record_kind: Mapped[str] = mapped_column(String(16))
     record_id: Mapped[str] = mapped_column(String(64))
-    summary: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(MaskedText, default="")
     stay: Mapped[str] = mapped_column(String(32), default="")
     status: Mapped[str] = mapped_column(String(16))
-    result: Mapped[Any] = mapped_column(JSON, default=dict)
-    error: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[Any] = mapped_column(MaskedJSON, default=dict)
+    error: Mapped[str] = mapped_column(MaskedText, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
@@ -159,5 +182,5 @@ class SnapshotRow(Base):
     stay: Mapped[int] = mapped_column(Integer, default=0)
     stage: Mapped[str | None] = mapped_column(String(64), nullable=True)
     stage_since: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
-    data: Mapped[Any] = mapped_column(JSON, default=dict)
+    data: Mapped[Any] = mapped_column(MaskedJSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)

@@ -19,14 +19,14 @@ import hmac
 import json
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from bridge import formdata
 from bridge.crms.amocrm import AmoCRM
 from bridge.crms.amocrm.shapes import kind_of
-from bridge.crms.receive import Incoming, Rejected, find_tenant, gate
+from bridge.crms.receive import Incoming, Rejected, find_tenant, gate, number, read_form
 from bridge.errors import ConfigError
+from bridge.formdata import clip
 
 if TYPE_CHECKING:
     from bridge.config import Tenant
@@ -47,13 +47,14 @@ LEAD_ACTIONS = {
 # reads from the task itself (https://www.amocrm.ru/developers/content/crm_platform/tasks-api)
 TASK_ACTIONS = {"add": "activity.created", "update": "activity.updated"}
 LEGACY_LEAD = "2"  # element_type of a lead in legacy bodies (reference §1.4)
+STAMP_LENGTH = 40  # ids, stage ids and Unix times: a longer value is clipped where it is kept
 
 
 @bp.post("/hooks/amocrm/<tenant>/<secret>")
 def receive(tenant: str, secret: str) -> ResponseReturnValue:
     """Authenticate, parse, deduplicate, journal and enqueue every entity of one post."""
     try:
-        items = parse(tenant, secret, request.form.items(multi=True))
+        items = parse(tenant, secret)
     except Rejected as error:
         return gate().reject(tenant, CRM, error)
     accepted = map(gate().accept, items)
@@ -61,21 +62,18 @@ def receive(tenant: str, secret: str) -> ResponseReturnValue:
     return jsonify(status="accepted", events=events), 200
 
 
-def parse(tenant: str, secret: str, pairs: Any) -> list[Incoming]:
-    """Turn a form body into one :class:`Incoming` per entity, or raise :class:`Rejected`."""
+def parse(tenant: str, secret: str) -> list[Incoming]:
+    """Turn the request's form body into one :class:`Incoming` per entity, or raise
+    :class:`Rejected`; the body is read only once the secret proved the caller."""
     found = _authenticate(tenant, secret)
     try:
-        return _events(found, pairs)
+        return _events(found, read_form())
     except Rejected as error:
         error.trusted = True  # it came with the hook's secret: the account itself sent it
         raise
 
 
-def _events(found: Tenant, pairs: Any) -> list[Incoming]:
-    try:
-        body = formdata.parse_pairs(pairs)
-    except formdata.FormKeyError as exc:
-        raise Rejected(400, str(exc)) from None
+def _events(found: Tenant, body: dict[str, Any]) -> list[Incoming]:
     _check_account(found, body)
     items = []
     for action, entity, key in _entities(body, "leads", (*LEAD_ACTIONS, "note")):
@@ -99,13 +97,12 @@ def _authenticate(tenant: str, secret: str) -> Tenant:
 
 def _check_account(tenant: Tenant, body: dict[str, Any]) -> None:
     account = body.get("account") if isinstance(body.get("account"), dict) else {}
-    given = account.get("id")
-    if not given:
-        raise Rejected(400, "missing account[id]")
+    given = number(account.get("id"), "account[id]")
     expected = str(tenant.config.connection.get("account_id"))
-    if not hmac.compare_digest(str(given).encode(), expected.encode()):
-        payload = {"account": {"id": given, "subdomain": account.get("subdomain")}}
-        raise Rejected(403, f"account[id] {str(given)[:20]!r} is not the tenant's account", payload)
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        subdomain = _text(account, "subdomain", "account")[:63]  # a DNS label's length
+        payload = {"account": {"id": given, "subdomain": subdomain}}
+        raise Rejected(403, f"account[id] {given!r} is not the tenant's account", payload)
 
 
 def _entities(
@@ -134,8 +131,9 @@ def _lead_event(tenant: Tenant, action: str, entity: dict[str, Any], key: str) -
     if action == "note":
         return _note_event(tenant, entity, key)
     lead_id = _number(entity, "id", key)
-    status, pipeline = entity.get("status_id", ""), entity.get("pipeline_id")
-    stamp = entity.get("last_modified") or entity.get("updated_at") or ""
+    status = _text(entity, "status_id", key)
+    pipeline = _number(entity, "pipeline_id", key) if entity.get("pipeline_id") else ""
+    stamp = _text(entity, "last_modified", key) or _text(entity, "updated_at", key)
     return Incoming(
         tenant=tenant.name,
         crm=CRM,
@@ -164,7 +162,7 @@ def _note_event(tenant: Tenant, entity: dict[str, Any], key: str) -> Incoming:
         kind="",
         record_id=lead_id,
         subject=note_id,
-        dedup_key=f"amo:leads:note:{note_id}:{lead_id}:{note.get('created_at', '')}",
+        dedup_key=f"amo:leads:note:{note_id}:{lead_id}:{_text(note, 'created_at', key)}",
         payload={"entity": "leads", "action": "note", "note_id": note_id, "lead_id": lead_id},
     )
 
@@ -189,23 +187,19 @@ def _task_event(tenant: Tenant, action: str, entity: dict[str, Any], key: str) -
 
 
 def _number(entity: dict[str, Any], field: str, key: str) -> str:
-    value = _text(entity, field, key)
-    if not value:
-        raise Rejected(400, f"missing {key}[{field}]")
-    if not value.isdigit():
-        raise Rejected(400, f"{key}[{field}] must be a number, got {value[:20]!r}")
-    return value
+    return number(entity.get(field), f"{key}[{field}]")
 
 
 def _text(entity: dict[str, Any], field: str, key: str) -> str:
     value = entity.get(field, "")
     if isinstance(value, dict):
-        raise Rejected(400, f"{key}[{field}] must be a value")
-    return str(value).strip()
+        raise Rejected(400, f"{key}[{field}] must be a value, not {key}[{field}][...]")
+    return clip(str(value).strip(), STAMP_LENGTH)
 
 
 def _ids(entity: dict[str, Any], name: str, action: str) -> dict[str, Any]:
     # what explains the event, without names, prices or custom fields (personal data)
     keep = ("id", "status_id", "old_status_id", "pipeline_id", "old_pipeline_id")
     keep += ("responsible_user_id", "modified_user_id", "last_modified")
-    return {"entity": name, "action": action, **{k: entity[k] for k in keep if k in entity}}
+    kept = {k: entity[k] for k in keep if isinstance(entity.get(k), str)}
+    return {"entity": name, "action": action, **{k: clip(v, STAMP_LENGTH) for k, v in kept.items()}}

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from bridge import formdata
 from bridge.crms.bitrix24 import Bitrix24
-from bridge.crms.receive import Incoming, Rejected, find_tenant, gate
+from bridge.crms.receive import Incoming, Rejected, find_tenant, gate, number, read_form
 from bridge.errors import ConfigError
+from bridge.formdata import clip
 
 bp = Blueprint("ingress_bitrix24", __name__)
 
@@ -40,19 +40,15 @@ REQUIRED = ("event", "data[FIELDS][ID]", "ts", "auth[application_token]")
 def receive(tenant: str) -> ResponseReturnValue:
     """Authenticate, parse, deduplicate, journal and enqueue one Bitrix24 event."""
     try:
-        item = parse(tenant, request.form.items(multi=True))
+        item = parse(tenant, read_form())
     except Rejected as error:
         return gate().reject(tenant, Bitrix24.name, error)
     entry, status = gate().accept(item)
     return jsonify(status=status, entry=entry), 200
 
 
-def parse(tenant: str, pairs: Any) -> Incoming:
-    """Turn a form body into an :class:`Incoming`, or raise :class:`Rejected`."""
-    try:
-        body = formdata.parse_pairs(pairs)
-    except formdata.FormKeyError as exc:
-        raise Rejected(400, str(exc)) from None
+def parse(tenant: str, body: dict[str, Any]) -> Incoming:
+    """Turn a decoded form body into an :class:`Incoming`, or raise :class:`Rejected`."""
     _authenticate(tenant, body)
     try:
         return _event(tenant, body)
@@ -68,13 +64,17 @@ def _event(tenant: str, body: dict[str, Any]) -> Incoming:
             raise Rejected(400, f"missing {key}", payload)
     name = str(body["event"]).upper()
     if name not in EVENTS:
+        handled = ", ".join(EVENTS)
         raise Rejected(
-            422, f"event {name} is not handled; subscribe to {', '.join(EVENTS)}", payload
+            422, f"event {clip(name, 40)} is not handled; subscribe to {handled}", payload
         )
-    entity_id = str(_dig(body, "data[FIELDS][ID]"))
-    if not entity_id.isdigit():
-        raise Rejected(400, f"data[FIELDS][ID] must be a number, got {entity_id[:20]!r}", payload)
-    return _incoming(tenant, name, entity_id, str(body["ts"]), payload)
+    try:
+        entity_id = number(_dig(body, "data[FIELDS][ID]"), "data[FIELDS][ID]")
+        ts = number(body["ts"], "ts")  # a Unix time (D:api-reference/events/index.md)
+    except Rejected as error:
+        error.payload = payload
+        raise
+    return _incoming(tenant, name, entity_id, ts, payload)
 
 
 def _incoming(tenant: str, name: str, entity_id: str, ts: str, payload: dict) -> Incoming:
@@ -108,14 +108,22 @@ def _authenticate(tenant: str, body: dict[str, Any]) -> None:
 
 
 def _journal_payload(body: dict[str, Any]) -> dict[str, Any]:
-    # keep what explains the call, never the token
+    # keep what explains the call, never the token; only the id of data (all a portal sends),
+    # each value clipped: the rest of a stranger's body would only fill the journal
     auth = body.get("auth") if isinstance(body.get("auth"), dict) else {}
+    entity_id = _dig(body, "data[FIELDS][ID]")
     return {
-        "event": body.get("event"),
-        "data": body.get("data"),
-        "ts": body.get("ts"),
-        "auth": {k: auth.get(k) for k in ("domain", "member_id") if k in auth},
+        "event": _value(body.get("event")),
+        "data": {"FIELDS": {"ID": _value(entity_id)}} if entity_id is not None else None,
+        "ts": _value(body.get("ts")),
+        "auth": {k: _value(auth.get(k)) for k in ("domain", "member_id") if k in auth},
     }
+
+
+def _value(value: Any) -> str | None:
+    if value is None:
+        return None
+    return "[...]" if isinstance(value, dict) else clip(str(value), 80)
 
 
 def _dig(body: dict[str, Any], key: str) -> Any:

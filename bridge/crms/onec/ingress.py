@@ -40,6 +40,7 @@ from bridge.crms.onec.store import Store
 from bridge.crms.onec.uploads import UploadRefused, inspect, safe_name
 from bridge.crms.receive import Incoming, Rejected, find_tenant, gate
 from bridge.errors import ConfigError
+from bridge.formdata import clip
 from bridge.models import BATCH
 
 if TYPE_CHECKING:
@@ -89,7 +90,8 @@ def exchange(tenant: str) -> Response:
         return step(site, session)
     except UploadRefused as refused:
         # journaled row by row once the caller proved it is the tenant's 1C (a session)
-        error = Rejected(400, f"{refused.reason} (mode {mode})", trusted=session is not None)
+        shown = clip(mode, 40)  # the query is the caller's: a reason quotes a bounded part
+        error = Rejected(400, f"{refused.reason} (mode {shown})", trusted=session is not None)
         gate().reject(tenant, CRM, error)
         return site.text(f"failure\n{refused.reason}")
 
