@@ -50,7 +50,7 @@ from bridge import clock, reconcile
 from bridge.crms.bitrix24.sandbox import Weather
 from bridge.services import EmbeddedRedis
 
-TIMEOUT = 2.0
+TIMEOUT = 5.0
 """The tenant's HTTP timeout (seconds): a late answer comes a second after it."""
 RECONCILE_EVERY = "1 minute"
 

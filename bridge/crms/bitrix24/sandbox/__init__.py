@@ -273,7 +273,7 @@ class Bitrix24Sandbox:
     def tasks_for(self, entity: str) -> list[dict[str, Any]]:
         """Tasks bound to a CRM entity such as ``"D_12"`` (UF_CRM_TASK)."""
         with self.store.lock:
-            return [dict(t) for t in self.store.tasks.values() if entity in t["UF_CRM_TASK"]]
+            return [dict(self.store.tasks[i]) for i in self.store.tasks_bound.get(entity, [])]
 
     def comments_for(self, entity_type: str, entity_id: int) -> list[dict[str, Any]]:
         """Timeline comments of ``("deal", 12)``."""

@@ -309,6 +309,13 @@ def task_get(store: PortalStore, call: Call) -> Reply:
     return Reply({"task": store.render_task(task, names(call.get("select")))} if task else [])
 
 
+def _task_candidates(store: PortalStore, flt: dict[str, Any]) -> Any:
+    bound = flt.get("=UF_CRM_TASK")
+    if isinstance(bound, str):
+        return [store.tasks[i] for i in store.tasks_bound.get(bound, [])]
+    return store.tasks.values()
+
+
 def _task_filter_key(key: str) -> tuple[str, str] | None:
     op, name = split_key(key)
     if name.upper() not in TASK_FILTER_KEYS:
@@ -330,7 +337,7 @@ def task_list(store: PortalStore, call: Call) -> Reply:
         if field == "TITLE" and op == "=" and "%" in text(value):
             op = "=%"
         flt[op + field] = value
-    records = [t for t in store.tasks.values() if matches(t, flt, str)]
+    records = [t for t in _task_candidates(store, flt) if matches(t, flt, str)]
     order = {
         TASK_FILTER_KEYS.get(upper_snake(str(k)), upper_snake(str(k))): v
         for k, v in _mapping(call, "order").items()

@@ -104,6 +104,9 @@ class PortalStore(WorkItems, Contacts):
         self.deals: dict[int, dict[str, Any]] = {}
         self.leads: dict[int, dict[str, Any]] = {}
         self.tasks: dict[int, dict[str, Any]] = {}
+        # task ids by bound CRM entity ("D_12"): a lookup by binding costs O(its tasks), not
+        # O(the portal's), so a soak over 60,000 deals measures the bridge, not the sandbox
+        self.tasks_bound: dict[str, list[int]] = {}
         self.comments: dict[int, dict[str, Any]] = {}
         self.activities: dict[int, dict[str, Any]] = {}
         self.contacts: dict[int, dict[str, Any]] = {}

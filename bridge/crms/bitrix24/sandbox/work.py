@@ -90,6 +90,8 @@ class WorkItems:
             task["CREATOR"] = self._task_user(task["CREATED_BY"])
             task["RESPONSIBLE"] = self._task_user(task["RESPONSIBLE_ID"])
             self.tasks[new_id] = task
+            for entity in task["UF_CRM_TASK"]:
+                self.tasks_bound.setdefault(str(entity), []).append(new_id)
             self._emit("ONTASKADD", new_id)
             return task
 
