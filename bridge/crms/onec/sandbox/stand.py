@@ -9,6 +9,7 @@ the bridge wrote is what came back into the orders: its comment lines and requis
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 PASSWORD_ENV, PASSWORD = "STAND_1C_PASSWORD", "stand-exchange-secret"
 LOGIN = "stand"
 KIND = "order"
+WRITTEN_TITLE = re.compile(r"^Заказ (\S+) от (\d{2})\.(\d{2})\.(\d{4})$")
+"""A title in 1C's own form (``Заказ ПТ00-000520 от 31.10.2025``): the order's number, date."""
 
 
 class OneCStand(Stand):
@@ -82,13 +85,18 @@ class OneCStand(Stand):
         fields: dict[str, Any] | None = None,
     ) -> str:
         """An order for buyer ``title`` (or the contact's name), in a canonical stage, managed
-        by a user alias."""
-        number = f"ДЕМО-{next(self._numbers):04d}"
+        by a user alias; a title in 1C's own form gives the order's number and date instead."""
+        written = WRITTEN_TITLE.match(title)
+        number = written.group(1) if written else f"ДЕМО-{next(self._numbers):04d}"
+        dated = self.now().replace(microsecond=0)
+        if written:
+            day, month, year = map(int, written.groups()[1:])
+            dated = dated.replace(year=year, month=month, day=day)
         order = self.sandbox.add_order(
             number,
-            self.now().replace(microsecond=0),
+            dated,
             status=self._status(stage),
-            buyer=self._buyers.get(contact or "", title),
+            buyer=self._buyers.get(contact or "", "Покупатель" if written else title),
             manager=self._manager(responsible),
         )
         if fields:
