@@ -207,6 +207,33 @@ def _query(lookup: Any, record: Record, context: dict[str, Any]) -> LookupQuery 
     return LookupQuery(lookup.kind, where, lookup.open_only, exclude, tuple(lookup.in_stage))
 
 
+def _lookups(rule: Rule, ctx: Context) -> dict[str, tuple[Record, ...]]:
+    """The rule's look-ups' records, each kept only when its look-up's ``if`` holds for it."""
+    out = {}
+    for name, found in ctx.facts.lookups.get(rule.id, {}).items():
+        spec = rule.lookup.get(name)
+        keep = spec.if_ if spec is not None else None
+        out[name] = found if keep is None else tuple(r for r in found if keep.holds(_own(r, ctx)))
+    return out
+
+
+def _own(record: Record, ctx: Context) -> Scope:
+    """A found record's own scope: its fields, the moment, the tenant's words; no history."""
+    return Scope(
+        record,
+        ctx.now,
+        ctx.calendar,
+        None,
+        {},
+        frozenset(),
+        {},
+        constants=ctx.constants,
+        surnames=ctx.surnames,
+        people=ctx.people,
+        types=ctx.types.get(record.kind, {}),
+    )
+
+
 def _scope(rule: Rule, record: Record, ctx: Context, previous: Record | None = None) -> Scope:
     f = ctx.facts
     return Scope(
@@ -214,7 +241,7 @@ def _scope(rule: Rule, record: Record, ctx: Context, previous: Record | None = N
         ctx.now,
         ctx.calendar,
         f.stage_since,
-        f.lookups.get(rule.id, {}),
+        _lookups(rule, ctx),
         f.emails_sent,
         f.history,
         previous,
@@ -425,7 +452,7 @@ def _template_context(
         "missing_fields": missing,
         "label": label,
         "rule": rule,
-        "lookups": ctx.facts.lookups.get(rule.id, {}),
+        "lookups": _lookups(rule, ctx),
         "constants": ctx.constants,
         "activity": ctx.facts.activity or {},
         "now": ctx.now,
@@ -463,13 +490,15 @@ class _Renderer:
 def _person(
     spec: str, record: Record, ctx: Context, context: dict[str, Any], fallback: str | None = None
 ) -> str | None:
-    """A user id: the record's responsible, one taken from the data, or a role's member at work."""
+    """A user id: the record's responsible, one taken from the data (with a fallback: only
+    when at work), or a role's member at work."""
     if spec == "responsible":
         return record.responsible
     if "{{" in spec:
-        return render(spec, context) or (
-            _person(fallback, record, ctx, context) if fallback else None
-        )
+        chosen = render(spec, context)
+        if chosen and (fallback is None or _on_duty(chosen, ctx)):
+            return chosen
+        return _person(fallback, record, ctx, context) if fallback else None
     found = _on_duty(spec, ctx) or (_on_duty(fallback, ctx) if fallback else None)
     return found or _first(fallback or spec, ctx)
 
