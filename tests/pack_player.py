@@ -216,8 +216,8 @@ class Player:
             return
         assert self.state is not None
         change = dict(step.change or {})
-        if "title" in change:
-            raise Unplayable("a title change (the stands change stages and fields)")
+        if "title" in change or "responsible" in change:
+            raise Unplayable("a title or owner change (the stands change stages and fields)")
         fields = change.pop("fields", {})
         self.state = {**self.state, **change, "fields": {**self.state["fields"], **fields}}
         self._update(self.state, fields if "stage" not in change else self.state["fields"])
