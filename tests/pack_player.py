@@ -8,7 +8,8 @@ account posts its webhooks, the worker reads and writes through the CRM's API, a
 step expects is read back from the account (tasks: title, description, responsible, deadline;
 comments; fields and responsible of the record as the connector reads it), from the journal
 (actions done, decisions) and from the timers scheduled. ``timer.due`` fires the timer the
-bridge scheduled for the rule named, ``sweep`` runs the tenant's sweep. The clock is the
+bridge scheduled for the rule named, ``sweep`` runs the tenant's sweep, ``broadcast`` its
+broadcast rules (``bridge broadcast --send``). The clock is the
 scenario's.
 
 User ids in a scenario are those of the pack's own tenant (config/bridge.yaml); they travel to
@@ -33,7 +34,7 @@ from sqlalchemy import select
 import bridge.clock
 import bridge.sweeps
 import bridge.worker
-from bridge import crms, demo, mappings, queue, runtime, timers
+from bridge import broadcast, crms, demo, mappings, queue, runtime, timers
 from bridge.app import create_app
 from bridge.calendar import BusinessCalendar
 from bridge.config import parse_hours
@@ -197,6 +198,9 @@ class Player:
             self._fire(step.timer or "")
         elif step.event == "sweep":
             bridge.sweeps.sweep(self.rt, self.pack)
+        elif step.event == "broadcast":
+            for rule in broadcast.broadcast_rules(self.tenant):
+                broadcast.run(self.rt, self.pack, rule.id, send=True)
         elif step.event in ("activity.created", "activity.updated") and step.activity:
             self._call(step)
         else:
@@ -367,7 +371,8 @@ class Player:
             problems += self._compare_timers(expect.timers, before["timers"])
         for rule, verdict in expect.decisions.items():
             seen = [d.verdict for d in decisions if d.rule == rule]
-            sweep_quiet = step.event == "sweep" and not seen  # sweeps journal only what fired
+            # sweeps and broadcasts journal only what fired
+            sweep_quiet = step.event in ("sweep", "broadcast") and not seen
             ok = sweep_quiet and verdict != "fired"
             ok = ok or (verdict in seen and (verdict == "fired" or "fired" not in seen))
             if not ok:
