@@ -253,6 +253,9 @@ class Player:
 
     def _call(self, step: Step) -> None:
         assert self.state is not None and step.activity is not None
+        if step.activity.type and set(step.activity.type) != {"call"}:
+            kinds = "/".join(step.activity.type)
+            raise Unplayable(f"an activity of type {kinds} (the stands log calls)")
         incoming = step.activity.direction != "outgoing"
         completed = bool(step.activity.completed)
         try:
