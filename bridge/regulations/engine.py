@@ -104,6 +104,11 @@ class Scope:
     types: Mapping[str, str] = field(default_factory=dict)
 
 
+RUNS = frozenset({"sweep", "broadcast"})
+"""Runs over many records that no record's change caused: they enter no stage, and judge only
+the rules that name them."""
+
+
 def evaluate(
     event: Event, record: Record, previous: Record | None, rules: Iterable[Rule], ctx: Context
 ) -> Plan:
@@ -142,7 +147,7 @@ def event_types(
     """The event's type plus what the diff and the facts reveal: ``stage.changed`` (the
     record entered a stage) and ``activity.completed`` (the event's activity is done)."""
     types = {event.type}
-    if event.type != "sweep" and (previous is None or previous.stage != record.stage):
+    if event.type not in RUNS and (previous is None or previous.stage != record.stage):
         types.add("stage.changed")
     activity = facts.activity if facts else None
     if event.type.startswith("activity.") and activity and activity.get("completed"):
@@ -301,8 +306,8 @@ def _mismatch(
         return f"kind is {record.kind}"
     if when.event and not types & set(when.event):
         return f"event is {', '.join(sorted(types))}"
-    if not when.event and "sweep" in types:
-        return "sweeps run only rules that ask for them"
+    if not when.event and types & RUNS:
+        return "sweeps and broadcasts run only rules that ask for them"
     entered = "stage.changed" in types
     if when.stage_to and not (entered and any(record.in_stage(s) for s in when.stage_to)):
         return f"did not enter {', '.join(when.stage_to)}"
