@@ -200,7 +200,8 @@ class Player:
             bridge.sweeps.sweep(self.rt, self.pack)
         elif step.event == "broadcast":
             for rule in broadcast.broadcast_rules(self.tenant):
-                broadcast.run(self.rt, self.pack, rule.id, send=True)
+                if step.rule in (None, rule.id):
+                    broadcast.run(self.rt, self.pack, rule.id, send=True)
         elif step.event in ("activity.created", "activity.updated") and step.activity:
             self._call(step)
         else:

@@ -113,5 +113,6 @@ def test_the_command_counts_first_and_names_a_wrong_rule(
     result = CliRunner().invoke(cli, ["broadcast", "service", RULE])
     assert result.exit_code == 0, result.output
     assert "5 record(s) listed; would inform 4 client(s); nothing sent" in result.output
-    with pytest.raises(ConfigError, match="its broadcast rules: new-product-2025-11-service-plan"):
+    own = "its broadcast rules: new-product-2025-11-novelty-first, new-product-2025-11-service-plan"
+    with pytest.raises(ConfigError, match=own):
         broadcast.run(portal.rt, "service", "quality-sheet")
