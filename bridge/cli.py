@@ -199,6 +199,19 @@ def cron() -> None:
 
 
 @cli.command()
+@click.argument("tenant")
+@click.argument("rule")
+@click.option("--send", is_flag=True, help="Act; without it, only count the clients reached.")
+def broadcast(tenant: str, rule: str, send: bool) -> None:
+    """Run a broadcast rule once over every record of its kinds, open and closed alike (a
+    mailing about a new product to every client or a group of them)."""
+    from bridge.broadcast import run
+    from bridge.runtime import Runtime
+
+    click.echo(run(Runtime.build(), tenant, rule, send=send).summary())
+
+
+@cli.command()
 @click.option("--limit", default=20, show_default=True)
 @click.option("--tenant", default=None)
 def journal(limit: int, tenant: str | None) -> None:

@@ -49,6 +49,10 @@ class Step(Strict):
     record: dict[str, Any] | None = Field(default=None, description="the record now (full)")
     change: dict[str, Any] | None = Field(default=None, description="or: what changed")
     timer: str | None = Field(default=None, description="timer.due: the rule whose timer fires")
+    rule: str | None = Field(
+        default=None,
+        description="broadcast: the rule run (`bridge broadcast T RULE`); all when left out",
+    )
     activity: ActivityMatch | None = Field(
         default=None, description="activity.created: the activity (type, direction, completed)"
     )
@@ -235,7 +239,8 @@ class _State:
         record = self._record(step)
         subject = self._subject(step)
         facts = _facts(step)
-        plan = self._evaluate(pack, step.event, record, step.at, facts, subject)
+        first = _broadcast_of(pack, step) if step.event == "broadcast" and step.rule else pack
+        plan = self._evaluate(first, step.event, record, step.at, facts, subject)
         for _ in range(ECHOES):
             written = _apply(record, plan.actions)
             if written == record:
@@ -283,6 +288,15 @@ class _State:
         if self.previous is None or self.previous.stage != record.stage:
             return str(self.version + 1)
         return self.stay
+
+
+def _broadcast_of(pack: Pack, step: Step) -> Pack:
+    """The pack with only the broadcast rule the step runs (as ``bridge broadcast`` does)."""
+    found = [r for r in pack.rules if r.id == step.rule and "broadcast" in r.when.event]
+    if not found:
+        named = ", ".join(r.id for r in pack.rules if "broadcast" in r.when.event) or "none"
+        raise StepError(f"rule: {step.rule!r} is no broadcast rule of the pack; its own: {named}")
+    return pack.model_copy(update={"rules": found})
 
 
 def _mapping(path: Path) -> Mapping:

@@ -109,7 +109,7 @@ def sweep(rt: Runtime, tenant_name: str, rule_ids: list[str] | None = None) -> s
         snaps = rt.journal.snapshots(tenant.name, kind)
         for record in rt.connector(tenant).list_open(kind):
             seen += 1
-            items = _plan(rt, tenant, rules, event_id, record, snaps.get(record.id), now)
+            items = plan_record(rt, tenant, rules, event_id, record, snaps.get(record.id), now)
             acted += bool(items)
             pending += items
             if len(pending) >= BATCH:
@@ -122,7 +122,7 @@ def sweep(rt: Runtime, tenant_name: str, rule_ids: list[str] | None = None) -> s
     return summary
 
 
-def _plan(
+def plan_record(
     rt: Runtime,
     tenant: Tenant,
     rules: list,
@@ -130,8 +130,11 @@ def _plan(
     record: Record,
     snap: SnapshotRow | None,
     now: datetime,
+    source: str = "sweep",
 ) -> list[Item]:
-    event = Event(tenant.name, tenant.config.crm, "sweep", record.ref, now, "sweep", event_id)
+    """One record's actions for a run over many (a sweep, a broadcast): its fired decisions
+    journaled under the run's event, its stay remembered; nothing is executed here."""
+    event = Event(tenant.name, tenant.config.crm, source, record.ref, now, source, event_id)
     stay = stay_of(snap, record)
     facts = Facts(stage_since=stage_since(snap, record, now))
     plan = evaluate(event, record, None, rules, tenant_context(tenant, event, stay, facts))

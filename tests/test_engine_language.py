@@ -118,3 +118,21 @@ def test_a_look_up_can_ask_for_stages() -> None:
     queries = needed_lookups(event, deal(phone="1"), deal(), p.rules, Context(WEDNESDAY, CALENDAR))
     query = queries["open-orders"]["mine"]
     assert (query.where, query.in_stage) == ((("phone", "1"),), ("in_work", "processed"))
+
+
+def test_a_broadcast_judges_only_the_rules_that_name_it_and_enters_no_stage() -> None:
+    p = pack("""
+- id: any-event
+  when: {kind: deal, if: {field: client_class, equals: vip}}
+  then: [{add_comment: {text: "на любое событие"}}]
+- id: on-entering-won
+  when: {kind: deal, stage_to: won, event: [record.updated, broadcast]}
+  then: [{add_comment: {text: "договор исполнен"}}]
+- id: mailing
+  when: {kind: deal, event: broadcast}
+  then: [{send_email: {template: new_product, to: client}}]
+""")
+    event = Event("t", "b24", "broadcast", RecordRef("deal", "7"), WEDNESDAY, "broadcast", 5)
+    won = deal(stage="won", client_class="vip")  # first met here: no previous snapshot
+    got = evaluate(event, won, None, p.rules, Context(WEDNESDAY, CALENDAR, "1"))
+    assert [a.rule for a in got.actions] == ["mailing"]

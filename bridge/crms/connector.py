@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bridge.errors import PermanentError, TransientError
@@ -25,6 +25,8 @@ asked again here: the worker's retry looks for it first (:meth:`Connector.find_d
 
 QUICK_TIMEOUT = 5.0
 """Seconds one request may take while a person waits on its answer (``bridge dry-run``)."""
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Lookup = tuple[Record, Action, datetime]
 """An action an earlier attempt may have carried out: its record, itself, when it was claimed."""
@@ -226,6 +228,18 @@ class Connector(ABC):
     @abstractmethod
     def list_open(self, kind: str) -> Iterator[Record]:
         """Every record of a kind that is neither won nor lost (for sweeps), paged."""
+
+    def list_all(self, kind: str) -> Iterator[Record]:
+        """Every record of a kind, open and closed alike (a broadcast), paged: by default the
+        records changed since the epoch.
+
+        Raises:
+            NotImplementedError: the CRM can list neither all records nor the changed ones.
+        """
+        found = self.changed_since(kind, EPOCH)
+        if found is None:
+            raise NotImplementedError(f"{self.name} cannot list every {kind}")
+        yield from found
 
     def changed_since(self, kind: str, since: datetime) -> Iterator[Record] | None:
         """Every record of a kind the CRM changed after ``since`` (reconciliation: webhooks

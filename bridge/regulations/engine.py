@@ -106,6 +106,11 @@ class Scope:
     types: Mapping[str, str] = field(default_factory=dict)
 
 
+RUNS = frozenset({"sweep", "broadcast"})
+"""Runs over many records that no record's change caused: they enter no stage, and judge only
+the rules that name them."""
+
+
 def evaluate(
     event: Event, record: Record, previous: Record | None, rules: Iterable[Rule], ctx: Context
 ) -> Plan:
@@ -144,7 +149,7 @@ def event_types(
     """The event's type plus what the diff and the facts reveal: ``stage.changed`` (the
     record entered a stage) and ``activity.completed`` (the event's activity is done)."""
     types = {event.type}
-    if event.type != "sweep" and (previous is None or previous.stage != record.stage):
+    if event.type not in RUNS and (previous is None or previous.stage != record.stage):
         types.add("stage.changed")
     activity = facts.activity if facts else None
     if event.type.startswith("activity.") and activity and activity.get("completed"):
@@ -212,6 +217,33 @@ def _query(lookup: Any, record: Record, context: dict[str, Any]) -> LookupQuery 
     return LookupQuery(lookup.kind, where, lookup.open_only, exclude, tuple(lookup.in_stage))
 
 
+def _lookups(rule: Rule, ctx: Context) -> dict[str, tuple[Record, ...]]:
+    """The rule's look-ups' records, each kept only when its look-up's ``if`` holds for it."""
+    out = {}
+    for name, found in ctx.facts.lookups.get(rule.id, {}).items():
+        spec = rule.lookup.get(name)
+        keep = spec.if_ if spec is not None else None
+        out[name] = found if keep is None else tuple(r for r in found if keep.holds(_own(r, ctx)))
+    return out
+
+
+def _own(record: Record, ctx: Context) -> Scope:
+    """A found record's own scope: its fields, the moment, the tenant's words; no history."""
+    return Scope(
+        record,
+        ctx.now,
+        ctx.calendar,
+        None,
+        {},
+        frozenset(),
+        {},
+        constants=ctx.constants,
+        surnames=ctx.surnames,
+        people=ctx.people,
+        types=ctx.types.get(record.kind, {}),
+    )
+
+
 def _scope(rule: Rule, record: Record, ctx: Context, previous: Record | None = None) -> Scope:
     f = ctx.facts
     return Scope(
@@ -219,7 +251,7 @@ def _scope(rule: Rule, record: Record, ctx: Context, previous: Record | None = N
         ctx.now,
         ctx.calendar,
         f.stage_since,
-        f.lookups.get(rule.id, {}),
+        _lookups(rule, ctx),
         f.emails_sent,
         f.history,
         previous,
@@ -279,8 +311,8 @@ def _mismatch(
         return f"kind is {record.kind}"
     if when.event and not types & set(when.event):
         return f"event is {', '.join(sorted(types))}"
-    if not when.event and "sweep" in types:
-        return "sweeps run only rules that ask for them"
+    if not when.event and types & RUNS:
+        return "sweeps and broadcasts run only rules that ask for them"
     entered = "stage.changed" in types
     if when.stage_to and not (entered and any(record.in_stage(s) for s in when.stage_to)):
         return f"did not enter {', '.join(when.stage_to)}"
@@ -439,7 +471,7 @@ def _template_context(
         "missing_fields": missing,
         "label": label,
         "rule": rule,
-        "lookups": ctx.facts.lookups.get(rule.id, {}),
+        "lookups": _lookups(rule, ctx),
         "constants": ctx.constants,
         "activity": ctx.facts.activity or {},
         "now": ctx.now,
@@ -477,13 +509,15 @@ class _Renderer:
 def _person(
     spec: str, record: Record, ctx: Context, context: dict[str, Any], fallback: str | None = None
 ) -> str | None:
-    """A user id: the record's responsible, one taken from the data, or a role's member at work."""
+    """A user id: the record's responsible, one taken from the data (with a fallback: only
+    when at work), or a role's member at work."""
     if spec == "responsible":
         return record.responsible
     if "{{" in spec:
-        return render(spec, context) or (
-            _person(fallback, record, ctx, context) if fallback else None
-        )
+        chosen = render(spec, context)
+        if chosen and (fallback is None or _on_duty(chosen, ctx)):
+            return chosen
+        return _person(fallback, record, ctx, context) if fallback else None
     found = _on_duty(spec, ctx) or (_on_duty(fallback, ctx) if fallback else None)
     return found or _first(fallback or spec, ctx)
 

@@ -79,6 +79,11 @@ class Lookup(Strict):
     )
     open_only: bool = Field(default=False, description="only records not won or lost")
     exclude_self: bool = True
+    if_: Condition | None = Field(
+        default=None,
+        alias="if",
+        description="keep only the records found for which this holds (read on each of them)",
+    )
 
 
 class Escalation(Strict):

@@ -245,7 +245,7 @@ class Bitrix24Connector(Connector):
         if query.exclude is not None and query.exclude.kind == kind:
             filt["!ID"] = query.exclude.id
         # every page, not only the first 50: a rule may count hundreds of open records
-        found = self.get_all(f"crm.{kind}.list", {"filter": filt, "select": ["*", "UF_*"]})
+        found = self.get_all(f"crm.{kind}.list", {"filter": filt, "select": _select(kind)})
         return [to_record(kind, raw, self.mapping, self.name, raw["ID"]) for raw in found]
 
     def _stage_filter(self, kind: str, stages: tuple[str, ...]) -> dict[str, Any]:
@@ -268,7 +268,7 @@ class Bitrix24Connector(Connector):
         so 10,000 deals cost 5 requests instead of 200.
         """
         semantic = self.mapping.field_code(kind, "outcome")
-        params = {"filter": {semantic: "P"}, "select": ["*", "UF_*"]}
+        params = {"filter": {semantic: "P"}, "select": _select(kind)}
         for raw in self.get_all(f"crm.{kind}.list", params):
             yield to_record(kind, raw, self.mapping, self.name, raw["ID"])
 
@@ -277,7 +277,7 @@ class Bitrix24Connector(Connector):
         (D:api-reference/crm/deals/crm-deal-list.md: a filter key takes an operator prefix)."""
         code = self.mapping.field_code(kind, "modified_at")
         when = since.isoformat(timespec="seconds")
-        params = {"filter": {f">{code}": when}, "select": ["*", "UF_*"]}
+        params = {"filter": {f">{code}": when}, "select": _select(kind)}
         for raw in self.get_all(f"crm.{kind}.list", params):
             yield to_record(kind, raw, self.mapping, self.name, raw["ID"])
 
@@ -444,3 +444,10 @@ def _category_prefix(record: Record) -> str:
 def _datetime(value: datetime) -> str:
     # explicit offset: the portal stores dates in server time (D:api-reference/data-types.md)
     return value.isoformat(timespec="seconds")
+
+
+def _select(kind: str) -> list[str]:
+    """A list's ``select``: every field and user field, and a lead's e-mails and phones, which
+    the masks leave out (multiple fields must be named: D:api-reference/crm/leads/crm-lead-list.md,
+    shared/reference/bitrix24.md «crm.deal.list»)."""
+    return ["*", "UF_*", "EMAIL", "PHONE"] if kind == "lead" else ["*", "UF_*"]

@@ -177,6 +177,11 @@ class OneCConnector(Connector):
         if kind == KIND:
             yield from (r for r in self._records() if r.outcome == OPEN)
 
+    def list_all(self, kind: str) -> Iterator[Record]:
+        """Every kept order, completed and cancelled ones too."""
+        if kind == KIND:
+            yield from self._records()
+
     def _records(self) -> Iterator[Record]:
         for kept in self.store.orders():
             yield self._record(kept, self.store.changes(kept.order.id))

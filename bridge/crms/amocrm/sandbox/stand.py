@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from bridge.crms.amocrm.commands import authorize
 from bridge.crms.amocrm.sandbox import AmoCRMSandbox
-from bridge.crms.amocrm.shapes import CUSTOM, LOSS_REASON, kind_of
+from bridge.crms.amocrm.shapes import CUSTOM, LOSS_REASON, kind_of, unix
 from bridge.crms.connector import crm_value
 from bridge.sandbox import Stand, Written
 
@@ -213,6 +213,8 @@ class AmoCRMStand(Stand):
         if stage in ("won", "lost"):
             return (WON if stage == "won" else LOST), pipeline
         status = int(self._mapping().stage_id(kind, stage))
+        if status in (WON, LOST):  # a stage mapped to an outcome: every pipeline has both
+            return status, pipeline
         return status, self._pipeline_of(status)
 
     def _fields(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -229,6 +231,10 @@ class AmoCRMStand(Stand):
                 )
             elif code in PLAIN:
                 change[code] = raw if code == "name" else int(float(raw))
+            elif code == "created_at":  # a record made earlier (the account's own stamp)
+                change[code] = unix(value)
+            else:
+                raise ValueError(f"field {name!r} ({code}) is not one a person sets in amoCRM")
         return change
 
     def _phone(self, lead_id: str) -> str:

@@ -9,6 +9,7 @@ the bridge wrote is what came back into the orders: its comment lines and requis
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 PASSWORD_ENV, PASSWORD = "STAND_1C_PASSWORD", "stand-exchange-secret"
 LOGIN = "stand"
 KIND = "order"
+WRITTEN_TITLE = re.compile(r"^Заказ (\S+) от (\d{2})\.(\d{2})\.(\d{4})$")
+"""A title in 1C's own form (``Заказ ПТ00-000520 от 31.10.2025``): the order's number, date."""
 
 
 class OneCStand(Stand):
@@ -36,6 +39,7 @@ class OneCStand(Stand):
         self.sandbox = OneCSandbox()
         self.now: Callable[[], datetime] = datetime.now
         self._clients: dict[str, tuple[str, str]] = {}  # contact id -> its e-mail and phone
+        self._buyers: dict[str, str] = {}  # contact id -> the counterparty's name
         self.tenant: Tenant | None = None
         self.hook = ""
         self._numbers = itertools.count(1)
@@ -72,6 +76,7 @@ class OneCStand(Stand):
         """A client's e-mail and phone (1C's exchange carries them in the order's buyer)."""
         contact = f"buyer-{len(self._clients) + 1}"
         self._clients[contact] = (email, phone)
+        self._buyers[contact] = name
         return contact
 
     def add_record(
@@ -84,15 +89,22 @@ class OneCStand(Stand):
         contact: str | None = None,
         fields: dict[str, Any] | None = None,
     ) -> str:
-        """An order for buyer ``title`` (1C titles an order «Заказ N от date» itself), with the
-        e-mail and phone of a client (a contact), in a canonical stage, managed by a user alias."""
-        number = f"ДЕМО-{next(self._numbers):04d}"
+        """An order for buyer ``title``, with the e-mail and phone of a client (a contact), in
+        a canonical stage, managed by a user alias; a title in 1C's own form (``Заказ N от
+        date``) gives the order's number and date instead, and the buyer is the contact's name."""
+        written = WRITTEN_TITLE.match(title)
+        number = written.group(1) if written else f"ДЕМО-{next(self._numbers):04d}"
+        dated = self._local_now()
+        if written:
+            day, month, year = map(int, written.groups()[1:])
+            dated = dated.replace(year=year, month=month, day=day)
         email, phone = self._clients.get(contact or "", ("", ""))
+        buyer = self._buyers.get(contact or "", "Покупатель") if written else title
         order = self.sandbox.add_order(
             number,
-            self._local_now(),
+            dated,
             status=self._status(stage),
-            buyer=title,
+            buyer=buyer,
             email=email,
             phone=phone,
             manager=self._manager(responsible),
