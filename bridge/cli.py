@@ -192,10 +192,10 @@ def worker(burst: bool, threads: int) -> None:
 @cli.command()
 def cron() -> None:
     """Run the sweeps on their schedule (rq's cron scheduler; workers run the jobs)."""
-    from bridge.jobs import cron as make_cron
+    from bridge.jobs import run_cron
     from bridge.runtime import Runtime
 
-    make_cron(Runtime.build()).start()
+    run_cron(Runtime.build())
 
 
 @cli.command()

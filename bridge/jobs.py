@@ -7,10 +7,19 @@ but ids and names travels in a job (never a phone or an e-mail: rq logs job argu
 
 from __future__ import annotations
 
+import logging
+import time
+
+import redis
 from rq.cron import CronScheduler
 
 from bridge import crms, queue, reconcile, runtime, sweeps
 from bridge.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 30.0
+"""Seconds ``bridge cron`` waits at most between two tries to reach Redis again."""
 
 
 def sweep(tenant: str, rules: list[str] | None = None) -> str:
@@ -55,3 +64,22 @@ def cron(rt: Runtime) -> CronScheduler:
         for job in declared.chores:
             scheduler.register(chore, queue.JOBS, args=(name, job.method), interval=job.every)
     return scheduler
+
+
+def run_cron(rt: Runtime) -> None:
+    """Run the schedule until stopped; a lost Redis is waited out with backoff and the
+    schedule started again (rq's scheduler leaves on the first ``ConnectionError``, and a
+    cron that stays down stops reconciliation, so the webhooks lost meanwhile are never
+    found)."""
+    backoff = 0.5
+    while True:
+        started = time.monotonic()
+        try:
+            cron(rt).start()
+            return  # stopped by a signal
+        except redis.RedisError as exc:
+            if time.monotonic() - started > MAX_BACKOFF:
+                backoff = 0.5  # it ran a while: this is a new outage
+            log.error("Redis unreachable (%s); the schedule starts again in %.1fs", exc, backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
