@@ -116,7 +116,7 @@ class TenantConfig(Strict):
         "has none (orders kept in an accounting system, tasks in the company's CRM)",
     )
     retry_intervals: list[int] = Field(
-        default_factory=lambda: [1, 10, 60, 300, 900, 3600],
+        default_factory=lambda: [10, 60, 300, 900, 3600],
         description="seconds the tenant's events wait after a transient CRM error, one per "
         "attempt; after the last they are dead letters",
     )
