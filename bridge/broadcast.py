@@ -18,14 +18,13 @@ from datetime import datetime
 from bridge import clock
 from bridge.config import Tenant
 from bridge.errors import ConfigError
-from bridge.execute import Item, execute
+from bridge.execute import Item
 from bridge.models import Event, Record
 from bridge.pipeline import stay_of, tenant_context
-from bridge.queue import BATCH
 from bridge.regulations.engine import evaluate
 from bridge.regulations.pack import Rule
 from bridge.runtime import Runtime
-from bridge.sweeps import plan_record
+from bridge.sweeps import execute_batched, plan_record
 
 SOURCE = "broadcast"
 
@@ -71,25 +70,26 @@ def run(rt: Runtime, tenant_name: str, rule_id: str, *, send: bool = False) -> O
             status="processing",
             received_at=now,
         )
-    pending: list[Item] = []
-    for record in _clients(rt, tenant, rule, outcome):
-        if not send:
+    if not send:
+        for record in _clients(rt, tenant, rule, outcome):
             outcome.clients += _acts(tenant, rule, record, now)
-            continue
-        assert event_id is not None
-        snap = rt.journal.snapshots(tenant.name, record.kind).get(record.id)
-        items = plan_record(rt, tenant, [rule], event_id, record, snap, now, SOURCE)
-        if items:
-            outcome.clients += 1
-            outcome.records.append(str(record.ref))
-        pending += items
-        if len(pending) >= BATCH:
-            execute(rt, rt.connector(tenant), pending)
-            pending = []
-    if pending:
-        execute(rt, rt.connector(tenant), pending)
-    if event_id is not None:
-        rt.journal.finish_event(event_id, "processed", outcome.summary())
+        return outcome
+    assert event_id is not None
+    snaps: dict[str, dict] = {}  # a kind's snapshots, read once, not once per record
+
+    def planned() -> Iterator[list[Item]]:
+        for record in _clients(rt, tenant, rule, outcome):
+            if record.kind not in snaps:
+                snaps[record.kind] = rt.journal.snapshots(tenant.name, record.kind)
+            snap = snaps[record.kind].get(record.id)
+            items = plan_record(rt, tenant, [rule], event_id, record, snap, now, SOURCE)
+            if items:
+                outcome.clients += 1
+                outcome.records.append(str(record.ref))
+            yield items
+
+    execute_batched(rt, tenant, planned())
+    rt.journal.finish_event(event_id, "processed", outcome.summary())
     return outcome
 
 

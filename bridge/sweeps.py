@@ -11,6 +11,7 @@ the CRM's own stamp (Bitrix24's ``MOVED_TIME``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
 
@@ -104,22 +105,35 @@ def sweep(rt: Runtime, tenant_name: str, rule_ids: list[str] | None = None) -> s
     )
     kinds = sorted({k for rule in rules for k in (rule.when.kind or ["deal"])})
     seen = acted = 0
-    pending: list[Item] = []
-    for kind in kinds:
-        snaps = rt.journal.snapshots(tenant.name, kind)
-        for record in rt.connector(tenant).list_open(kind):
-            seen += 1
-            items = plan_record(rt, tenant, rules, event_id, record, snaps.get(record.id), now)
-            acted += bool(items)
-            pending += items
-            if len(pending) >= BATCH:
-                execute(rt, rt.connector(tenant), pending)
-                pending = []
-    if pending:
-        execute(rt, rt.connector(tenant), pending)
+
+    def planned() -> Iterator[list[Item]]:
+        nonlocal seen, acted
+        for kind in kinds:
+            snaps = rt.journal.snapshots(tenant.name, kind)
+            for record in rt.connector(tenant).list_open(kind):
+                seen += 1
+                items = plan_record(rt, tenant, rules, event_id, record, snaps.get(record.id), now)
+                acted += bool(items)
+                yield items
+
+    execute_batched(rt, tenant, planned())
     summary = f"{seen} open record(s) swept, {acted} with actions"
     rt.journal.finish_event(event_id, "processed", summary)
     return summary
+
+
+def execute_batched(rt: Runtime, tenant: Tenant, planned: Iterable[list[Item]]) -> None:
+    """Carry out records' planned actions a batch at a time across records, as they are
+    planned (one Bitrix24 ``batch`` for 50 of them; a sweep over 100,000 records holds at most
+    a batch of actions)."""
+    pending: list[Item] = []
+    for items in planned:
+        pending += items
+        if len(pending) >= BATCH:
+            execute(rt, rt.connector(tenant), pending)
+            pending = []
+    if pending:
+        execute(rt, rt.connector(tenant), pending)
 
 
 def plan_record(

@@ -158,7 +158,7 @@ def test_cron_starts_its_schedule_again_after_redis_was_lost(
         def start(self) -> None:
             starts.append("start")
             if starts.count("start") < 3:
-                raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379.")
+                raise redis.ConnectionError("Error 111 connecting: Connection refused.")
 
     monkeypatch.setattr(jobs, "cron", lambda rt: Scheduler())
     monkeypatch.setattr(jobs.time, "sleep", lambda seconds: starts.append(f"wait {seconds}"))
