@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Literal, Union
+from typing import Any, ClassVar, Literal, Union, get_args
 
 from bridge.masking import redact
 
@@ -181,17 +181,7 @@ ActionParams = Union[  # noqa: UP007 - a runtime alias
 ]
 
 KINDS: dict[str, type[ActionParams]] = {
-    cls.kind: cls
-    for cls in (
-        CreateTask,
-        AddComment,
-        UpdateFields,
-        MoveStage,
-        Reassign,
-        SendEmail,
-        Notify,
-        AppendRow,
-    )
+    cls.kind: cls for cls in get_args(ActionParams) if cls is not NotRendered
 }
 """Every action kind by its name: the one table the engine, packs and connectors read."""
 
