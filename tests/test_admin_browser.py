@@ -36,6 +36,7 @@ def test_log_in_and_see_the_violations_chart(
     admin_bridge: Bridge, browser: Chrome, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
 
     _violation(admin_bridge)
     # localhost: a secure context for Chromium, so it keeps the Secure session cookie
@@ -45,6 +46,8 @@ def test_log_in_and_see_the_violations_chart(
     browser.find_element(By.NAME, "username").send_keys("orlov")
     browser.find_element(By.NAME, "password").send_keys(PASSWORDS["orlov"])
     browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    # the click only starts the form's submission: wait for the page it leads to
+    WebDriverWait(browser, 15).until(lambda b: "/admin/login" not in b.current_url)
     assert browser.current_url.startswith(f"{base}/admin/violations")
     assert browser.find_element(By.ID, "total").text == "2"
     chart = browser.find_element(By.CSS_SELECTOR, "#violations-by-rule svg.pygal-chart")
