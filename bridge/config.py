@@ -117,8 +117,8 @@ class TenantConfig(Strict):
     )
     retry_intervals: list[int] = Field(
         default_factory=lambda: [10, 60, 300, 900, 3600],
-        description="seconds the tenant's events wait after a transient CRM error, one per "
-        "attempt; after the last they are dead letters",
+        description="seconds an event waits (parked, while the tenant's other records go on) "
+        "after a transient CRM error, one per attempt; after the last it is a dead letter",
     )
     reconcile_every: str | None = Field(
         default="15 minutes",

@@ -9,10 +9,13 @@ the order they arrived, each against the state the one before left. A ``batch`` 
 a CRM uploaded, 1C's orders) is split by the connector into events of their own, through the
 gate.
 
-A transient failure (the CRM is down, rate-limited, or slow) makes the batch's unfinished events
-wait: they stay in the stream, unacknowledged, and the tenant is held back for its next retry
-interval; after the last interval they are dead letters (``failed``, listed by ``bridge
-failed``, re-run by ``bridge replay``). A permanent failure fails its own event only.
+A transient failure (the CRM is down, rate-limited, or slow) makes the events it touched wait:
+each is parked for its next retry interval (:meth:`bridge.queue.EventQueue.park`), and later
+events of its record are parked behind it, while the tenant's other records go on. Only when
+batch after batch fails whole (:data:`OUTAGE_STREAK`), or the CRM refuses the bridge's
+credentials, is the whole tenant held back. After the last interval an event is a dead letter
+(``failed``, listed by ``bridge failed``, re-run by ``bridge replay``). A permanent failure
+fails its own event only.
 """
 
 from __future__ import annotations
@@ -34,13 +37,16 @@ from bridge.ingress import Gate, Unavailable
 from bridge.journal import GAVE_UP, EventRow, History, Snapshot, client_key
 from bridge.masking import redact, unredacted_like
 from bridge.models import BATCH, STANDARD_FIELDS, Event, Plan, Record, RecordRef
-from bridge.queue import Entry
+from bridge.queue import Entry, Parked
 from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups, needs_planned
 from bridge.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 FINAL = ("processed", "failed")
+OUTAGE_STREAK = 3
+"""Batches in a row in which every event had to wait, after which the CRM is taken to be down
+and the whole tenant is held back (one failing batch may be bad luck: its events are parked)."""
 CLIENT = "contact_id"
 """The canonical field naming a record's client: history ``per: client`` is keyed by it."""
 
@@ -61,21 +67,30 @@ class Work:
     plan: Plan = field(default_factory=Plan)
     failed: str = ""  # why it can never succeed
     waiting: str = ""  # why it must wait for a retry
+    behind: bool = False  # an earlier event of its record is parked: it goes behind, untouched
     acted: int = 0
     failures: int = 0
     summary: str = ""  # what a batch event became, instead of its actions
 
     @property
     def open(self) -> bool:
-        """Still to be carried through (neither failed nor waiting)."""
-        return not self.failed and not self.waiting
+        """Still to be carried through (neither failed, waiting nor behind)."""
+        return not self.failed and not self.waiting and not self.behind
+
+    @property
+    def key(self) -> str:
+        """What keeps a record's events in order (a file of records has none: its own)."""
+        ref = self.event.ref
+        return f"{ref.kind}:{ref.id}" if ref.id else f"event:{self.row.id}"
 
 
 @dataclass(frozen=True)
 class Result:
-    """What became of a batch: the entries to acknowledge, and a hold if some must wait."""
+    """What became of a batch: the entries to acknowledge, those to park, and a hold of the
+    whole tenant when its CRM seems down."""
 
     done: list[str]
+    parked: list[Parked] = field(default_factory=list)
     wait_seconds: float | None = None
     reason: str = ""
     counts: dict[str, int] = field(default_factory=dict)
@@ -85,7 +100,8 @@ def run_batch(rt: Runtime, tenant_name: str, entries: Sequence[Entry]) -> Result
     """Carry a batch of a tenant's entries through; never raises for a CRM's failure."""
     tenant = rt.tenant(tenant_name)
     works = journal_entries(rt, tenant_name, tenant, entries)
-    todo = [w for w in works if w.row.status not in FINAL or w.replay]
+    go_behind(rt, tenant_name, works)
+    todo = [w for w in works if (w.row.status not in FINAL or w.replay) and not w.behind]
     if tenant is None:
         for work in todo:
             work.failed = f"tenant {tenant_name!r} is not configured"
@@ -101,6 +117,7 @@ def run_batch(rt: Runtime, tenant_name: str, entries: Sequence[Entry]) -> Result
             _wait(todo, str(exc))
             if isinstance(exc, NeedsAttention):
                 alert(rt, tenant, exc)
+                return finish(rt, tenant, tenant_name, works, attention=True)
         except Exception as exc:  # a bug must not lose the batch: it waits, then dead-letters
             log.exception("%s: a batch of %d failed", tenant_name, len(todo))
             _wait(todo, f"{type(exc).__name__}: {redact(exc)}")
@@ -140,21 +157,29 @@ def journal_entries(
 ) -> list[Work]:
     """Journal each entry once as an event (a re-read entry finds its row)."""
     crm = tenant.config.crm if tenant else ""
-    replays = {e.id: int(e.fields["event"]) for e in entries if e.kind == "replay"}
+    again = {e.id: int(e.fields["event"]) for e in entries if e.kind in ("replay", "retry")}
     rows = rt.journal.journal_entries(
-        tenant_name, [_values(e, crm) for e in entries if e.kind != "replay"]
+        tenant_name, [_values(e, crm) for e in entries if e.id not in again]
     )
     by_entry = {row.entry: row for row in rows}
-    by_entry.update(
-        {entry: row for entry, row in _replayed(rt, replays).items() if row is not None}
-    )
+    by_entry.update({entry: row for entry, row in _replayed(rt, again).items() if row is not None})
     works = [
-        Work(e, by_entry[e.id], _event(by_entry[e.id]), replay=e.id in replays)
+        Work(e, by_entry[e.id], _event(by_entry[e.id]), replay=e.kind == "replay")
         for e in entries
         if e.id in by_entry
     ]
     rt.queue.forget_keys(tenant_name, [str(e.fields.get("dedup", "")) for e in entries])
     return works
+
+
+def go_behind(rt: Runtime, tenant_name: str, works: list[Work]) -> None:
+    """Mark the events whose record has a parked event this batch did not take up again:
+    they must not overtake it."""
+    keys = sorted({w.key for w in works})
+    parked = dict(zip(keys, rt.queue.parked_counts(tenant_name, keys), strict=True))
+    back = Counter(w.key for w in works if w.entry.kind == "retry")
+    for work in works:
+        work.behind = parked[work.key] > back[work.key]
 
 
 def _values(entry: Entry, crm: str) -> dict[str, Any]:
@@ -396,22 +421,50 @@ def act(rt: Runtime, conn: Connector, tenant: str, works: list[Work]) -> None:
 # -- finishing ------------------------------------------------------------------------------
 
 
-def finish(rt: Runtime, tenant: Tenant | None, tenant_name: str, works: list[Work]) -> Result:
-    """Timers, snapshots, changes and final statuses in one go; the waiting ones counted."""
+def finish(
+    rt: Runtime,
+    tenant: Tenant | None,
+    tenant_name: str,
+    works: list[Work],
+    *,
+    attention: bool = False,
+) -> Result:
+    """Timers, snapshots, changes and final statuses in one go; the waiting ones counted and
+    parked, and the tenant held back when its CRM seems down (or refuses us: ``attention``)."""
     waiting = [w for w in works if w.waiting]
     held = {(w.record.kind, w.record.id) for w in waiting if w.record}
     snapshots, changes = _snapshots(works, held)
     timers.schedule(rt.redis, tenant_name, [t for w in works if w.open for t in w.plan.timers])
-    finished = [(w.row.id, *_verdict(w)) for w in works if not w.waiting]
-    gave_up, wait = _give_up(rt, tenant, waiting)
+    finished = [(w.row.id, *_verdict(w)) for w in works if not w.waiting and not w.behind]
+    gave_up, delays = _give_up(rt, tenant, waiting)
     finished += [(w.row.id, "failed", w.waiting) for w in gave_up]
     rt.journal.complete(tenant_name, snapshots, changes, finished)
-    done = [w.entry.id for w in works if not w.waiting or w in gave_up]
-    counts = {"processed": sum(not w.waiting and not w.failed for w in works)}
+    dead = {w.row.id for w in gave_up}
+    parked = [Parked(w.entry.id, w.row.id, w.key, delays[w.row.id]) for w in waiting]
+    parked = [p for p in parked if p.event_id not in dead]
+    parked += [Parked(w.entry.id, w.row.id, w.key, None) for w in works if w.behind]
+    done = [w.entry.id for w in works if not (w.waiting or w.behind) or w.row.id in dead]
+    counts = {"processed": sum(not (w.waiting or w.failed or w.behind) for w in works)}
     counts.update(failed=sum(bool(w.failed) for w in works) + len(gave_up))
-    counts.update(waiting=len(waiting) - len(gave_up))
+    counts.update(waiting=len(waiting) - len(gave_up), behind=sum(w.behind for w in works))
     reason = waiting[0].waiting if waiting else ""
-    return Result(done, wait if counts["waiting"] else None, reason, counts)
+    hold = _hold(rt, tenant, tenant_name, works, attention)
+    return Result(done, parked, hold, reason, counts)
+
+
+def _hold(
+    rt: Runtime, tenant: Tenant | None, tenant_name: str, works: list[Work], attention: bool
+) -> float | None:
+    """Seconds to hold the whole tenant back: when every event it tried had to wait, batch
+    after batch (the CRM is down: asking it again per record helps nobody), or at once when
+    the CRM refuses the bridge's credentials. None: the tenant goes on."""
+    tried = [w for w in works if not w.behind and not w.failed]
+    streak = rt.queue.streak(tenant_name, all(w.waiting for w in tried) if tried else None)
+    intervals = tenant.config.retry_intervals if tenant else []
+    if not intervals or (streak < OUTAGE_STREAK and not (attention and streak)):
+        return None
+    step = streak - 1 if attention else streak - OUTAGE_STREAK
+    return float(intervals[min(step, len(intervals) - 1)])
 
 
 def _snapshots(
@@ -445,15 +498,20 @@ def _verdict(work: Work) -> tuple[str, str]:
     return "processed", ", ".join(parts)
 
 
-def _give_up(rt: Runtime, tenant: Tenant | None, waiting: list[Work]) -> tuple[list[Work], float]:
+def _give_up(
+    rt: Runtime, tenant: Tenant | None, waiting: list[Work]
+) -> tuple[list[Work], dict[int, float]]:
     """Count an attempt for each waiting event; those past the last retry interval become dead
-    letters. Returns them and the seconds to hold the tenant back."""
+    letters. Returns them, and the seconds each of the others waits."""
     if not waiting:
-        return [], 0.0
+        return [], {}
     intervals = tenant.config.retry_intervals if tenant else [0]
     counts = rt.journal.count_attempt([w.row.id for w in waiting], waiting[0].waiting)
     gave_up = [w for w in waiting if counts[w.row.id] > len(intervals)]
     for work in gave_up:
         work.waiting = f"{GAVE_UP} {counts[work.row.id]} attempts: {work.waiting}"
-    attempts = max(counts.values())
-    return gave_up, float(intervals[min(attempts, len(intervals)) - 1]) if intervals else 0.0
+    delays = {
+        event_id: float(intervals[min(n, len(intervals)) - 1]) if intervals else 0.0
+        for event_id, n in counts.items()
+    }
+    return gave_up, delays

@@ -8,6 +8,11 @@ consumer group, and acknowledge them once they are journaled and acted on. An en
 not acknowledged (its worker was killed, or its CRM is down) stays in the group's pending list
 and is claimed again by whoever takes the lease next: nothing the queue accepted is lost.
 
+An event whose CRM failed for it is **parked**: moved, in one Lua step, from the stream to a
+sorted set by the time its retry is due, while the tenant's other records go on. Events of a
+record with a parked event are parked behind it (a record's events stay in order); they come
+back, oldest first, at the head of a later batch.
+
 Entries carry ids and names only, never personal data. What does not fit the flow of events
 (sweeps, the CRMs' checks, reconciliation) runs as rq jobs on :data:`JOBS`.
 """
@@ -19,8 +24,9 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +61,39 @@ redis.call('SADD', KEYS[3], ARGV[1])
 if redis.call('LLEN', KEYS[4]) < 256 then redis.call('RPUSH', KEYS[4], ARGV[1]) end
 return id
 """
+# KEYS: stream, parked, counts, dues. ARGV: entry id, member, record, due ms (-1: behind the
+# record's parked events), then the same four again for each entry. Moves entries out of the
+# stream into the parked set in one step, so an entry is always in one of the two.
+_PARK = """
+for i = 1, #ARGV, 4 do
+  local record, due = ARGV[i + 2], tonumber(ARGV[i + 3])
+  if due < 0 then due = tonumber(redis.call('HGET', KEYS[4], record) or '0') end
+  if redis.call('ZADD', KEYS[2], due, ARGV[i + 1]) == 1 then
+    redis.call('HINCRBY', KEYS[3], record, 1)
+  end
+  if due > tonumber(redis.call('HGET', KEYS[4], record) or '0') then
+    redis.call('HSET', KEYS[4], record, due)
+  end
+  if string.sub(ARGV[i], 1, 2) ~= 'p:' then
+    redis.call('XACK', KEYS[1], 'workers', ARGV[i])
+    redis.call('XDEL', KEYS[1], ARGV[i])
+  end
+end
+return 1
+"""
+# KEYS: parked, counts, dues. ARGV: members. Forgets parked events that are done.
+_UNPARK = """
+for i = 1, #ARGV do
+  if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
+    local record = string.match(ARGV[i], '^[^:]*:(.*)$')
+    if redis.call('HINCRBY', KEYS[2], record, -1) <= 0 then
+      redis.call('HDEL', KEYS[2], record)
+      redis.call('HDEL', KEYS[3], record)
+    end
+  end
+end
+return 1
+"""
 # KEYS: lease. ARGV: owner, ms. Renews a lease only if it is still ours.
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -79,6 +118,18 @@ return 0
 def stream_key(tenant: str) -> str:
     """The stream of a tenant's events."""
     return f"{PREFIX}{tenant}"
+
+
+def now_ms() -> int:
+    """The wall clock in ms, which parked events' due times are read against (Redis' own
+    expiries, like a hold's, run on the same clock)."""
+    return int(time.time() * 1000)
+
+
+def parked_keys(tenant: str) -> list[str]:
+    """A tenant's parked events (a sorted set by due time), and per record their count and
+    the latest due time."""
+    return [f"{PREFIX}{name}:{tenant}" for name in ("parked", "parked-n", "parked-due")]
 
 
 def dedup_key(tenant: str, key: str) -> str:
@@ -131,6 +182,22 @@ class Entry:
         return str(self.fields.get("k", "event"))
 
 
+@dataclass(frozen=True)
+class Parked:
+    """An event set aside: its CRM failed for it (it waits ``delay`` seconds), or an earlier
+    event of its record waits (``delay`` None: it goes behind that one)."""
+
+    entry_id: str
+    event_id: int
+    record: str  # "kind:id", the key that keeps a record's events in order
+    delay: float | None
+
+
+def parked_entry(member: str) -> Entry:
+    """The entry a parked event is taken up again as (the journal holds the rest)."""
+    return Entry(f"p:{member}", {"k": "retry", "event": int(member.partition(":")[0])})
+
+
 class EventQueue:
     """The queue on one Redis connection (the scripts registered once)."""
 
@@ -140,6 +207,8 @@ class EventQueue:
         self._renew = connection.register_script(_RENEW)
         self._release = connection.register_script(_RELEASE)
         self._take_over = connection.register_script(_TAKE_OVER)
+        self._park = connection.register_script(_PARK)
+        self._unpark = connection.register_script(_UNPARK)
         self._groups: set[str] = set()
 
     # -- the ingress side -------------------------------------------------------------------
@@ -223,27 +292,97 @@ class EventQueue:
         self.redis.rpush(BELL, tenant)
 
     def take(self, tenant: str, consumer: str, count: int) -> list[Entry]:
-        """Up to ``count`` entries: first those left pending by a worker that held the lease
-        before (killed, or held back by a failing CRM), then new ones."""
+        """Up to ``count`` entries: first parked events come due, then those left pending by
+        a worker that held the lease before (killed mid-batch), then new ones."""
+        entries = self._due(tenant, count)
         stream = stream_key(tenant)
         self._ensure_group(stream)
-        _, claimed, *_ = self.redis.xautoclaim(stream, GROUP, consumer, 0, "0-0", count=count)
-        entries = [e for e in claimed if e and e[1]]
+        if len(entries) < count:
+            _, claimed, *_ = self.redis.xautoclaim(
+                stream, GROUP, consumer, 0, "0-0", count=count - len(entries)
+            )
+            entries += [Entry(i.decode(), _decode(f)) for i, f in claimed if i and f]
         if len(entries) < count:
             found = self.redis.xreadgroup(
                 GROUP, consumer, {stream: ">"}, count=count - len(entries)
             )
-            entries += [e for _, items in found for e in items]
-        return [Entry(i.decode(), _decode(f)) for i, f in entries]
+            entries += [Entry(i.decode(), _decode(f)) for _, items in found for i, f in items]
+        return entries
+
+    def _due(self, tenant: str, count: int) -> list[Entry]:
+        # oldest event first: a record's parked events come back in the order they arrived
+        members = self.redis.zrangebyscore(
+            parked_keys(tenant)[0], "-inf", now_ms(), start=0, num=count
+        )
+        names = sorted((m.decode() for m in members), key=lambda m: int(m.partition(":")[0]))
+        return [parked_entry(m) for m in names]
 
     def done(self, tenant: str, entry_ids: list[str]) -> None:
         """Acknowledge and delete entries (the journal holds them from now on)."""
-        if entry_ids:
+        members = [i[2:] for i in entry_ids if i.startswith("p:")]
+        if members:
+            self._unpark(keys=parked_keys(tenant)[:3], args=members)
+        ids = [i for i in entry_ids if not i.startswith("p:")]
+        if ids:
             stream = stream_key(tenant)
             with self.redis.pipeline() as pipe:
-                pipe.xack(stream, GROUP, *entry_ids)
-                pipe.xdel(stream, *entry_ids)
+                pipe.xack(stream, GROUP, *ids)
+                pipe.xdel(stream, *ids)
                 pipe.execute()
+
+    def park(self, tenant: str, parked: Sequence[Parked]) -> None:
+        """Set events aside until their delay passes; an event with no delay goes behind its
+        record's parked events. Their stream entries are acknowledged in the same step."""
+        if not parked:
+            return
+        now = now_ms()
+        args: list[Any] = []
+        for p in parked:
+            due = -1 if p.delay is None else now + int(p.delay * 1000)
+            member = p.entry_id[2:] if p.entry_id.startswith("p:") else f"{p.event_id}:{p.record}"
+            args += [p.entry_id, member, p.record, due]
+        self._park(keys=[stream_key(tenant), *parked_keys(tenant)], args=args)
+
+    def parked_counts(self, tenant: str, records: Sequence[str]) -> list[int]:
+        """How many parked events each of these records has."""
+        if not records:
+            return []
+        found = self.redis.hmget(parked_keys(tenant)[1], list(records))
+        return [int(n or 0) for n in found]
+
+    def streak(self, tenant: str, failed: bool | None) -> int:
+        """Count a batch in which every event had to wait (``failed``), or end the count (a
+        batch that got through); None only reads it. Returns the batches in a row."""
+        key = f"{PREFIX}streak:{tenant}"
+        if failed is None:
+            return int(self.redis.get(key) or 0)
+        if not failed:
+            self.redis.delete(key)
+            return 0
+        with self.redis.pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 24 * 3600)
+            return int(pipe.execute()[0])
+
+    def parked(self, tenant: str, count: int) -> list[tuple[int, str, float]]:
+        """The first ``count`` parked events by due time: ``(event id, record, due)``, the due
+        time in seconds since the epoch."""
+        found = self.redis.zrange(parked_keys(tenant)[0], 0, count - 1, withscores=True)
+        out = []
+        for member, due in found:
+            event_id, _, record = member.decode().partition(":")
+            out.append((int(event_id), record, due / 1000))
+        return out
+
+    def parked_records(self, tenant: str) -> dict[str, int]:
+        """The records with parked events, and how many each has."""
+        counts = self.redis.hgetall(parked_keys(tenant)[1])
+        return {k.decode(): int(v) for k, v in counts.items()}
+
+    def next_due(self, tenant: str) -> float | None:
+        """Seconds until the tenant's first parked event comes due (None: none parked)."""
+        first = self.redis.zrange(parked_keys(tenant)[0], 0, 0, withscores=True)
+        return max((first[0][1] - now_ms()) / 1000, 0.0) if first else None
 
     def forget_keys(self, tenant: str, keys: Iterable[str]) -> None:
         """Let later deliveries with these keys in: their first is being processed now."""
@@ -257,8 +396,8 @@ class EventQueue:
         return [Entry(i.decode(), _decode(f)) for i, f in found]
 
     def waiting_records(self, tenant: str, page: int = 1000) -> set[tuple[str, str]]:
-        """The records ``(kind, id)`` that events waiting in the tenant's stream are about
-        (read page by page: a backlog of thousands costs a few round trips)."""
+        """The records ``(kind, id)`` that events waiting in the tenant's stream, or parked,
+        are about (read page by page: a backlog of thousands costs a few round trips)."""
         found: set[tuple[str, str]] = set()
         start = "-"
         while items := self.redis.xrange(stream_key(tenant), min=start, count=page):
@@ -267,12 +406,21 @@ class EventQueue:
                 if fields.get("record_id"):
                     found.add((str(fields.get("kind", "")), str(fields["record_id"])))
             start = "(" + items[-1][0].decode()
-        return found
+        parked = (r.partition(":") for r in self.parked_records(tenant))
+        return found | {(kind, record_id) for kind, _, record_id in parked}
+
+    def in_stream(self, tenant: str) -> int:
+        """Entries in the tenant's stream (new, or taken and not yet done)."""
+        return int(self.redis.xlen(stream_key(tenant)))
 
     def waiting(self, tenant: str | None = None) -> int:
-        """Entries not yet acknowledged, of one tenant or of all."""
+        """Events not yet done (in the stream or parked), of one tenant or of all."""
         names = [tenant] if tenant else [t.decode() for t in self.redis.smembers(TENANTS)]
-        return sum(int(self.redis.xlen(stream_key(name))) for name in names)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.xlen(stream_key(name))
+                pipe.zcard(parked_keys(name)[0])
+            return sum(int(n) for n in pipe.execute())
 
     def _ensure_group(self, stream: str) -> None:
         if stream in self._groups:

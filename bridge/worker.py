@@ -71,21 +71,28 @@ class Drainer:
 
     def drain(self, tenant: str, stop: threading.Event | None = None) -> int:
         """Carry a tenant's entries through, a batch at a time, until none is left or its CRM
-        asks to wait (then the tenant is held back and its entries stay pending)."""
+        seems down (then the tenant is held back; what failed is parked, nothing is dropped)."""
         total = 0
         while stop is None or not stop.is_set():
             entries = self.rt.queue.take(tenant, self.name, self.batch)
             if not entries:
                 break
             result = pipeline.run_batch(self.rt, tenant, entries)
+            self.rt.queue.park(tenant, result.parked)
             self.rt.queue.done(tenant, result.done)
             total += len(entries)
+            if result.counts.get("waiting"):
+                log.warning(
+                    "%s: %d event(s) parked to try again: %s",
+                    tenant,
+                    result.counts["waiting"],
+                    result.reason,
+                )
             if result.wait_seconds is not None:
                 self.rt.queue.hold(tenant, result.wait_seconds, result.reason)
                 log.warning(
-                    "%s: %d event(s) wait %.0fs: %s",
+                    "%s: the CRM seems down; the tenant waits %.0fs: %s",
                     tenant,
-                    result.counts.get("waiting", 0),
                     result.wait_seconds,
                     result.reason,
                 )
@@ -93,10 +100,14 @@ class Drainer:
         return total
 
     def idle(self) -> bool:
-        """Nothing to take soon: every tenant's stream is empty or held back for longer than
-        a burst waits (a second)."""
+        """Nothing to take soon: every tenant's stream is empty and its parked events not due
+        within a burst's patience (a second), or the tenant is held back for longer."""
         q = self.rt.queue
-        return all(q.waiting(t) == 0 or q.held_for(t) > BURST_PATIENCE for t in q.tenants())
+        return all(self._idle(t) or q.held_for(t) > BURST_PATIENCE for t in q.tenants())
+
+    def _idle(self, tenant: str) -> bool:
+        due = self.rt.queue.next_due(tenant)
+        return not self.rt.queue.in_stream(tenant) and (due is None or due > BURST_PATIENCE)
 
     def run(self, stop: threading.Event, *, burst: bool = False) -> None:
         """Drain until ``stop`` is set (with ``burst``: until nothing is left to take)."""

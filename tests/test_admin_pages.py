@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import openpyxl
+import pytest
 
 from bridge.crms.connector import READ_RETRY_DELAYS
 from tests.admin_env import Admin
@@ -159,6 +161,24 @@ def test_a_dead_letter_is_listed_and_replayed_with_a_button(
     assert "Очередь пуста" not in orlov.get("/admin/queue").text
     bridge.work()  # the portal answers again: the replayed event is carried through
     assert bridge.runtime.journal.event(int(event_id)).status == "processed"
+
+
+def test_an_event_parked_after_a_crm_error_is_listed_with_its_retry_and_error(
+    admin_bridge: Bridge, orlov: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bridge = admin_bridge
+    monkeypatch.setattr(bridge.runtime.tenant("remarka").config, "retry_intervals", [600])
+    bridge.sandbox.subscribe("ONCRMDEALADD", bridge.hook_url)
+    bridge.sandbox.fail_next("crm.deal.get", times=1 + len(READ_RETRY_DELAYS), status=500)
+    deal_id = bridge.sandbox.add_deal(deal("Кухня на Ленина"))
+    bridge.settle()
+
+    section = orlov.get("/admin/queue").text.split('id="parked"')[1].split("</section>")[0]
+    assert "Ждут повтора после ошибки CRM: 1" in section
+    assert f"deal {deal_id}" in section and "QUERY_LIMIT_EXCEEDED" in section
+    [when] = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", section)
+    wait = datetime.fromisoformat(when) - datetime.now(UTC).replace(tzinfo=None)
+    assert 500 < wait.total_seconds() <= 600
 
 
 def test_try_a_rule_shows_why_each_rule_did_or_did_not_fire(orlov: Admin) -> None:

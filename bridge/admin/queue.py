@@ -1,4 +1,5 @@
-"""The queue as a tenant's admin sees it: events waiting, timers scheduled, dead letters.
+"""The queue as a tenant's admin sees it: events waiting, events parked until their retry,
+timers scheduled, dead letters.
 
 A dead letter (an event that ran out of retries, or failed for good) can be put back with a
 button: what it did is kept, what failed or never ran runs again (``Runtime.replay``).
@@ -7,7 +8,7 @@ button: what it did is kept, what failed or never ran runs again (``Runtime.repl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import abort, flash, redirect, url_for
@@ -49,6 +50,20 @@ def _waiting(tenant: str) -> list[JobLine]:
     return out
 
 
+def _parked(tenant: str) -> list[JobLine]:
+    parked = runtime().queue.parked(tenant, SHOWN)
+    rows = runtime().journal.events_by_id(event_id for event_id, _, _ in parked)
+    return [
+        JobLine(
+            str(event_id),
+            record.replace(":", " ", 1),
+            datetime.fromtimestamp(due, UTC).replace(tzinfo=None),
+            redact(rows[event_id].reason) if event_id in rows else "",
+        )
+        for event_id, record, due in parked
+    ]
+
+
 def _timers(tenant: str) -> list[JobLine]:
     lines = []
     for member, due in timers.pending(runtime().redis, tenant)[:SHOWN]:
@@ -77,7 +92,12 @@ def queue_page() -> Any:
     scope = current_scope()
     name = scope.tenant.name
     return page(
-        "queue.html", scope, waiting=_waiting(name), timers=_timers(name), failed=_failed(name)
+        "queue.html",
+        scope,
+        waiting=_waiting(name),
+        parked=_parked(name),
+        timers=_timers(name),
+        failed=_failed(name),
     )
 
 
