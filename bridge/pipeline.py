@@ -102,26 +102,44 @@ def run_batch(rt: Runtime, tenant_name: str, entries: Sequence[Entry]) -> Result
     works = journal_entries(rt, tenant_name, tenant, entries)
     go_behind(rt, tenant_name, works)
     todo = [w for w in works if (w.row.status not in FINAL or w.replay) and not w.behind]
+    attention = carry(rt, tenant, tenant_name, todo)
+    result = finish(rt, tenant, tenant_name, works, attention=attention)
+    return replace(result, done=result.done + _orphans(tenant_name, entries, works))
+
+
+def carry(rt: Runtime, tenant: Tenant | None, tenant_name: str, todo: list[Work]) -> bool:
+    """Read, decide and act for the batch's events; what fails waits or fails. Returns
+    whether the CRM refused the bridge's credentials (a person must act)."""
     if tenant is None:
         for work in todo:
             work.failed = f"tenant {tenant_name!r} is not configured"
-    else:
-        conn = rt.connector(tenant)
-        records = [w for w in todo if w.event.type != BATCH]
-        try:
-            expand(rt, conn, [w for w in todo if w.event.type == BATCH])
-            read(conn, records)
-            decide(rt, tenant, conn, records)
-            act(rt, conn, tenant_name, records)
-        except TransientError as exc:
-            _wait(todo, str(exc))
-            if isinstance(exc, NeedsAttention):
-                alert(rt, tenant, exc)
-                return finish(rt, tenant, tenant_name, works, attention=True)
-        except Exception as exc:  # a bug must not lose the batch: it waits, then dead-letters
-            log.exception("%s: a batch of %d failed", tenant_name, len(todo))
-            _wait(todo, f"{type(exc).__name__}: {redact(exc)}")
-    return finish(rt, tenant, tenant_name, works)
+        return False
+    conn = rt.connector(tenant)
+    records = [w for w in todo if w.event.type != BATCH]
+    try:
+        expand(rt, conn, [w for w in todo if w.event.type == BATCH])
+        read(conn, records)
+        decide(rt, tenant, conn, records)
+        act(rt, conn, tenant_name, records)
+    except TransientError as exc:
+        _wait(todo, str(exc))
+        if isinstance(exc, NeedsAttention):
+            alert(rt, tenant, exc)
+            return True
+    except Exception as exc:  # a bug must not lose the batch: it waits, then dead-letters
+        log.exception("%s: a batch of %d failed", tenant_name, len(todo))
+        _wait(todo, f"{type(exc).__name__}: {redact(exc)}")
+    return False
+
+
+def _orphans(tenant_name: str, entries: Sequence[Entry], works: list[Work]) -> list[str]:
+    """Entries that name an event the journal no longer has (a replay or retry): there is
+    nothing to run, and kept they would come back in every batch."""
+    carried = {w.entry.id for w in works}
+    orphans = [e.id for e in entries if e.id not in carried]
+    if orphans:
+        log.error("%s: %d entries name events the journal lacks", tenant_name, len(orphans))
+    return orphans
 
 
 def _wait(works: list[Work], reason: str) -> None:

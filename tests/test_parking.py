@@ -122,3 +122,15 @@ def test_a_parked_event_outlives_its_worker(
     later(monkeypatch, INTERVAL + 1)
     bridge.work()
     assert len(bridge.sandbox.tasks_for(f"D_{deal_id}")) == 1
+
+
+def test_an_entry_naming_an_event_the_journal_lacks_does_not_clog_the_queue(
+    patient: Bridge,
+) -> None:
+    bridge = patient
+    bridge.runtime.queue.append("remarka", {"k": "replay", "event": 987654})
+    deal_id = bridge.sandbox.add_deal(deal("Ремонт кухни", "C1:MEETING"))
+    lose(bridge, deal_id)
+    bridge.work()
+    assert len(bridge.sandbox.tasks_for(f"D_{deal_id}")) == 1
+    assert bridge.runtime.queue.waiting("remarka") == 0
