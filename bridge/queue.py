@@ -75,7 +75,7 @@ for i = 1, #ARGV, 4 do
     redis.call('HSET', KEYS[4], record, due)
   end
   if string.sub(ARGV[i], 1, 2) ~= 'p:' then
-    redis.call('XACK', KEYS[1], 'workers', ARGV[i])
+    redis.call('XACK', KEYS[1], '""" + GROUP + """', ARGV[i])
     redis.call('XDEL', KEYS[1], ARGV[i])
   end
 end
