@@ -203,7 +203,7 @@ def _fetch(conn: Connector, ref: RecordRef) -> Record:
     except TransientError as exc:
         why = f"{crm} could not answer now ({redact(exc)}): it is busy or failing, try again later"
     except PermanentError as exc:
-        why = f"{crm} did not give {ref} ({redact(exc)}): check the id, and {options.credentials()}"
+        why = f"{crm} did not give {ref} ({redact(exc)}): {options.missing()}"
     raise BridgeError(f"{why}; or describe the record under `record:` to dry-run without {crm}")
 
 

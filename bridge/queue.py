@@ -64,7 +64,8 @@ return id
 # KEYS: stream, parked, counts, dues. ARGV: entry id, member, record, due ms (-1: behind the
 # record's parked events), then the same four again for each entry. Moves entries out of the
 # stream into the parked set in one step, so an entry is always in one of the two.
-_PARK = """
+_PARK = (
+    """
 for i = 1, #ARGV, 4 do
   local record, due = ARGV[i + 2], tonumber(ARGV[i + 3])
   if due < 0 then due = tonumber(redis.call('HGET', KEYS[4], record) or '0') end
@@ -75,12 +76,15 @@ for i = 1, #ARGV, 4 do
     redis.call('HSET', KEYS[4], record, due)
   end
   if string.sub(ARGV[i], 1, 2) ~= 'p:' then
-    redis.call('XACK', KEYS[1], '""" + GROUP + """', ARGV[i])
+    redis.call('XACK', KEYS[1], '"""
+    + GROUP
+    + """', ARGV[i])
     redis.call('XDEL', KEYS[1], ARGV[i])
   end
 end
 return 1
 """
+)
 # KEYS: parked, counts, dues. ARGV: members. Forgets parked events that are done.
 _UNPARK = """
 for i = 1, #ARGV do

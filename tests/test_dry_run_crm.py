@@ -14,6 +14,7 @@ from bridge.cli import cli
 from bridge.crms.connector import QUICK_TIMEOUT
 from tests.amocrm_env import LOST, MEETING, AmoBridge, lead
 from tests.bitrix24_env import TEST_CONFIG, Bridge, deal
+from tests.onec_env import OneCBridge
 
 
 def dry_run(*args: str) -> tuple[Result, float]:
@@ -118,3 +119,19 @@ def test_amocrm_without_the_bridges_redis_names_it(
     assert f"error: the bridge's Redis at 127.0.0.1:{port} did not answer" in line
     assert "amoCRM's tokens live there" in line
     assert took < QUICK_TIMEOUT
+
+
+def test_a_1c_order_not_yet_uploaded_is_explained_as_such(
+    onec: OneCBridge, journal_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # without OData the bridge knows only what 1C uploaded (the exchange with site):
+    # the login is not what to check, the id and the next exchange are
+    monkeypatch.setenv("BRIDGE_JOURNAL_URL", journal_url)
+    config = str(onec.runtime.settings.path)
+    result = CliRunner().invoke(
+        cli, ["dry-run", "--config", config, "--tenant", "fireworks-1c", "--id", "777"]
+    )
+    line = one_error(result)
+    assert "order 777 was never uploaded by 1C" in line
+    assert "without OData the bridge knows only the orders 1C has uploaded" in line
+    assert "login" not in line

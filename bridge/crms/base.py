@@ -88,6 +88,10 @@ class ConnectionSettings(BaseModel):
         """What the bridge shows the CRM as its credentials, as an admin would check them."""
         return "the credentials in the tenant's `connection:` block"
 
+    def missing(self) -> str:
+        """What to check when the CRM has no record by the id asked for (error messages)."""
+        return f"check the id, and {self.credentials()}"
+
 
 def load(path: str) -> Any:
     """The object a ``"package.module:attribute"`` path names (imported on first use)."""

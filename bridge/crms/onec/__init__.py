@@ -163,6 +163,16 @@ class OneCSettings(ConnectionSettings):
             return f"the OData user {self.odata.login} and ${self.odata_password_env}"
         return f"the exchange node's login {self.login} and ${self.password_env}"
 
+    def missing(self) -> str:
+        """Without OData the bridge knows only the orders 1C has uploaded to it."""
+        if self.odata:
+            return super().missing()
+        return (
+            "check the id: without OData the bridge knows only the orders 1C has uploaded in "
+            "an exchange (a new order comes with the next one; `bridge import-1c FILE` loads "
+            "an export)"
+        )
+
 
 class OneC(CRM):
     """1C:Enterprise trade configurations: customer orders, through the exchange with site."""
