@@ -291,12 +291,12 @@ def read(conn: Connector, works: list[Work]) -> None:
 
 
 def decide(rt: Runtime, tenant: Tenant, conn: Connector, works: list[Work]) -> None:
-    """Evaluate each event against the snapshot the one before it left; journal the verdicts."""
+    """Evaluate each event against the snapshot the one before it left (its verdicts are
+    journaled when it is done: :func:`finish`)."""
     refs = [(w.record.kind, w.record.id) for w in works if w.open and w.record]
     snaps: dict[tuple[str, str], Snapshot] = rt.journal.snapshots_of(tenant.name, refs)
     clients = {w.record.value(CLIENT) for w in works if w.open and w.record} - {None, ""}
     history = rt.journal.history(tenant.name, refs, clients)
-    decisions = []
     for work in works:
         if not (work.open and work.record):
             continue
@@ -306,9 +306,7 @@ def decide(rt: Runtime, tenant: Tenant, conn: Connector, works: list[Work]) -> N
         work.stay = stay_of(snap, record)
         ctx = context(history, tenant, conn, work.event, record, work.previous, snap, work.stay)
         work.plan = evaluate(work.event, record, work.previous, tenant.rules, ctx)
-        decisions += [(work.row.id, d, record) for d in work.plan.decisions]
         work.after = snaps[ref] = next_snapshot(snap, record, work.event.received_at)
-    rt.journal.add_decisions_many(decisions)
 
 
 def context(
@@ -456,8 +454,12 @@ def finish(
     finished = [(w.row.id, *_verdict(w)) for w in works if not w.waiting and not w.behind]
     gave_up, delays = _give_up(rt, tenant, waiting)
     finished += [(w.row.id, "failed", w.waiting) for w in gave_up]
-    rt.journal.complete(tenant_name, snapshots, changes, finished)
     dead = {w.row.id for w in gave_up}
+    ends = {event_id for event_id, _, _ in finished}
+    verdicts = [
+        (w.row.id, d, w.record) for w in works if w.row.id in ends for d in w.plan.decisions
+    ]
+    rt.journal.complete(tenant_name, snapshots, changes, finished, verdicts)
     parked = [Parked(w.entry.id, w.row.id, w.key, delays[w.row.id]) for w in waiting]
     parked = [p for p in parked if p.event_id not in dead]
     parked += [Parked(w.entry.id, w.row.id, w.key, None) for w in works if w.behind]

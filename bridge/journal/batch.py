@@ -182,11 +182,14 @@ class BatchWrites:
         snapshots: dict[tuple[str, str], Snapshot],
         changes: Iterable[tuple[str, str, str, datetime, str | None]],
         finished: Iterable[tuple[int, str, str]],
+        decisions: Iterable[tuple[int, Decision, Record | None]] = (),
     ) -> None:
         """One transaction at the end of a batch: the records' new snapshots, the fields that
-        changed ``(kind, id, field, at, client)``, and the events' final ``(id, status,
-        reason)``."""
+        changed ``(kind, id, field, at, client)``, the events' final ``(id, status,
+        reason)`` and the verdicts of the events that are done ``(event id, verdict, the
+        record it judged)``: an event that waits is judged again, and journaled once."""
         now = clock.utcnow()
+        verdicts = [_decision_values(event_id, d, record) for event_id, d, record in decisions]
         changed = [
             {"tenant": tenant, "kind": k, "record_id": i, "field": f, "at": at, "client": c}
             for k, i, f, at, c in changes
@@ -208,6 +211,8 @@ class BatchWrites:
                 s.execute(insert(ChangeRow), changed)
             if ends:
                 s.execute(update(EventRow), ends)  # by primary key: one executemany
+            if verdicts:
+                s.execute(insert(DecisionRow), verdicts)
             s.commit()
 
     def count_attempt(self, event_ids: Iterable[int], reason: str) -> dict[int, int]:
