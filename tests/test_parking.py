@@ -77,6 +77,11 @@ def test_a_failed_event_waits_alone_and_its_record_keeps_its_order(
     assert len(bridge.sandbox.tasks_for(f"D_{first}")) == 1
     assert statuses(bridge, first)[-2:] == ["processed", "processed"]
     assert bridge.runtime.queue.waiting("remarka") == 0
+    # judged twice (the failed attempt and the retry), journaled once
+    rows = bridge.runtime.journal.recent(50, "remarka")
+    lost = next(r for r in rows if r["event"].record_id == str(first) and r["actions"])
+    rules = [d.rule for d in lost["decisions"]]
+    assert rules.count("refusal-needs-reason") == 1
 
 
 def test_batch_after_batch_failing_holds_the_tenant_back_and_loses_nothing(
