@@ -39,8 +39,8 @@ from bridge.crms.connector import Connector, Outcome, Step, to_crm_fields, to_re
 from bridge.errors import ConfigError, PermanentError, TransientError
 from bridge.models import OPEN, Action, Event, LookupQuery, Record, RecordRef
 
-LEAD_WITH = "loss_reason,contacts"
-LEAD_NOTES = "/api/v4/leads/notes"  # D:crm_platform/leads-api, GET parameter `with`
+LEAD_WITH = "loss_reason,contacts"  # D:crm_platform/leads-api, GET parameter `with`
+LEAD_NOTES = "/api/v4/leads/notes"  # D:crm_platform/events-and-notes
 PAGE = 250  # the largest page (reference §2.0)
 TASK_TYPE_CALL = 1  # «Связаться», standard in every account (D:crm_platform/tasks-api)
 CACHE_TTL = 600.0  # pipelines, loss reasons and field definitions change rarely
