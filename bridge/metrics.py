@@ -72,6 +72,7 @@ MEASURED = (
     "fetch_many",
     "execute_many",
     "subject_owner",
+    "subject_owners",
     "activity_of",
     "execute",
     "find_done",

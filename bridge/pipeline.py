@@ -268,11 +268,12 @@ def read(conn: Connector, works: list[Work]) -> None:
     Raises:
         TransientError: the CRM could not be read now (the whole batch waits).
     """
-    for work in works:
-        try:
-            work.ref = conn.subject_owner(work.event)
-        except PermanentError as exc:
-            work.failed = str(exc)
+    owners = conn.subject_owners([w.event for w in works]) if works else []
+    for work, owner in zip(works, owners, strict=True):
+        if isinstance(owner, PermanentError):
+            work.failed = str(owner)
+        else:
+            work.ref = owner
     refs = [w.ref for w in works if w.open and w.ref is not None]
     try:
         records = conn.fetch_many(refs) if refs else {}

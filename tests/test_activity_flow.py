@@ -7,6 +7,8 @@ DIRECTION (D:api-reference/crm/data-types.md#activity-enums).
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from tests.bitrix24_env import ROOT, Bridge, deal
@@ -122,3 +124,28 @@ def test_a_done_call_with_the_next_one_scheduled_asks_nothing(outcome_bridge: Br
     bridge.sandbox.update_activity(call, {"COMPLETED": "Y"})
     bridge.work()
     assert bridge.sandbox.comments_for("deal", deal_id) == []
+
+
+def test_forty_calls_marked_done_cost_the_portal_four_requests(outcome_bridge: Bridge) -> None:
+    # the portal's limit is counted in requests (2 a second on most plans), a `batch` of up to
+    # 50 commands being one (D:settings/how-to-call-rest-api/batch.md): the activities, the
+    # deals, their open activities and the comments each ride in one
+    bridge = outcome_bridge
+    deals = [bridge.sandbox.add_deal(deal(f"Ремонт {i}", "C1:MEETING")) for i in range(40)]
+    calls = [
+        bridge.sandbox.add_activity({**activity(d, "2", "2"), "COMPLETED": "N"}) for d in deals
+    ]
+    bridge.work()
+    since = len(bridge.sandbox.requests_log)
+    for call in calls:
+        bridge.sandbox.update_activity(call, {"COMPLETED": "Y"})
+    bridge.work()
+    log = bridge.sandbox.requests_log[since:]
+    assert [e["method"] for e in log if not e.get("batch")] == ["batch"] * 4
+    assert Counter(e["method"] for e in log if e.get("batch")) == {
+        "crm.activity.get": 40,
+        "crm.deal.get": 40,
+        "crm.activity.list": 40,
+        "crm.timeline.comment.add": 40,
+    }
+    assert all(len(bridge.sandbox.comments_for("deal", d)) == 1 for d in deals)

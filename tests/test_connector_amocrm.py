@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
@@ -546,3 +547,97 @@ def test_a_completed_task_is_a_completed_contact(conn: AmoCRMConnector) -> None:
     assert activity is not None
     assert (activity["type"], activity["completed"]) == ("meeting", True)
     assert activity["result"] == "Клиент думает, перезвонить в пятницу"
+
+
+# D:crm_platform/events-and-notes, «Список примечаний по типу сущности»: the page's example
+# answer to GET /api/v4/leads/notes with filter[id] naming two notes («Можно передать как один
+# ID, так и массив из нескольких ID»)
+NOTES_BY_ID = {
+    "_page": 1,
+    "_links": {
+        "self": {
+            "href": "https://example.amocrm.ru/api/v4/leads/notes?filter%5Bid%5D%5B0%5D=42709325"
+            "&filter%5Bid%5D%5B1%5D=42709842&page=1&limit=50"
+        },
+    },
+    "_embedded": {
+        "notes": [
+            {
+                "id": 42709325,
+                "entity_id": 26050861,
+                "created_by": 940088,
+                "updated_by": 940088,
+                "created_at": 1540407495,
+                "updated_at": 1540408317,
+                "responsible_user_id": 939801,
+                "group_id": 0,
+                "note_type": "common",
+                "params": {"text": "Текст примечания"},
+                "account_id": 17079858,
+                "_links": {
+                    "self": {
+                        "href": "https://example.amocrm.ru/api/v4/leads/26050861/notes/42709325"
+                    }
+                },
+            },
+            {
+                "id": 42709842,
+                "entity_id": 26053794,
+                "created_by": 939801,
+                "updated_by": 939801,
+                "created_at": 1548280113,
+                "updated_at": 1548280115,
+                "responsible_user_id": 939801,
+                "group_id": 0,
+                "note_type": "attachment",
+                "params": {
+                    "is_drive_attachment": True,
+                    "text": "Снимок экрана 2022-12-12 в 20.11.45 (1).jpg",
+                    "original_name": "Снимок экрана 2022-12-12 в 20.11.45 (1).jpg",
+                    "file_uuid": "6905db7c-3a29-4d30-8953-bac68c05e8e8",
+                    "version_uuid": "4e316440-4122-4cad-b121-9709882b4cc1",
+                    "file_name": "Snimok_ekrana_2022-12-12_v_20.11.45_1_.jpg",
+                },
+                "account_id": 17079858,
+                "_links": {
+                    "self": {
+                        "href": "https://example.amocrm.ru/api/v4/leads/26053794/notes/42709842"
+                    }
+                },
+            },
+        ]
+    },
+}
+
+
+def activity_event(lead_id: str, source: str, subject: str) -> Event:
+    """An activity event as a note or task hook gives it: the lead's id, no kind."""
+    at = datetime(2025, 10, 22, tzinfo=UTC)
+    ref = RecordRef("", lead_id)
+    return Event("remarka", "amocrm", "activity.created", ref, at, source=source, subject=subject)
+
+
+@responses.activate
+def test_a_batchs_notes_and_tasks_are_listed_once_each_by_id(conn: AmoCRMConnector) -> None:
+    # D:crm_platform/tasks-api, «Список задач»: filter[id] takes one id or an array too
+    responses.get(f"{BASE}/api/v4/leads/notes", json=NOTES_BY_ID)
+    responses.get(f"{BASE}/api/v4/tasks", json={"_embedded": {"tasks": [DONE_TASK]}})
+    events = [
+        activity_event("26050861", "leads[note]", "42709325"),
+        activity_event("26053794", "leads[note]", "42709842"),
+        activity_event("167353", "task[update]", "4745251"),
+    ]
+    assert conn.subject_owners(events) == [e.ref for e in events]  # the kind: fetch_many's
+    activities = [conn.activity_of(e) for e in events]
+    asked = {
+        urlsplit(c.request.url).path: parse_qs(urlsplit(c.request.url).query)["filter[id][]"]
+        for c in responses.calls
+    }
+    assert asked == {
+        "/api/v4/leads/notes": ["42709325", "42709842"],
+        "/api/v4/tasks": ["4745251"],
+    }
+    other = {"type": "other", "direction": "", "completed": False}
+    assert activities[:2] == [other, other]  # a common note and an attachment: no calls
+    assert activities[2] is not None
+    assert (activities[2]["type"], activities[2]["completed"]) == ("meeting", True)

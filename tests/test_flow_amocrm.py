@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 import pytest
 import requests
 
+from bridge import timers
 from bridge.formdata import build_query
 from bridge.models import RecordRef
 from tests.amocrm_env import (
@@ -344,3 +345,24 @@ def test_a_hook_amocrm_disabled_raises_an_alert_in_the_journal(amo: AmoBridge) -
     cron = jobs.cron(amo.runtime).get_jobs()
     [job] = [j for j in cron if j.func_name.endswith(".check") and j.args[0] == "remarka"]
     assert (job.args, job.interval) == (("remarka", "disabled_hooks"), HOOK_CHECK_SECONDS)
+
+
+def test_forty_completed_calls_cost_the_account_two_requests(amo: AmoBridge) -> None:
+    # the account's limit is 7 requests a second: a batch's call notes are listed at once by
+    # filter[id][] (https://www.amocrm.ru/developers/content/crm_platform/events-and-notes,
+    # «Список примечаний по типу сущности»), and their leads, named by the note hooks
+    # without a kind, are read once, with the batch (rule contact-ends-with-next-step)
+    leads = [amo.sandbox.add_lead(lead(f"Ремонт {i}", MEETING)) for i in range(40)]
+    amo.work()
+    since = len(amo.sandbox.requests_log)
+    for lead_id in leads:
+        params = {"uniq": f"call-{lead_id}", "duration": 60, "source": "pbx", "link": ""}
+        params |= {"phone": "+79990000000", "call_status": 4}  # the conversation took place
+        note = {"entity_id": lead_id, "note_type": "call_out", "params": params}
+        amo.sandbox.store.create_note(note, IVANOVA)
+    amo.work()
+    requests_sent = [(e["method"], e["path"]) for e in amo.sandbox.requests_log[since:]]
+    assert sorted(requests_sent) == [("GET", "/api/v4/leads"), ("GET", "/api/v4/leads/notes")]
+    timed = [timers.parse(m) for m, _ in timers.pending(amo.runtime.redis, "remarka")]
+    next_steps = {r for _, _, r, s in timed if s.startswith("contact-ends-with-next-step|")}
+    assert next_steps == {str(lead_id) for lead_id in leads}

@@ -404,3 +404,25 @@ def test_hook_with_only_failed_answers_is_disabled(sandbox: AmoCRMSandbox, auth)
         assert len(failing.posts) == 101
     finally:
         failing.server.stop()
+
+
+def test_notes_and_tasks_are_listed_by_their_ids(
+    sandbox: AmoCRMSandbox, auth: dict[str, str]
+) -> None:
+    # D:crm_platform/events-and-notes «Список примечаний по типу сущности» and
+    # D:crm_platform/tasks-api «Список задач»: filter[id] takes one id or an array of them
+    lead_id = sandbox.add_lead({"name": "A"})
+    common = {"entity_id": lead_id, "note_type": "common", "params": {"text": "x"}}
+    notes = api(sandbox, "POST", "/leads/notes", auth, json=[common] * 3).json()
+    ids = [n["id"] for n in notes["_embedded"]["notes"]]
+    listed = api(sandbox, "GET", "/leads/notes", auth, params={"filter[id][]": ids[::2]})
+    assert [n["id"] for n in listed.json()["_embedded"]["notes"]] == ids[::2]
+    one = api(sandbox, "GET", "/leads/notes", auth, params={"filter[id]": ids[1]})
+    assert [n["id"] for n in one.json()["_embedded"]["notes"]] == [ids[1]]
+    none = api(sandbox, "GET", "/leads/notes", auth, params={"filter[id][]": [1]})
+    assert none.status_code == 204
+    task = {"text": "t", "complete_till": 1893499200, "entity_id": lead_id}
+    made = api(sandbox, "POST", "/tasks", auth, json=[task | {"entity_type": "leads"}] * 2)
+    task_ids = [t["id"] for t in made.json()["_embedded"]["tasks"]]
+    tasks = api(sandbox, "GET", "/tasks", auth, params={"filter[id][]": task_ids[1:]})
+    assert [t["id"] for t in tasks.json()["_embedded"]["tasks"]] == task_ids[1:]

@@ -17,7 +17,7 @@ from fast_bitrix24 import Bitrix
 from flask import Flask, request
 
 from bridge.crms.bitrix24.sandbox import Bitrix24Sandbox
-from bridge.formdata import parse_pairs
+from bridge.formdata import build_query, parse_pairs
 from bridge.sandbox.server import LoopbackServer
 
 TIME_KEYS = {
@@ -181,6 +181,30 @@ def test_batch_keeps_the_sibling_result_next_to_the_error(sandbox: Bitrix24Sandb
     assert body["result_error"] == {"bad": {"error": "", "error_description": "Not found"}}
     assert body["result_total"] == {"list": 1}
     assert set(body["result_time"]) == {"ok", "list"}
+
+
+def test_activities_are_read_and_listed_inside_a_batch(sandbox: Bitrix24Sandbox) -> None:
+    # D:api-reference/crm/timeline/activities/activity-base/crm-activity-get.md and
+    # crm-activity-list.md, as commands of a batch (D:settings/how-to-call-rest-api/batch.md)
+    deal_id = sandbox.add_deal({"TITLE": "Kitchen"})
+    owner = {"OWNER_TYPE_ID": "2", "OWNER_ID": str(deal_id), "TYPE_ID": "2", "DIRECTION": "2"}
+    done = sandbox.add_activity({**owner, "COMPLETED": "Y"})
+    sandbox.add_activity({**owner, "COMPLETED": "N", "DEADLINE": "2030-01-10T10:00:00+03:00"})
+    listing = {
+        "filter": {"OWNER_TYPE_ID": 2, "OWNER_ID": str(deal_id), "COMPLETED": "N"},
+        "order": {"DEADLINE": "ASC"},
+        "select": ["ID", "DEADLINE"],
+    }
+    cmd = {"got": f"crm.activity.get?id={done}", "gone": "crm.activity.get?id=999"}
+    cmd["open"] = f"crm.activity.list?{build_query(listing)}"
+    body = rest(sandbox, "batch", {"halt": 0, "cmd": cmd}).json()["result"]
+    assert (body["result"]["got"]["OWNER_ID"], body["result"]["got"]["COMPLETED"]) == (
+        str(deal_id),
+        "Y",
+    )
+    assert [set(a) for a in body["result"]["open"]] == [{"ID", "DEADLINE"}]
+    assert body["result"]["open"][0]["DEADLINE"].startswith("2030-01-10")
+    assert set(body["result_error"]) == {"gone"}
 
 
 def test_batch_halt_stops_and_nested_batch_is_refused(sandbox: Bitrix24Sandbox) -> None:

@@ -108,7 +108,31 @@ class Connector(ABC):
 
     @abstractmethod
     def subject_owner(self, event: Event) -> RecordRef:
-        """The record an event is about (an activity's owner, for ``activity.created``)."""
+        """The record an event is about (an activity's owner, for ``activity.created``).
+
+        Its kind may be left blank where :meth:`fetch_many` gives the record its kind (an
+        amoCRM hook that names a lead but not its pipeline).
+        """
+
+    def subject_owners(self, events: Sequence[Event]) -> list[RecordRef | PermanentError]:
+        """:meth:`subject_owner` of each of a batch's events, in as few requests as the CRM
+        allows (default: one by one); an event whose owner the CRM will never give maps to its
+        PermanentError.
+
+        The pipeline asks this once per batch, before anything else about its events: a
+        connector may read here, at once, what :meth:`activity_of` and
+        :meth:`planned_activity` will ask about them one by one afterwards.
+
+        Raises:
+            TransientError: the CRM could not be read now.
+        """
+        out: list[RecordRef | PermanentError] = []
+        for event in events:
+            try:
+                out.append(self.subject_owner(event))
+            except PermanentError as exc:
+                out.append(exc)
+        return out
 
     def activity_of(self, event: Event) -> dict[str, Any] | None:
         """For ``activity.created``: ``{"type": call|email|meeting|task|other, "direction":

@@ -40,9 +40,11 @@ from bridge.errors import ConfigError, PermanentError, TransientError
 from bridge.models import OPEN, Action, Event, LookupQuery, Record, RecordRef
 
 LEAD_WITH = "loss_reason,contacts"  # D:crm_platform/leads-api, GET parameter `with`
+LEAD_NOTES = "/api/v4/leads/notes"  # D:crm_platform/events-and-notes
 PAGE = 250  # the largest page (reference §2.0)
 TASK_TYPE_CALL = 1  # «Связаться», standard in every account (D:crm_platform/tasks-api)
 CACHE_TTL = 600.0  # pipelines, loss reasons and field definitions change rarely
+ID_CHUNK = 50  # ids per filter[id][] listing: a URL of 50 ids stays short
 WRITE_CHUNK = 50  # items per array request (amoCRM takes up to 250; a refusal fails them all)
 CLOCK_SKEW = timedelta(minutes=1)  # the account's clock against the journal's
 NO_DEADLINE = timedelta(days=1)  # amoCRM requires complete_till; a rule without a deadline
@@ -83,6 +85,9 @@ class AmoCRMConnector(Connector):
         self.api = Api(self.transport, self.tokens)
         self.zone = ZoneInfo(tenant.config.timezone)
         self._cache: dict[str, tuple[float | None, Any]] = {}
+        # the tasks and notes a batch listed at once (subject_owners), asked one by one after
+        self._activities: dict[tuple[str, str], dict[str, Any]] = {}
+        self._read: set[tuple[str, str]] = set()
 
     def _tokens(self, opts: AmoCRMSettings) -> TokenSource:
         pause = Pause(self.shared, opts.account_id, self.tenant.name)
@@ -131,10 +136,11 @@ class AmoCRMConnector(Connector):
         a batch of events instead of one per lead; a lead the account no longer has maps to
         its error."""
         unique = list(dict.fromkeys(refs))
+        ids = list(dict.fromkeys(r.id for r in unique))  # a kind-blank ref may name one twice
         found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(unique), PAGE):
-            ids = [r.id for r in unique[start : start + PAGE]]
-            found.update({str(raw["id"]): raw for raw in self._leads({"filter[id][]": ids})})
+        for start in range(0, len(ids), PAGE):
+            chunk = ids[start : start + PAGE]
+            found.update({str(raw["id"]): raw for raw in self._leads({"filter[id][]": chunk})})
         return {
             ref: self.to_record(found[ref.id])
             if ref.id in found
@@ -157,33 +163,59 @@ class AmoCRMConnector(Connector):
         return to_record(kind, flat, self.mapping, self.name, str(raw["id"]))
 
     def subject_owner(self, event: Event) -> RecordRef:
-        """The lead an event is about; task and note hooks name the lead but not its kind."""
-        if event.ref.kind:
-            return event.ref
-        raw = self._lead(event.ref.id)
-        return RecordRef(kind_of(self.mapping, raw.get("pipeline_id")), str(raw["id"]))
+        """The lead an event is about. Task and note hooks name the lead but not its kind
+        (its pipeline): the ref goes on with the kind blank, and :meth:`fetch_many`, which
+        reads leads by id with the batch, gives the record its kind. No request."""
+        return event.ref
+
+    def subject_owners(self, events: Sequence[Event]) -> list[RecordRef | PermanentError]:
+        """The events' leads (:meth:`subject_owner`, no request); on the way, the notes and
+        tasks the batch's activity events name, read for :meth:`activity_of` in one listing
+        each: ``GET /api/v4/leads/notes?filter[id][]=…`` (D:crm_platform/events-and-notes,
+        «Список примечаний по типу сущности»: ``filter[id]`` takes one id or an array) and
+        ``GET /api/v4/tasks?filter[id][]=…`` (D:crm_platform/tasks-api, «Список задач»)."""
+        named = {
+            (_list_of(e), str(e.subject))
+            for e in events
+            if e.type.startswith("activity.") and str(e.subject or "").isdigit()
+        }
+        self._activities, self._read = {}, named
+        for kind, path in (("tasks", "/api/v4/tasks"), ("notes", LEAD_NOTES)):
+            ids = sorted(int(i) for k, i in named if k == kind)
+            for start in range(0, len(ids), ID_CHUNK):
+                params = {"filter[id][]": ids[start : start + ID_CHUNK], "limit": PAGE}
+                listed = self.api.pages(path, params, kind)
+                self._activities.update({(kind, str(item["id"])): item for item in listed})
+        return super().subject_owners(events)
 
     def activity_of(self, event: Event) -> dict[str, Any] | None:
-        """What a task or note event's activity is: a task read with ``GET /api/v4/tasks/{id}``
-        (its type, ``is_completed``, the result's text), a call note with
-        ``GET /api/v4/leads/notes/{id}`` (direction, ``call_status`` as the outcome)."""
+        """What a task or note event's activity is: a task (its type, ``is_completed``, the
+        result's text), a call note (direction, ``call_status`` as the outcome). Read with
+        the batch (:meth:`subject_owners`), else alone: ``GET /api/v4/tasks/{id}``,
+        ``GET /api/v4/leads/notes/{id}``."""
         if not event.type.startswith("activity.") or not event.subject:
             return None
-        if event.source.startswith("task["):
-            task = self.api.call("GET", f"/api/v4/tasks/{int(event.subject)}") or {}
+        if _list_of(event) == "tasks":
+            task = self._activity("tasks", "/api/v4/tasks", str(event.subject))
             return {
                 "type": TASK_TYPES.get(task.get("task_type_id"), "task"),
                 "direction": "",
                 "completed": bool(task.get("is_completed")),
                 "result": str((task.get("result") or {}).get("text") or ""),
             }
-        note = self.api.call("GET", f"/api/v4/leads/notes/{int(event.subject)}") or {}
+        note = self._activity("notes", LEAD_NOTES, str(event.subject))
         direction = CALL_NOTES.get(str(note.get("note_type")))
         if direction is None:
             return {"type": "other", "direction": "", "completed": False}
         status = (note.get("params") or {}).get("call_status")
         outcome = CALL_STATUS.get(int(status), "other") if str(status or "").isdigit() else None
         return {"type": "call", "direction": direction, "completed": True, "outcome": outcome}
+
+    def _activity(self, kind: str, path: str, item_id: str) -> dict[str, Any]:
+        """A task or note as the batch listed it (none: it is gone), else read by id."""
+        if (kind, item_id) in self._read:
+            return self._activities.get((kind, item_id)) or {}
+        return self.api.call("GET", f"{path}/{int(item_id)}") or {}
 
     def planned_activity(self, record: Record) -> datetime | None:
         """The lead's ``closest_task_at``: amoCRM keeps the nearest open task's deadline on the
@@ -544,6 +576,12 @@ class AmoCRMConnector(Connector):
             if reason == str(name):
                 return reason_id
         raise PermanentError(f"amoCRM has no loss reason named {name!r}")
+
+
+def _list_of(event: Event) -> str:
+    """Where an activity event's item is listed: ``tasks`` for a task hook's (``task[...]``),
+    ``notes`` for a note hook's (``leads[note]``)."""
+    return "tasks" if event.source.startswith("task[") else "notes"
 
 
 def _merge(patch: dict[str, Any], change: dict[str, Any]) -> None:

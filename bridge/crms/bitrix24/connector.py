@@ -64,52 +64,72 @@ class Bitrix24Connector(Connector):
             self.options.timeout,
             patient=not self.interactive,
         )
-        self._activities: dict[str, dict[str, Any]] = {}
+        # what a batch read at once, asked one by one afterwards (subject_owners)
+        self._activities: dict[str, dict[str, Any] | Exception] = {}
+        self._planned: dict[RecordRef, list[dict[str, Any]] | Exception] = {}
+        self._batch_refs: list[RecordRef] = []
 
     # -- reading ------------------------------------------------------------------------
 
     def fetch_many(self, refs: Sequence[RecordRef]) -> dict[RecordRef, Record | PermanentError]:
         """``crm.<kind>.get`` for every record, 50 to a ``batch``
         (D:settings/how-to-call-rest-api/batch.md); a record the portal refuses (deleted, no
-        access) maps to its error, a transient error stops the whole read."""
+        access) maps to its error, a transient error stops the whole read. The records are
+        remembered for :meth:`planned_activity`."""
         unique = list(dict.fromkeys(refs))
+        self._batch_refs = unique
+        found = self.read_batch([(f"crm.{r.kind}.get", {"id": r.id}) for r in unique])
         out: dict[RecordRef, Record | PermanentError] = {}
-        for start in range(0, len(unique), BATCH):
-            out.update(self._read_chunk(unique[start : start + BATCH]))
+        for ref, raw in zip(unique, found, strict=True):
+            if isinstance(raw, TransientError):
+                raise raw
+            out[ref] = raw if isinstance(raw, PermanentError) else self._record(ref, raw)
         return out
 
-    def _read_chunk(self, refs: list[RecordRef]) -> dict[RecordRef, Record | PermanentError]:
-        chunk = {f"r{i}": ref for i, ref in enumerate(refs)}
-        get = {
-            k: f"crm.{r.kind}.get?{formdata.build_query({'id': r.id})}" for k, r in chunk.items()
-        }
-        body = self.call("batch", {"halt": 0, "cmd": get})
-        results, errors = body.get("result") or {}, body.get("result_error") or {}
-        out: dict[RecordRef, Record | PermanentError] = {}
-        for key, ref in chunk.items():
-            if key in results and key not in errors:
-                out[ref] = to_record(ref.kind, results[key], self.mapping, self.name, ref.id)
-                continue
-            exc = classify(200, errors.get(key) or {"error": "NOT_FOUND"}, f"crm.{ref.kind}.get")
-            if not isinstance(exc, PermanentError):
-                raise exc
-            out[ref] = exc
+    def _record(self, ref: RecordRef, raw: dict[str, Any]) -> Record:
+        return to_record(ref.kind, raw, self.mapping, self.name, ref.id)
+
+    def read_batch(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
+        """Read-only calls, 50 commands to a ``batch`` (D:settings/how-to-call-rest-api/
+        batch.md, ``halt=0``, so each command's result or error is its own): each call's
+        ``result`` in order, or the error the portal answered it with (:func:`classify`: a
+        PermanentError for a deleted record, a TransientError for a limit).
+
+        Raises:
+            TransientError: a ``batch`` request got no answer now.
+        """
+        out: list[Any] = []
+        for start in range(0, len(calls), BATCH):
+            chunk = calls[start : start + BATCH]
+            cmd = {f"r{i}": f"{m}?{formdata.build_query(p)}" for i, (m, p) in enumerate(chunk)}
+            body = self.call("batch", {"halt": 0, "cmd": cmd})
+            results, errors = body.get("result") or {}, body.get("result_error") or {}
+            for key, (method, _) in zip(cmd, chunk, strict=True):
+                if key in results and key not in errors:
+                    out.append(results[key])
+                else:
+                    out.append(classify(200, errors.get(key) or {"error": "NOT_FOUND"}, method))
         return out
 
     def fetch(self, ref: RecordRef) -> Record:
         """``crm.deal.get`` / ``crm.lead.get`` (D:api-reference/crm/deals/crm-deal-get.md)."""
-        raw = self.call(f"crm.{ref.kind}.get", {"id": ref.id})
-        return to_record(ref.kind, raw, self.mapping, self.name, ref.id)
+        return self._record(ref, self.call(f"crm.{ref.kind}.get", {"id": ref.id}))
 
     def subject_owner(self, event: Event) -> RecordRef:
         """The deal or lead an activity belongs to (D:.../activity-base/crm-activity-get.md)."""
         if not event.type.startswith("activity."):
             return event.ref
-        activity = self._activity(event)
-        kind = OWNER_KINDS.get(str(activity.get("OWNER_TYPE_ID")))
-        if kind is None:
-            raise PermanentError(f"activity {event.subject} belongs to no deal or lead")
-        return RecordRef(kind, str(activity["OWNER_ID"]))
+        return _owner(event, self._activity(event))
+
+    def subject_owners(self, events: Sequence[Event]) -> list[RecordRef | PermanentError]:
+        """The owners of a batch's events: every activity read with ``crm.activity.get``, 50
+        to a ``batch``, and kept for :meth:`activity_of` until the next batch (read afresh for
+        each batch, since an update may be the one that completed it)."""
+        self._activities, self._planned, self._batch_refs = {}, {}, []
+        asked = [e for e in events if e.type.startswith("activity.")]
+        found = self.read_batch([("crm.activity.get", {"id": str(e.subject)}) for e in asked])
+        self._activities = {_activity_key(e): raw for e, raw in zip(asked, found, strict=True)}
+        return super().subject_owners(events)
 
     def activity_of(self, event: Event) -> dict[str, Any] | None:
         """What kind of activity an ``activity.created`` event is about.
@@ -127,32 +147,34 @@ class Bitrix24Connector(Connector):
         }
 
     def _activity(self, event: Event) -> dict[str, Any]:
-        # asked twice per event (owner, then type); read afresh for each event, since an
-        # update may be the one that completed it
-        key = f"{event.id}:{event.subject}"
-        if key not in self._activities:
-            if len(self._activities) > 256:
-                self._activities.clear()
-            self._activities[key] = self.call("crm.activity.get", {"id": str(event.subject)})
-        return self._activities[key]
+        """The event's activity as its batch read it (:meth:`subject_owners`), else alone."""
+        found = self._activities.get(_activity_key(event))
+        if found is None:
+            found = self._activities[_activity_key(event)] = self.call(
+                "crm.activity.get", {"id": str(event.subject)}
+            )
+        if isinstance(found, Exception):
+            raise found
+        return found
 
     def planned_activity(self, record: Record) -> datetime | None:
         """The nearest open activity's DEADLINE: ``crm.activity.list`` filtered by owner and
         ``COMPLETED: N`` (D:api-reference/crm/timeline/activities/activity-base/
-        crm-activity-list.md), the next contact as scheduled in the portal itself."""
-        found = self.call(
-            "crm.activity.list",
-            {
-                "filter": {
-                    "OWNER_TYPE_ID": ENTITY[record.kind][0],
-                    "OWNER_ID": record.id,
-                    "COMPLETED": "N",
-                },
-                "order": {"DEADLINE": "ASC"},
-                "select": ["ID", "DEADLINE"],
-            },
-        )
-        times = [as_datetime(a.get("DEADLINE"), "UTC") for a in found or []]
+        crm-activity-list.md), the next contact as scheduled in the portal itself.
+
+        The first record of a batch asked about has every record of the batch (those of
+        :meth:`fetch_many`) asked about in the same ``batch`` request: a batch request costs
+        the portal's limit the same whatever it holds, and the next events will ask too.
+        """
+        if record.ref not in self._planned:
+            batch = [r for r in self._batch_refs if r.kind in ENTITY]
+            refs = [r for r in dict.fromkeys([record.ref, *batch]) if r not in self._planned]
+            found = self.read_batch([("crm.activity.list", _open_activities(r)) for r in refs])
+            self._planned.update(zip(refs, found, strict=True))
+        listed = self._planned[record.ref]
+        if isinstance(listed, Exception):
+            raise listed
+        times = [as_datetime(a.get("DEADLINE"), "UTC") for a in listed or []]
         return min((t for t in times if t is not None), default=None)
 
     def find_done(self, record: Record, action: Action, since: datetime) -> Any | None:
@@ -176,19 +198,11 @@ class Bitrix24Connector(Connector):
     def find_tasks(self, chunk: Sequence[tuple[Record, Action]]) -> dict[str, Any]:
         """``tasks.task.list`` of each record, 50 commands to a ``batch``: after a batch of
         writes timed out, its retry costs one request, not one per task."""
-        cmd = {
-            f"t{i}": "tasks.task.list?" + formdata.build_query(self._bound_tasks(record))
-            for i, (record, _) in enumerate(chunk)
+        found = self.read_batch([("tasks.task.list", self._bound_tasks(r)) for r, _ in chunk])
+        return {
+            action.key: listed if isinstance(listed, Exception) else _marked(listed or {}, action)
+            for (_, action), listed in zip(chunk, found, strict=True)
         }
-        body = self.call("batch", {"halt": 0, "cmd": cmd})
-        results, errors = body.get("result") or {}, body.get("result_error") or {}
-        out: dict[str, Any] = {}
-        for i, (_, action) in enumerate(chunk):
-            if f"t{i}" in errors:
-                out[action.key] = classify(200, errors[f"t{i}"], "tasks.task.list")
-            else:
-                out[action.key] = _marked(results.get(f"t{i}") or {}, action)
-        return out
 
     def _bound_tasks(self, record: Record) -> dict[str, Any]:
         # D:api-reference/tasks/tasks-task-list.md: UF_CRM_TASK is filterable, XML_ID is not.
@@ -416,6 +430,26 @@ class Bitrix24Connector(Connector):
     def get_all(self, method: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Every item of a list method (errors as :meth:`call`)."""
         return self.rest.get_all(method, params)
+
+
+def _activity_key(event: Event) -> str:
+    return f"{event.id}:{event.subject}"
+
+
+def _owner(event: Event, activity: dict[str, Any]) -> RecordRef:
+    kind = OWNER_KINDS.get(str(activity.get("OWNER_TYPE_ID")))
+    if kind is None:
+        raise PermanentError(f"activity {event.subject} belongs to no deal or lead")
+    return RecordRef(kind, str(activity["OWNER_ID"]))
+
+
+def _open_activities(ref: RecordRef) -> dict[str, Any]:
+    """``crm.activity.list``'s params for a record's open activities, the nearest first."""
+    return {
+        "filter": {"OWNER_TYPE_ID": ENTITY[ref.kind][0], "OWNER_ID": ref.id, "COMPLETED": "N"},
+        "order": {"DEADLINE": "ASC"},
+        "select": ["ID", "DEADLINE"],
+    }
 
 
 def _marked(found: dict[str, Any], action: Action) -> dict[str, str] | None:
