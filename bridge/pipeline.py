@@ -37,7 +37,7 @@ from bridge.ingress import Gate, Unavailable
 from bridge.journal import GAVE_UP, EventRow, History, Snapshot, client_key
 from bridge.masking import redact, unredacted_like
 from bridge.models import BATCH, STANDARD_FIELDS, Event, Plan, Record, RecordRef
-from bridge.queue import Entry, Parked
+from bridge.queue import Entry, LeaseLost, Parked
 from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups, needs_planned
 from bridge.runtime import Runtime
 
@@ -96,20 +96,29 @@ class Result:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def run_batch(rt: Runtime, tenant_name: str, entries: Sequence[Entry]) -> Result:
-    """Carry a batch of a tenant's entries through; never raises for a CRM's failure."""
+def run_batch(
+    rt: Runtime, tenant_name: str, entries: Sequence[Entry], owner: str | None = None
+) -> Result:
+    """Carry a batch of a tenant's entries through; never raises for a CRM's failure.
+
+    Raises:
+        LeaseLost: ``owner`` (the worker's lease) lost the tenant before the batch wrote.
+    """
     tenant = rt.tenant(tenant_name)
     works = journal_entries(rt, tenant_name, tenant, entries)
     go_behind(rt, tenant_name, works)
     todo = [w for w in works if (w.row.status not in FINAL or w.replay) and not w.behind]
-    attention = carry(rt, tenant, tenant_name, todo)
+    attention = carry(rt, tenant, tenant_name, todo, owner)
     result = finish(rt, tenant, tenant_name, works, attention=attention)
     return replace(result, done=result.done + _orphans(tenant_name, entries, works))
 
 
-def carry(rt: Runtime, tenant: Tenant | None, tenant_name: str, todo: list[Work]) -> bool:
+def carry(
+    rt: Runtime, tenant: Tenant | None, tenant_name: str, todo: list[Work], owner: str | None
+) -> bool:
     """Read, decide and act for the batch's events; what fails waits or fails. Returns
-    whether the CRM refused the bridge's credentials (a person must act)."""
+    whether the CRM refused the bridge's credentials (a person must act). Before writing, the
+    worker's lease is renewed: a worker that lost it writes nothing (LeaseLost)."""
     if tenant is None:
         for work in todo:
             work.failed = f"tenant {tenant_name!r} is not configured"
@@ -120,7 +129,11 @@ def carry(rt: Runtime, tenant: Tenant | None, tenant_name: str, todo: list[Work]
         expand(rt, conn, [w for w in todo if w.event.type == BATCH])
         read(conn, records)
         decide(rt, tenant, conn, records)
+        if owner is not None and not rt.queue.keep(tenant_name, owner):
+            raise LeaseLost(tenant_name)
         act(rt, conn, tenant_name, records)
+    except LeaseLost:
+        raise
     except TransientError as exc:
         _wait(todo, str(exc))
         if isinstance(exc, NeedsAttention):

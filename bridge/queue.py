@@ -186,6 +186,11 @@ class Entry:
         return str(self.fields.get("k", "event"))
 
 
+class LeaseLost(Exception):
+    """Another worker took the tenant while this one worked on a batch: the batch stops
+    before it writes to the CRM and is left as it was, for the new holder."""
+
+
 @dataclass(frozen=True)
 class Parked:
     """An event set aside: its CRM failed for it (it waits ``delay`` seconds), or an earlier
@@ -272,6 +277,11 @@ class EventQueue:
         """Extend the leases ``owner`` still holds."""
         for tenant in tenants:
             self._renew(keys=[f"{PREFIX}lease:{tenant}"], args=[owner, LEASE_MS])
+
+    def keep(self, tenant: str, owner: str) -> bool:
+        """Extend ``owner``'s lease of the tenant; False when it is no longer ours (Redis was
+        away longer than a lease, and another worker took the tenant)."""
+        return bool(self._renew(keys=[f"{PREFIX}lease:{tenant}"], args=[owner, LEASE_MS]))
 
     def release(self, tenant: str, owner: str) -> None:
         """Give the tenant back."""

@@ -77,7 +77,11 @@ class Drainer:
             entries = self.rt.queue.take(tenant, self.name, self.batch)
             if not entries:
                 break
-            result = pipeline.run_batch(self.rt, tenant, entries)
+            try:
+                result = pipeline.run_batch(self.rt, tenant, entries, self.name)
+            except queue.LeaseLost:
+                log.warning("%s: another worker took the tenant; this batch is left to it", tenant)
+                break
             self.rt.queue.park(tenant, result.parked)
             self.rt.queue.done(tenant, result.done)
             total += len(entries)

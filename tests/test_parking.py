@@ -16,6 +16,7 @@ import pytest
 
 from bridge import pipeline, queue
 from bridge.runtime import Runtime
+from bridge.worker import Drainer
 from tests.bitrix24_env import ROOT, Bridge, deal
 
 INTERVAL = 600
@@ -136,6 +137,33 @@ def test_an_entry_naming_an_event_the_journal_lacks_does_not_clog_the_queue(
     bridge.runtime.queue.append("remarka", {"k": "replay", "event": 987654})
     deal_id = bridge.sandbox.add_deal(deal("Ремонт кухни", "C1:MEETING"))
     lose(bridge, deal_id)
+    bridge.work()
+    assert len(bridge.sandbox.tasks_for(f"D_{deal_id}")) == 1
+    assert bridge.runtime.queue.waiting("remarka") == 0
+
+
+def test_a_worker_that_lost_its_lease_mid_batch_writes_nothing(
+    patient: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Redis away longer than a lease: another worker took the tenant while this one decided
+    bridge = patient
+    deal_id = bridge.sandbox.add_deal(deal("Ремонт кухни", "C1:MEETING"))
+    bridge.work()
+    lose(bridge, deal_id)
+    bridge.sandbox.wait_delivered()
+    decide = pipeline.decide
+
+    def taken_meanwhile(rt: Runtime, *args: object) -> None:
+        decide(rt, *args)  # type: ignore[arg-type]
+        rt.redis.set(f"{queue.PREFIX}lease:remarka", "another-host:1:2:abc")
+
+    monkeypatch.setattr(pipeline, "decide", taken_meanwhile)
+    first = Drainer(bridge.runtime)
+    first.round()
+    assert bridge.sandbox.tasks_for(f"D_{deal_id}") == []  # it wrote nothing
+
+    monkeypatch.setattr(pipeline, "decide", decide)
+    bridge.runtime.redis.delete(f"{queue.PREFIX}lease:remarka")  # the other one is done
     bridge.work()
     assert len(bridge.sandbox.tasks_for(f"D_{deal_id}")) == 1
     assert bridge.runtime.queue.waiting("remarka") == 0
