@@ -75,7 +75,11 @@ def execute(rt: Runtime, conn: Connector, items: Sequence[Item]) -> dict[str, Ou
     """
     todo, outcomes = _still_to_do(rt, conn, _unique(items))
     for executor, mine in _by_executor(rt, conn, [i for i in todo if i.action.params.by == "crm"]):
-        outcomes.update(executor.execute_many(_by_record(mine)))
+        sending = Sending(rt.redis, executor.options.timeout)
+        sending.start([i.action.key for i in mine])
+        sent = executor.execute_many(_by_record(mine))
+        sending.end(sent)
+        outcomes.update(sent)
     for item in todo:
         if item.action.params.by != "crm":
             outcomes[item.action.key] = _run_own(rt, conn, item)
@@ -115,8 +119,9 @@ def _still_to_do(
             unsure.append((item, row.created_at))  # an earlier attempt may have acted, then died
         else:
             todo.append(item)
+    waiting = landing(rt, [item.action.key for item, _ in unsure])
+    unsure = [(item, since) for item, since in unsure if item.action.key not in waiting]
     traces = _find_done(rt, conn, unsure)
-    waiting: dict[str, Outcome] = {}
     for item, _ in unsure:
         trace = traces.get(item.action.key)
         if isinstance(trace, Exception):
@@ -128,6 +133,63 @@ def _still_to_do(
             todo.append(item)
     rt.journal.settle_many(found)
     return todo, waiting
+
+
+SENDING = "bridge:sending:"
+"""Redis keys of writes sent and not yet answered, each living a timeout's length."""
+LANDING = (
+    "an earlier attempt's write may still be landing in the CRM; it is looked for once the "
+    "CRM has had its time"
+)
+
+
+@dataclass(frozen=True)
+class Sending:
+    """Writes on their way to a CRM: marked before they are sent, for as long as the CRM is
+    given to answer, and again for as long when it did not answer in time. A CRM may still
+    carry out a write after the bridge stopped waiting for it (a worker killed mid-request, a
+    timeout while the CRM was slow): an attempt that looked for its trace at once would not
+    find it yet and write it a second time (bench/soak.py made 50 tasks twice so)."""
+
+    redis: Any
+    timeout: float
+
+    def start(self, keys: Sequence[str]) -> None:
+        """Mark writes about to be sent."""
+        self._mark(keys)
+
+    def end(self, outcomes: dict[str, Outcome]) -> None:
+        """The CRM answered these, or did not (they may still land: marked again)."""
+        unanswered = [k for k, o in outcomes.items() if o.unanswered]
+        answered = [k for k, o in outcomes.items() if not o.unanswered]
+        self._mark(unanswered)
+        if answered:
+            self.redis.delete(*(SENDING + k for k in answered))
+
+    def _mark(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        ms = max(int(self.timeout * 1000), 1)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(SENDING + key, 1, px=ms)
+            pipe.execute()
+
+
+def landing(rt: Runtime, keys: Sequence[str]) -> dict[str, Outcome]:
+    """The writes among ``keys`` an earlier attempt sent that may still be landing: each
+    waits until the CRM has had its time, and is looked for then."""
+    if not keys:
+        return {}
+    with rt.redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.pttl(SENDING + key)
+        left = pipe.execute()
+    return {
+        key: Outcome("retry", error=f"{LANDING} ({ms / 1000:.1f} s more)", wait=ms / 1000)
+        for key, ms in zip(keys, left, strict=True)
+        if ms > 0
+    }
 
 
 def _find_done(rt: Runtime, conn: Connector, unsure: list[tuple[Item, Any]]) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class Work:
     plan: Plan = field(default_factory=Plan)
     failed: str = ""  # why it can never succeed
     waiting: str = ""  # why it must wait for a retry
+    wait: float = 0.0  # at least this long (seconds): a write of its may still be landing
     behind: bool = False  # an earlier event of its record is parked: it goes behind, untouched
     acted: int = 0
     failures: int = 0
@@ -444,6 +445,7 @@ def act(rt: Runtime, conn: Connector, tenant: str, works: list[Work]) -> None:
                 work.acted += outcome is not None
             elif outcome.status == "retry":
                 work.waiting = work.waiting or outcome.error
+                work.wait = max(work.wait, outcome.wait)
             else:
                 work.failures += 1
 
@@ -474,7 +476,7 @@ def finish(
         (w.row.id, d, w.record) for w in works if w.row.id in ends for d in w.plan.decisions
     ]
     rt.journal.complete(tenant_name, snapshots, changes, finished, verdicts)
-    parked = [Parked(w.entry.id, w.row.id, w.key, delays[w.row.id]) for w in waiting]
+    parked = [Parked(w.entry.id, w.row.id, w.key, max(delays[w.row.id], w.wait)) for w in waiting]
     parked = [p for p in parked if p.event_id not in dead]
     parked += [Parked(w.entry.id, w.row.id, w.key, None) for w in works if w.behind]
     done = [w.entry.id for w in works if not (w.waiting or w.behind) or w.row.id in dead]

@@ -9,10 +9,13 @@ the tenant back. Time is moved by the queue's clock (``bridge.queue.now_ms``), n
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flask import request
 
 from bridge import pipeline, queue
 from bridge.runtime import Runtime
@@ -167,3 +170,31 @@ def test_a_worker_that_lost_its_lease_mid_batch_writes_nothing(
     bridge.work()
     assert len(bridge.sandbox.tasks_for(f"D_{deal_id}")) == 1
     assert bridge.runtime.queue.waiting("remarka") == 0
+
+
+def test_a_write_still_landing_after_its_timeout_is_looked_for_not_sent_again(
+    bridge: Bridge,
+) -> None:
+    # the portal carries out the write a second after the bridge stopped waiting (its
+    # timeout: 3 s in tests/fixtures/bridge.yaml); retries come at once in this tenant
+    slow = threading.Event()
+
+    @bridge.sandbox.app.before_request
+    def _late() -> None:
+        creates = request.path.endswith("/batch") and b"tasks.task.add" in request.get_data()
+        if creates and not slow.is_set():
+            slow.set()
+            time.sleep(4)
+
+    deal_id = bridge.sandbox.add_deal(deal("Ремонт кухни", "C1:MEETING"))
+    bridge.work()
+    lose(bridge, deal_id)
+    started = time.monotonic()
+    while time.monotonic() - started < 30:
+        bridge.work()
+        if slow.is_set() and not bridge.runtime.queue.waiting("remarka"):
+            break
+        time.sleep(0.2)
+    assert len(bridge.sandbox.tasks_for(f"D_{deal_id}")) == 1
+    [action] = next(r for r in bridge.runtime.journal.recent(5) if r["actions"])["actions"]
+    assert action.status == "done"

@@ -2,8 +2,9 @@
 
 The sandbox holds its answer to the batch that creates the task; the worker (a real process)
 is killed with SIGKILL while it waits. Its lease on the tenant runs out (2 s here, 20 s by
-default), the next worker takes the tenant and the entry the dead one never acknowledged, and
-must see, through the task's XML_ID, that the task exists.
+default), the next worker takes the tenant and the entry the dead one never acknowledged, lets
+the write the dead one sent have the tenant's timeout to land, and must then see, through the
+task's XML_ID, that the task exists.
 """
 
 from __future__ import annotations
@@ -74,10 +75,14 @@ def test_worker_killed_mid_job_and_retried_makes_one_task(
     [action] = bridge.runtime.journal.recent(1)[0]["actions"]
     assert action.status == "pending"
 
-    # the dead worker's lease runs out; this worker takes the tenant and its pending entry
+    # the dead worker's lease runs out; this worker takes the tenant and its pending entry,
+    # gives the write the dead one sent the tenant's timeout (3 s) to land, then looks for it
     started = time.monotonic()
     bridge.work()
-    assert time.monotonic() - started < 10
+    assert len(bridge.sandbox.tasks_for(f"D_{deal_id}")) == 1
+    while bridge.runtime.queue.waiting("remarka") and time.monotonic() - started < 20:
+        time.sleep(0.5)
+        bridge.work()
 
     assert len(bridge.sandbox.tasks_for(f"D_{deal_id}")) == 1
     entry = bridge.runtime.journal.recent(1)[0]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from bridge.errors import PermanentError, TransientError
+from bridge.errors import NoAnswer, PermanentError, TransientError
 from bridge.mappings import Mapping
 from bridge.models import OPEN, Action, Event, LookupQuery, Record, RecordRef
 
@@ -63,6 +63,13 @@ class Outcome:
     status: str  # done | failed | retry
     result: Any = None
     error: str = ""
+    wait: float = 0.0  # retry: seconds before it may be tried at all (a write still landing)
+    unanswered: bool = False  # retry: the CRM gave no answer, so the write may still land
+
+    @classmethod
+    def retry(cls, exc: TransientError) -> Outcome:
+        """A write to try again, saying whether the CRM answered at all."""
+        return cls("retry", error=str(exc), unanswered=isinstance(exc, NoAnswer))
 
 
 class Connector(ABC):
@@ -186,7 +193,7 @@ class Connector(ABC):
             try:
                 out.update(self.execute(record, actions))
             except TransientError as exc:
-                out.update({a.key: Outcome("retry", error=str(exc)) for a in actions})
+                out.update({a.key: Outcome.retry(exc) for a in actions})
             except PermanentError as exc:
                 out.update({a.key: Outcome("failed", error=str(exc)) for a in actions})
         return out

@@ -600,7 +600,7 @@ def _guarded(
     try:
         return send()
     except TransientError as exc:
-        return {a.key: Outcome("retry", error=str(exc)) for _, a in items}
+        return {a.key: Outcome.retry(exc) for _, a in items}
     except PermanentError as exc:
         return {a.key: Outcome("failed", error=str(exc)) for _, a in items}
 

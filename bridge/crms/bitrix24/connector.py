@@ -356,7 +356,7 @@ class Bitrix24Connector(Connector):
             try:
                 body = self.call("batch", {"halt": 0, "cmd": {k: c for k, _, c in chunk}})
             except TransientError as exc:
-                out.update({k: Outcome("retry", error=str(exc)) for k, _, _ in chunk})
+                out.update({k: Outcome.retry(exc) for k, _, _ in chunk})
                 continue
             except PermanentError as exc:
                 out.update({k: Outcome("failed", error=str(exc)) for k, _, _ in chunk})
