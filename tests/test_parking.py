@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from flask import request
+from flask import Response, request
 
 from bridge import pipeline, queue
 from bridge.runtime import Runtime
@@ -177,7 +177,7 @@ def test_a_write_still_landing_after_its_timeout_is_looked_for_not_sent_again(
 ) -> None:
     # the portal carries out the write a second after the bridge stopped waiting (its
     # timeout: 3 s in tests/fixtures/bridge.yaml); retries come at once in this tenant
-    slow = threading.Event()
+    slow, landed = threading.Event(), threading.Event()
 
     @bridge.sandbox.app.before_request
     def _late() -> None:
@@ -185,6 +185,12 @@ def test_a_write_still_landing_after_its_timeout_is_looked_for_not_sent_again(
         if creates and not slow.is_set():
             slow.set()
             time.sleep(4)
+
+    @bridge.sandbox.app.after_request
+    def _landed(response: Response) -> Response:
+        if slow.is_set() and b"tasks.task.add" in request.get_data():
+            landed.set()  # the first write that comes back is the late one (it went first)
+        return response
 
     deal_id = bridge.sandbox.add_deal(deal("Ремонт кухни", "C1:MEETING"))
     bridge.work()
@@ -195,6 +201,7 @@ def test_a_write_still_landing_after_its_timeout_is_looked_for_not_sent_again(
         if slow.is_set() and not bridge.runtime.queue.waiting("remarka"):
             break
         time.sleep(0.2)
+    assert landed.wait(10)
     assert len(bridge.sandbox.tasks_for(f"D_{deal_id}")) == 1
     [action] = next(r for r in bridge.runtime.journal.recent(5) if r["actions"])["actions"]
     assert action.status == "done"
