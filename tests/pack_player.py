@@ -6,7 +6,8 @@ for, seeded from that mapping (:class:`bridge.sandbox.Stand`): a step's record i
 changed in the account in canonical words (the stand translates them through the mapping), the
 account posts its webhooks, the worker reads and writes through the CRM's API, and what the
 step expects is read back from the account (tasks: title, description, responsible, deadline;
-comments; fields and responsible of the record as the connector reads it), from the journal
+comments; fields and responsible of the record as the connector reads it; messages as a
+messenger on loopback got them through apprise, :mod:`tests.messengers`), from the journal
 (actions done, decisions) and from the timers scheduled. ``timer.due`` fires the timer the
 bridge scheduled for the rule named, ``sweep`` runs the tenant's sweep, ``broadcast`` its
 broadcast rules (``bridge broadcast --send``). The clock is the
@@ -22,6 +23,7 @@ makes its ``previous``. What no CRM replay can reproduce -- look-ups and history
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,7 +39,7 @@ import bridge.worker
 from bridge import broadcast, crms, demo, mappings, queue, runtime, timers
 from bridge.app import create_app
 from bridge.calendar import BusinessCalendar
-from bridge.config import parse_hours
+from bridge.config import Tenant, parse_hours
 from bridge.journal import ActionRow, DecisionRow, EventRow
 from bridge.mappings import Mapping
 from bridge.models import RecordRef
@@ -46,6 +48,7 @@ from bridge.sandbox import Stand, Written
 from bridge.sandbox.server import LoopbackServer
 from bridge.scenarios import Scenario, Step
 from bridge.worker import run_worker
+from tests.messengers import Delivered, Messengers
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config" / "bridge.yaml"
@@ -116,6 +119,10 @@ class Player:
         journal_url, redis_url = urls
         self.rt = Runtime.build(str(path), journal_url, redis_url)
         self.rt.redis.flushdb()  # the session's own Redis: no timer of an earlier scenario
+        self.messengers = Messengers().start()
+        for name in self.stands:
+            for env, url in self._channel_urls(self.rt.tenant(name)).items():
+                monkeypatch.setenv(env, url)
         runtime.install(self.rt)  # jobs find the runtime here
         self.server = LoopbackServer(create_app(runtime=self.rt)).start()
         self.tenant = self.rt.tenant(pack)
@@ -150,9 +157,23 @@ class Player:
         }
         monkeypatch.setattr(tenant, "schedules", lambda: own_hours | hours)
 
+    def _channel_urls(self, tenant: Tenant) -> dict[str, str]:
+        """Each channel's URL variable -> its messenger here (``{to}`` where a rule names
+        the recipient)."""
+        channels = {name: c.url_env for name, c in tenant.config.channels.items()}
+        personal = {
+            spec.notify.channel
+            for rule in tenant.rules
+            for step in rule.steps()
+            for spec in step
+            if spec.notify is not None and spec.notify.to
+        }
+        return self.messengers.urls(channels, personal)
+
     def close(self) -> None:
-        """Stop the bridge's server and the sandboxes."""
+        """Stop the bridge's server, the messengers and the sandboxes."""
         self.server.stop()
+        self.messengers.stop()
         for stand in self.stands.values():
             stand.stop()
 
@@ -347,6 +368,7 @@ class Player:
             "timers": self._timers(),
             "tasks": len(self._written("tasks")),
             "comments": len(self._written("comments")),
+            "messages": len(self.messengers.got),
         }
 
     def _written(self, what: str) -> list[Written]:
@@ -369,6 +391,7 @@ class Player:
             written = {
                 "tasks": self._written("tasks")[before["tasks"] :],
                 "comments": self._written("comments")[before["comments"] :],
+                "notify": self.messengers.got[before["messages"] :],
             }
             problems += self._compare_actions(expect.actions, list(rows), written)
         if expect.timers is not None:
@@ -390,7 +413,11 @@ class Player:
             done = "; ".join(f"{r.kind} [{r.status}] {r.summary}" for r in rows) or "none"
             return [f"expected {len(want)} action(s), the bridge did {len(rows)}: {done}"]
         problems = []
-        queues = {"create_task": list(written["tasks"]), "add_comment": list(written["comments"])}
+        queues = {
+            "create_task": list(written["tasks"]),
+            "add_comment": list(written["comments"]),
+            "notify": list(written["notify"]),
+        }
         for number, (spec, row) in enumerate(zip(want, rows, strict=True), 1):
             ((kind, params),) = spec.items()
             if kind != row.kind or row.status != "done":
@@ -398,7 +425,7 @@ class Player:
                 continue
             check = getattr(self, f"_check_{kind}", None)
             if check is None:
-                continue  # e-mail, notify, rows: done is what the journal can say here
+                continue  # e-mail, rows: done is what the journal can say here
             made = queues[kind].pop(0) if kind in queues and queues[kind] else None
             problems += [f"action {number} {kind}: {p}" for p in check(params or {}, row, made)]
         return problems
@@ -432,6 +459,28 @@ class Player:
             return ["no comment in the account"]
         text = comment.text
         return [] if _same_text(want.get("text", text), text) else [f"text {text!r}"]
+
+    def _check_notify(
+        self, want: dict[str, Any], row: ActionRow, message: Delivered | None
+    ) -> list[str]:
+        if message is None:
+            return ["no message reached the messenger"]
+        problems = []
+        if want.get("channel", message.channel) != message.channel:
+            problems.append(f"sent to channel {message.channel}")
+        if _digits(want.get("to") or message.to) != _digits(message.to):
+            problems.append(f"sent to {message.to!r}, expected {want['to']!r}")
+        if want.get("title", message.title) != message.title:
+            problems.append(f"title {message.title!r}")
+        # a signed message ends with the region's signature after the rule's text
+        text = message.text.split("\n\n")[0] if want.get("signed") else message.text
+        if not _same_text(self._numbered(want.get("text", text)), text):
+            problems.append(f"text {message.text!r}")
+        return problems
+
+    def _numbered(self, text: str) -> str:
+        """A scenario's text with its records' numbers («№ 951») as the CRM numbered them."""
+        return re.sub(r"(№\s?)(\d+)\b", lambda m: m[1] + self.records.get(m[2], m[2]), text)
 
     def _check_update_fields(self, want: dict[str, Any], row: ActionRow, _: Any) -> list[str]:
         self._settle()  # 1C sends the order back, with the bridge's requisites, an exchange later
@@ -492,6 +541,10 @@ def _normal(data: dict[str, Any]) -> dict[str, Any]:
     out = {"kind": "deal", "responsible": "1", "title": "", "outcome": "open", **data}
     out["id"], out["fields"] = str(out.get("id", "1")), dict(out.get("fields") or {})
     return out
+
+
+def _digits(text: str | None) -> str:
+    return "".join(c for c in text or "" if c.isdigit()) or str(text)
 
 
 def _same_text(want: str, got: str) -> bool:
