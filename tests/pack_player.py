@@ -274,16 +274,19 @@ class Player:
         )
 
     def _call(self, step: Step) -> None:
+        """The step's activity logged on the record (a call, a meeting where the stand has
+        them)."""
         assert self.state is not None and step.activity is not None
-        if step.activity.type and set(step.activity.type) != {"call"}:
-            kinds = "/".join(step.activity.type)
-            raise Unplayable(f"an activity of type {kinds} (the stands log calls)")
+        kinds = step.activity.type or ["call"]
+        if len(kinds) != 1:
+            raise Unplayable(f"an activity of one of the types {'/'.join(kinds)}")
         incoming = step.activity.direction != "outgoing"
         completed = bool(step.activity.completed)
         try:
-            self.stand.add_call(
+            self.stand.add_activity(
                 self.state["kind"],
                 self.records[self.state["id"]],
+                kinds[0],
                 incoming=incoming,
                 completed=completed,
             )

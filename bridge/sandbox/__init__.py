@@ -145,6 +145,19 @@ class Stand(ABC):
             ValueError: the CRM logs no calls on its records (the message says so).
         """
 
+    def add_activity(
+        self, kind: str, record_id: str, activity_type: str, *, incoming: bool, completed: bool
+    ) -> str:
+        """An activity of a canonical type (``call``, ``meeting``...) is logged on a record;
+        returns its id. A stand logs calls (:meth:`add_call`) unless it says more.
+
+        Raises:
+            NotImplementedError: the stand logs no activity of that type (the message says so).
+        """
+        if activity_type == "call":
+            return self.add_call(kind, record_id, incoming=incoming, completed=completed)
+        raise NotImplementedError(f"an activity of type {activity_type} (the stand logs calls)")
+
     @abstractmethod
     def set_clock(self, now: Callable[[], datetime]) -> None:
         """The account's "now" from here on (records' stamps, task dates, hooks)."""
