@@ -16,9 +16,12 @@ scenario's.
 User ids in a scenario are those of the pack's own tenant (config/bridge.yaml); they travel to
 another CRM by their alias in the two mappings; the scenario's roles, constants, surnames and
 per-person hours are the tenant's for the replay. A record's ``stage_since`` is when the replay
-makes its ``previous``. What no CRM replay can reproduce -- look-ups and history given as facts
-(earlier records with made-up ids, e-mails sent, change counts) -- is reported by
-:func:`unplayable`, and the test skips with that reason.
+makes its ``previous``. The records a step's look-ups find (``facts: lookups``) are made in the
+account first, before the bridge hears from it, each with what its look-up filters by (the
+look-up's ``where``, rendered for the step's record, e.g. the client's phone); the texts'
+«№180» and «сделка 180» name them by the account's ids. What no CRM replay can reproduce --
+history given as facts (e-mails sent, change counts) -- is reported by :func:`unplayable`, and
+the test skips with that reason.
 """
 
 from __future__ import annotations
@@ -43,16 +46,24 @@ from bridge.config import Tenant, parse_hours
 from bridge.journal import ActionRow, DecisionRow, EventRow
 from bridge.mappings import Mapping
 from bridge.models import RecordRef
+from bridge.regulations.text import render
 from bridge.runtime import Runtime
 from bridge.sandbox import Stand, Written
 from bridge.sandbox.server import LoopbackServer
 from bridge.scenarios import Scenario, Step
+from bridge.vocabulary import Vocabulary
 from bridge.worker import run_worker
 from tests.messengers import Delivered, Messengers
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config" / "bridge.yaml"
 SETTLE_ROUNDS = 10
+
+
+NUMBERED = re.compile(r"(?<!\w)(№\s?|сделк[аи] |лид[а]? |заказ[а]? )(\d+)\b")
+"""A record named by its number in a text (the title's «Заказ 180» is a title, not a number)."""
+NOT_WRITTEN = ("pipeline", "responsible")
+"""Look-up filters a found record gets otherwise: its pipeline from its stage, its owner."""
 
 
 class Unplayable(Exception):
@@ -83,9 +94,7 @@ def unplayable(scenario: Scenario) -> str | None:
     for step in scenario.steps:
         facts = dict(step.facts)
         facts.pop("stage_since", None)  # the replay's own: `previous` is made at that moment
-        lookups = facts.pop("lookups", {}) or {}
-        if any(found for by_name in lookups.values() for found in by_name.values()):
-            return "its look-ups are given as facts (earlier records with made-up ids)"
+        facts.pop("lookups", None)  # the replay makes the records they find
         if facts:
             return f"its facts ({', '.join(facts)}) stand for history the bridge gathers itself"
     return None
@@ -133,13 +142,22 @@ class Player:
         epoch = datetime.fromtimestamp(0, UTC)
         monkeypatch.setattr(bridge.worker, "clock", SimpleNamespace(utcnow=lambda: epoch))
         self._tenant_as_the_scenario_says(monkeypatch)
+        self.records: dict[str, str] = {}  # scenario record id -> the CRM's
+        self.contacts: dict[str, str] = {}  # scenario contact id -> the CRM's
+        self.found: set[str] = set()  # scenario ids of the records look-ups find
+        self.state: dict[str, Any] | None = None
         for name, stand in self.stands.items():
             stand.set_clock(lambda: self.now)
             stand.seed(self.rt.tenant(name))
+        try:
+            self._seed_found()  # history the bridge never heard of: made before it listens
+        except Unplayable:
+            self.close()
+            raise
+        for stand in self.stands.values():
             stand.connect(self.rt, self.server.url)
-        self.records: dict[str, str] = {}  # scenario record id -> the CRM's
-        self.contacts: dict[str, str] = {}  # scenario contact id -> the CRM's
-        self.state: dict[str, Any] | None = None
+        if self.found:
+            self._settle()  # a CRM the bridge polls (1C) brings them in at its next exchange
 
     def _tenant_as_the_scenario_says(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The scenario's roles, constants, surnames and per-person hours over the tenant's."""
@@ -204,6 +222,71 @@ class Player:
 
     # -- making the changes ----------------------------------------------------------------
 
+    def _seed_found(self) -> None:
+        """The records each step's look-ups find, made in the account with what the look-up
+        filters by (its ``where`` for the step's record) over their own fields."""
+        state = _normal(self.scenario.previous) if self.scenario.previous else None
+        # the scenario's own records: a look-up that counts the record itself finds it made
+        own = {_normal(r)["id"] for r in [self.scenario.previous, *self._step_records()] if r}
+        worlds: dict[tuple[str, str, str], tuple[int, set[str]]] = {}
+        for number, step in enumerate(self.scenario.steps, 1):
+            state = _state_after(state, step)
+            for rule_id, by_name in (step.facts.get("lookups") or {}).items():
+                for name, found in by_name.items():
+                    spec = self._lookup(rule_id, name)
+                    where = self._where(spec, state)
+                    ids = {str(r.get("id", "1")) for r in found}
+                    first, seen = worlds.setdefault((rule_id, name, repr(where)), (number, ids))
+                    if seen != ids:
+                        raise Unplayable(
+                            f"look-up {name} of {rule_id} finds {sorted(seen) or 'nothing'} in "
+                            f"step {first} and {sorted(ids) or 'nothing'} in step {number} for "
+                            "the same record: each step's facts are a world of their own, "
+                            "and an account holds one"
+                        )
+                    # a found record with no stage stands where the look-up looks
+                    stage = spec.in_stage[0] if spec.in_stage else (state or {}).get("stage")
+                    for data in map(_normal, found):
+                        if data["id"] not in own:
+                            self._make_found(data, where, stage)
+
+    def _step_records(self) -> list[dict[str, Any]]:
+        return [step.record for step in self.scenario.steps if step.record is not None]
+
+    def _make_found(self, data: dict[str, Any], where: dict[str, Any], stage: Any) -> None:
+        """One record a look-up finds, with the look-up's filters; once."""
+        if data["id"] in self.records:
+            return
+        if "responsible" in where:
+            data["responsible"] = where["responsible"]
+        if data.get("stage") is None and data["outcome"] == "open":
+            data["stage"] = stage
+        own = {k: v for k, v in where.items() if k not in NOT_WRITTEN}
+        self._create({**data, "fields": {**data["fields"], **own}})
+        self.found.add(data["id"])
+
+    def _lookup(self, rule_id: str, name: str) -> Any:
+        """A rule's look-up, as the pack declares it."""
+        rule = next((r for r in self.tenant.rules if r.id == rule_id), None)
+        spec = (rule.lookup or {}).get(name) if rule else None
+        if spec is None:
+            raise Unplayable(f"the facts name look-up {name} of {rule_id}, which has none")
+        return spec
+
+    def _where(self, spec: Any, state: dict[str, Any] | None) -> dict[str, Any]:
+        """What a look-up filters by, for the scenario's record ``state``, in canonical values
+        (a raw value of the look-up, such as SOURCE_ID's UC_EPITAF, mapped back)."""
+        if state is None:
+            raise Unplayable("look-up facts before the scenario has a record")
+        record = Vocabulary().record(state)
+        context = {"record": record, "constants": self.tenant.constants(), "now": self.now}
+        values = self.tenant.mapping.kind(spec.kind).values
+        out = {}
+        for key, template in spec.where.items():
+            value = render(template, context)
+            out[key] = values.get(key, {}).get(value, value)
+        return out
+
     def _seed_previous(self, data: dict[str, Any]) -> None:
         """The record as the bridge saw it last: made, and its events worked off."""
         self.state = _normal(data)
@@ -252,14 +335,17 @@ class Player:
         fields = dict(data["fields"])
         # a client for every record (the e-mails go to it), its own unless the scenario names it
         contact = fields.pop("contact_id", f"of-record-{data['id']}")
+        # the client's phone, where the record names it (a lead's own, 1C's buyer's)
+        phone = fields.get("phone") or fields.get("client_phone")
         if data.get("amount") is not None:
             fields["amount"] = data["amount"]
+        client = self._contact(contact, phone)
         record_id = self.stand.add_record(
             data["kind"],
             data.get("title") or "",
             self._stage(data),
             self._user(data.get("responsible") or "1"),
-            contact=self._contact(contact),
+            contact=client,
             fields=self._fields(data["kind"], fields),
         )
         self.records[data["id"]] = record_id
@@ -334,11 +420,12 @@ class Player:
                 raise Unplayable(f"field {name!r} has no {self.crm} mapping")
         return fields
 
-    def _contact(self, contact: Any) -> str:
+    def _contact(self, contact: Any, phone: str | None = None) -> str:
         key = str(contact)
         if key not in self.contacts:
             email = f"client{key}@client.example"
-            self.contacts[key] = self.stand.add_contact(f"Клиент {key}", email, "+7 900 000-00-00")
+            phone = phone or "+7 900 000-00-00"
+            self.contacts[key] = self.stand.add_contact(f"Клиент {key}", email, phone)
         return self.contacts[key]
 
     def _user(self, user: Any) -> str:
@@ -439,6 +526,8 @@ class Player:
         if task is None:
             return ["no task in the account"]
         problems = []
+        texts = ("title", "description")
+        want = {k: self._numbered(v) if k in texts else v for k, v in want.items()}
         if "title" in want and not _same_text(want["title"], task.text):
             problems.append(f"title {task.text!r}, expected {want['title']!r}")
         description = " ".join(task.description.split())
@@ -461,7 +550,8 @@ class Player:
         if comment is None:
             return ["no comment in the account"]
         text = comment.text
-        return [] if _same_text(want.get("text", text), text) else [f"text {text!r}"]
+        wanted = self._numbered(want.get("text", text))
+        return [] if _same_text(wanted, text) else [f"text {text!r}"]
 
     def _check_notify(
         self, want: dict[str, Any], row: ActionRow, message: Delivered | None
@@ -482,15 +572,22 @@ class Player:
         return problems
 
     def _numbered(self, text: str) -> str:
-        """A scenario's text with its records' numbers («№ 951») as the CRM numbered them."""
-        return re.sub(r"(№\s?)(\d+)\b", lambda m: m[1] + self.records.get(m[2], m[2]), text)
+        """A scenario's text with its records' numbers («№ 951», «сделка 180», «лид 7») as
+        the CRM numbered them."""
+        return NUMBERED.sub(lambda m: m[1] + self.records.get(m[2], m[2]), text)
 
     def _check_update_fields(self, want: dict[str, Any], row: ActionRow, _: Any) -> list[str]:
         self._settle()  # 1C sends the order back, with the bridge's requisites, an exchange later
         record = self._fetch(row)
+        wanted = {
+            name: self.records[str(value)]
+            if str(value) in self.found
+            else (self._numbered(value) if isinstance(value, str) else value)
+            for name, value in (want.get("fields") or {}).items()
+        }
         return [
             f"{name} is {record.fields.get(name)!r}, expected {value!r}"
-            for name, value in (want.get("fields") or {}).items()
+            for name, value in wanted.items()
             if not _same_value(record.fields.get(name), value)
         ]
 
@@ -544,6 +641,17 @@ def _normal(data: dict[str, Any]) -> dict[str, Any]:
     out = {"kind": "deal", "responsible": "1", "title": "", "outcome": "open", **data}
     out["id"], out["fields"] = str(out.get("id", "1")), dict(out.get("fields") or {})
     return out
+
+
+def _state_after(state: dict[str, Any] | None, step: Step) -> dict[str, Any] | None:
+    """The scenario's record after a step's change (as the steps say, before any rule)."""
+    if step.record is not None:
+        return _normal(step.record)
+    if state is None or not step.change:
+        return state
+    change = dict(step.change)
+    fields = change.pop("fields", {}) or {}
+    return {**state, **change, "fields": {**state["fields"], **fields}}
 
 
 def _digits(text: str | None) -> str:

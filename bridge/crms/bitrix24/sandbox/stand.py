@@ -196,8 +196,10 @@ class Bitrix24Stand(Stand):
             return {}
         if crm is DEAL:
             return {"CONTACT_ID": contact}
+        # a lead copies its client's e-mail and phone, and names the contact it came from
         found = self.sandbox.store.contacts[int(contact)]
-        return {k: [dict(found[k][0], ID="")] for k in ("EMAIL", "PHONE") if found.get(k)}
+        copied = {k: [dict(found[k][0], ID="")] for k in ("EMAIL", "PHONE") if found.get(k)}
+        return {"CONTACT_ID": contact, **copied}
 
     def _stage(self, crm: CrmKind, name: str, current: str = "") -> str:
         if name in ("won", "lost") and crm is DEAL:
