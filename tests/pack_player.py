@@ -340,6 +340,8 @@ class Player:
         if data.get("amount") is not None:
             fields["amount"] = data["amount"]
         client = self._contact(contact, phone)
+        if "contact_id" in data["fields"] and not self.stand.leads_link_contact:
+            fields["contact_id"] = client  # a returning client's request names its contact
         record_id = self.stand.add_record(
             data["kind"],
             data.get("title") or "",

@@ -84,6 +84,11 @@ class Stand(ABC):
     """The tenant of config/bridge.yaml whose story ``bridge demo`` plays on this stand (a CRM
     whose records are no deals plays another company's story)."""
 
+    leads_link_contact: ClassVar[bool] = True
+    """Does a lead made with ``contact=`` name that contact (amoCRM's main contact)? Where it
+    only copies the client's e-mail and phone (Bitrix24), a returning client's lead names its
+    contact by the ``contact_id`` field."""
+
     def __init__(self) -> None:
         self.contacts: list[Contact] = []
 

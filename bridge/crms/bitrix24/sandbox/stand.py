@@ -41,6 +41,8 @@ ACTIVITY_TYPES = {"meeting": (1, "Встреча"), "call": (CALL, "Звонок
 class Bitrix24Stand(Stand):
     """A portal whose pipelines, fields and users are the ones a tenant's mapping names."""
 
+    leads_link_contact = False  # a lead carries its client's e-mail and phone itself
+
     def __init__(self) -> None:
         super().__init__()
         self.sandbox = Bitrix24Sandbox(webhook_code="stand-webhook-secret")
@@ -196,10 +198,8 @@ class Bitrix24Stand(Stand):
             return {}
         if crm is DEAL:
             return {"CONTACT_ID": contact}
-        # a lead copies its client's e-mail and phone, and names the contact it came from
         found = self.sandbox.store.contacts[int(contact)]
-        copied = {k: [dict(found[k][0], ID="")] for k in ("EMAIL", "PHONE") if found.get(k)}
-        return {"CONTACT_ID": contact, **copied}
+        return {k: [dict(found[k][0], ID="")] for k in ("EMAIL", "PHONE") if found.get(k)}
 
     def _stage(self, crm: CrmKind, name: str, current: str = "") -> str:
         if name in ("won", "lost") and crm is DEAL:
