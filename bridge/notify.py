@@ -73,9 +73,11 @@ def _url(tenant: Tenant, message: Notify) -> str:
 
 
 def _recipient(to: str) -> str:
-    """A phone as messengers take it (``+7 900 000-00-00`` -> ``+79000000000``); a chat id or
-    a user name as it is."""
-    if re.fullmatch(r"\+?[\d\s()-]{7,}", to.strip()):
-        digits = re.sub(r"\D", "", to)
-        return f"+{digits}" if to.strip().startswith("+") else digits
-    return to.strip()
+    """A phone as messengers take it (``+7 916 000-00-00`` -> ``+79160000000``); a chat id
+    (Telegram's ``-100123...``) or a user name as it is."""
+    text = to.strip()
+    spaced = re.search(r"[\s()]", text) is not None
+    if re.fullmatch(r"\+?[\d\s()-]{7,}", text) and (text.startswith("+") or spaced):
+        digits = re.sub(r"\D", "", text)
+        return f"+{digits}" if text.startswith("+") else digits
+    return text

@@ -28,7 +28,7 @@ from flask import Flask, request
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from bridge import tables, yamlfile
+from bridge import notify, tables, yamlfile
 from bridge.actions import AppendRow, Notify
 from bridge.config import TableConfig, load
 from bridge.errors import PermanentError
@@ -36,6 +36,7 @@ from bridge.journal import ActionRow, EventRow
 from bridge.sandbox.server import LoopbackServer
 from bridge.scenarios import Scenario
 from tests.bitrix24_env import ROOT, Bridge, deal
+from tests.messengers import Messengers
 from tests.pack_player import Player
 
 PACK = """
@@ -320,3 +321,17 @@ def test_with_no_url_set_the_message_fails_alone_saying_what_to_set(
         "FIREWORKS_TEAM_CHAT_URL=... or put it in BRIDGE_SECRETS_FILE"
     )
     assert events[-1].status == "processed"
+
+
+def test_a_phone_goes_in_the_messengers_form_and_a_chat_id_as_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenant = load(ROOT / "config" / "bridge.yaml").tenants["fireworks"]
+    messengers = Messengers().start()
+    monkeypatch.setenv("FIREWORKS_WHATSAPP_URL", messengers.url("client_whatsapp", to=True))
+    try:
+        for to in ("+7 916 000-09-51", "-1001234567890"):  # a phone; a Telegram group's id
+            notify.send(tenant, Notify("client_whatsapp", "Здравствуйте!", to=to))
+    finally:
+        messengers.stop()
+    assert [m.to for m in messengers.got] == ["+79160000951", "-1001234567890"]
