@@ -113,7 +113,8 @@ class SendEmail:
 @dataclass(frozen=True)
 class Notify:
     """A message in a messenger: a team chat, a person, or the client (``to``: a phone or a
-    chat id the channel's URL puts in its ``{to}``)."""
+    chat id the channel's URL puts in its ``{to}``). A ``signed`` message ends with the
+    tenant's signature for the client's ``region``, as a template e-mail does."""
 
     kind: ClassVar[str] = "notify"
     by: ClassVar[By] = "bridge"
@@ -122,6 +123,8 @@ class Notify:
     text: str
     title: str = ""
     to: str | None = None
+    signed: bool = False
+    region: str | None = None
 
     def describe(self) -> str:
         """One human line (the recipient masked: it may be a phone)."""

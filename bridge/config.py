@@ -489,12 +489,14 @@ class SecretSetting:
         variable: the environment variable (or secrets file entry) it names.
         owner: who needs it: ``tenant remarka``, ``the admin pages``.
         optional: why the bridge can do without it, when it can (else empty).
+        fails: what fails without it, when not the whole owner (a channel's messages).
     """
 
     loc: tuple[str, ...]
     variable: str
     owner: str
     optional: str = ""
+    fails: str = ""
 
 
 def secret_settings(settings: Settings) -> list[SecretSetting]:
@@ -509,7 +511,13 @@ def secret_settings(settings: Settings) -> list[SecretSetting]:
                 why = (model.model_fields[key].description or "optional") if optional else ""
                 out.append(SecretSetting((*at, "connection", key), str(value), owner, why))
         out += [
-            SecretSetting((*at, "channels", ch, "url_env"), c.url_env, owner)
+            SecretSetting(
+                (*at, "channels", ch, "url_env"),
+                c.url_env,
+                owner,
+                fails=f"the messages (notify) of {owner} to channel {ch} fail without it "
+                "(journaled with this reason; `bridge replay` sends them once it is set)",
+            )
             for ch, c in cfg.channels.items()
         ]
         out += [
@@ -546,8 +554,9 @@ def missing_secrets(settings: Settings) -> tuple[list[str], list[str]]:
         if s.optional:
             notes.append(f"{where}: note: {s.variable} is not set ({s.optional})")
         else:
+            fails = s.fails or f"{s.owner} cannot run without it"
             problems.append(
-                f"{where}: the secret {s.variable} is not set: {s.owner} cannot run without it; "
+                f"{where}: the secret {s.variable} is not set: {fails}; "
                 f"export {s.variable}=... or add the line {s.variable}=... to BRIDGE_SECRETS_FILE"
             )
     return problems, notes

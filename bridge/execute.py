@@ -50,8 +50,13 @@ def _send_email(rt: Runtime, conn: Connector, record: Record, action: Action) ->
 
 
 def _notify(rt: Runtime, conn: Connector, record: Record, action: Action) -> dict[str, Any]:
-    assert isinstance(action.params, actions.Notify)
-    return notify.send(conn.tenant, action.params)
+    message = action.params
+    assert isinstance(message, actions.Notify)
+    # a signed message ends as the tenant's e-mails do: the signature for the client's region
+    signature = (
+        rt.mailer(conn.tenant).signatures.for_region(message.region) if message.signed else ""
+    )
+    return notify.send(conn.tenant, message, signature)
 
 
 def _append_row(rt: Runtime, conn: Connector, record: Record, action: Action) -> dict[str, Any]:

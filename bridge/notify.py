@@ -8,11 +8,15 @@ message (the client's WhatsApp) has ``{to}`` in its URL, filled from the action'
 
 Apprise reports only success or failure: a failure is taken as transient (the messenger may be
 down), so the job retries with the tenant's intervals and the journal keeps the last error.
+A channel whose URL is not set fails its message alone, permanently, with the variable to set
+(the event's other actions still act; ``bridge replay`` sends it once the URL is there):
+``bridge validate`` names the missing variable before the bridge starts.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -29,8 +33,8 @@ if TYPE_CHECKING:
 logging.getLogger("apprise").setLevel(logging.WARNING)
 
 
-def send(tenant: Tenant, message: Notify) -> dict[str, Any]:
-    """Deliver one message to the tenant's channel.
+def send(tenant: Tenant, message: Notify, signature: str = "") -> dict[str, Any]:
+    """Deliver one message to the tenant's channel, ``signature`` (if any) at its end.
 
     Returns:
         What the journal keeps: the channel's name (never its URL).
@@ -47,7 +51,8 @@ def send(tenant: Tenant, message: Notify) -> dict[str, Any]:
             f"channel {message.channel}: apprise does not understand its URL ({scheme}://...); "
             "see https://github.com/caronc/apprise/wiki for the forms"
         )
-    if not app.notify(body=message.text, title=message.title or ""):
+    body = f"{message.text}\n\n{signature.strip()}" if signature.strip() else message.text
+    if not app.notify(body=body, title=message.title or ""):
         raise TransientError(f"channel {message.channel}: the messenger refused the message")
     return {"channel": message.channel}
 
@@ -59,9 +64,20 @@ def _url(tenant: Tenant, message: Notify) -> str:
     try:
         url = read_secret(channel.url_env)
     except ConfigError as exc:
-        raise PermanentError("; ".join(exc.problems)) from None
+        raise PermanentError(f"channel {message.channel}: " + "; ".join(exc.problems)) from None
     if "{to}" in url:
         if not message.to:
             raise PermanentError(f"channel {message.channel} needs a recipient (`to:`)")
-        return url.replace("{to}", quote(message.to, safe="+@"))
+        return url.replace("{to}", quote(_recipient(message.to), safe="+@"))
     return url
+
+
+def _recipient(to: str) -> str:
+    """A phone as messengers take it (``+7 916 000-00-00`` -> ``+79160000000``); a chat id
+    (Telegram's ``-100123...``) or a user name as it is."""
+    text = to.strip()
+    spaced = re.search(r"[\s()]", text) is not None
+    if re.fullmatch(r"\+?[\d\s()-]{7,}", text) and (text.startswith("+") or spaced):
+        digits = re.sub(r"\D", "", text)
+        return f"+{digits}" if text.startswith("+") else digits
+    return text

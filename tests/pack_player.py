@@ -6,7 +6,8 @@ for, seeded from that mapping (:class:`bridge.sandbox.Stand`): a step's record i
 changed in the account in canonical words (the stand translates them through the mapping), the
 account posts its webhooks, the worker reads and writes through the CRM's API, and what the
 step expects is read back from the account (tasks: title, description, responsible, deadline;
-comments; fields and responsible of the record as the connector reads it), from the journal
+comments; fields and responsible of the record as the connector reads it; messages as a
+messenger on loopback got them through apprise, :mod:`tests.messengers`), from the journal
 (actions done, decisions) and from the timers scheduled. ``timer.due`` fires the timer the
 bridge scheduled for the rule named, ``sweep`` runs the tenant's sweep, ``broadcast`` its
 broadcast rules (``bridge broadcast --send``). The clock is the
@@ -15,13 +16,17 @@ scenario's.
 User ids in a scenario are those of the pack's own tenant (config/bridge.yaml); they travel to
 another CRM by their alias in the two mappings; the scenario's roles, constants, surnames and
 per-person hours are the tenant's for the replay. A record's ``stage_since`` is when the replay
-makes its ``previous``. What no CRM replay can reproduce -- look-ups and history given as facts
-(earlier records with made-up ids, e-mails sent, change counts) -- is reported by
-:func:`unplayable`, and the test skips with that reason.
+makes its ``previous``. The records a step's look-ups find (``facts: lookups``) are made in the
+account first, before the bridge hears from it, each with what its look-up filters by (the
+look-up's ``where``, rendered for the step's record, e.g. the client's phone); the texts'
+«№180» and «сделка 180» name them by the account's ids. What no CRM replay can reproduce --
+history given as facts (e-mails sent, change counts) -- is reported by :func:`unplayable`, and
+the test skips with that reason.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,19 +42,28 @@ import bridge.worker
 from bridge import broadcast, crms, demo, mappings, queue, runtime, timers
 from bridge.app import create_app
 from bridge.calendar import BusinessCalendar
-from bridge.config import parse_hours
+from bridge.config import Tenant, parse_hours
 from bridge.journal import ActionRow, DecisionRow, EventRow
 from bridge.mappings import Mapping
 from bridge.models import RecordRef
+from bridge.regulations.text import render
 from bridge.runtime import Runtime
 from bridge.sandbox import Stand, Written
 from bridge.sandbox.server import LoopbackServer
 from bridge.scenarios import Scenario, Step
+from bridge.vocabulary import Vocabulary
 from bridge.worker import run_worker
+from tests.messengers import Delivered, Messengers
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config" / "bridge.yaml"
 SETTLE_ROUNDS = 10
+
+
+NUMBERED = re.compile(r"(?<!\w)(№\s?|сделк[аи] |лид[а]? |заказ[а]? )(\d+)\b")
+"""A record named by its number in a text (the title's «Заказ 180» is a title, not a number)."""
+NOT_WRITTEN = ("pipeline", "responsible")
+"""Look-up filters a found record gets otherwise: its pipeline from its stage, its owner."""
 
 
 class Unplayable(Exception):
@@ -80,9 +94,7 @@ def unplayable(scenario: Scenario) -> str | None:
     for step in scenario.steps:
         facts = dict(step.facts)
         facts.pop("stage_since", None)  # the replay's own: `previous` is made at that moment
-        lookups = facts.pop("lookups", {}) or {}
-        if any(found for by_name in lookups.values() for found in by_name.values()):
-            return "its look-ups are given as facts (earlier records with made-up ids)"
+        facts.pop("lookups", None)  # the replay makes the records they find
         if facts:
             return f"its facts ({', '.join(facts)}) stand for history the bridge gathers itself"
     return None
@@ -116,6 +128,10 @@ class Player:
         journal_url, redis_url = urls
         self.rt = Runtime.build(str(path), journal_url, redis_url)
         self.rt.redis.flushdb()  # the session's own Redis: no timer of an earlier scenario
+        self.messengers = Messengers().start()
+        for name in self.stands:
+            for env, url in self._channel_urls(self.rt.tenant(name)).items():
+                monkeypatch.setenv(env, url)
         runtime.install(self.rt)  # jobs find the runtime here
         self.server = LoopbackServer(create_app(runtime=self.rt)).start()
         self.tenant = self.rt.tenant(pack)
@@ -126,13 +142,22 @@ class Player:
         epoch = datetime.fromtimestamp(0, UTC)
         monkeypatch.setattr(bridge.worker, "clock", SimpleNamespace(utcnow=lambda: epoch))
         self._tenant_as_the_scenario_says(monkeypatch)
+        self.records: dict[str, str] = {}  # scenario record id -> the CRM's
+        self.contacts: dict[str, str] = {}  # scenario contact id -> the CRM's
+        self.found: set[str] = set()  # scenario ids of the records look-ups find
+        self.state: dict[str, Any] | None = None
         for name, stand in self.stands.items():
             stand.set_clock(lambda: self.now)
             stand.seed(self.rt.tenant(name))
+        try:
+            self._seed_found()  # history the bridge never heard of: made before it listens
+        except Unplayable:
+            self.close()
+            raise
+        for stand in self.stands.values():
             stand.connect(self.rt, self.server.url)
-        self.records: dict[str, str] = {}  # scenario record id -> the CRM's
-        self.contacts: dict[str, str] = {}  # scenario contact id -> the CRM's
-        self.state: dict[str, Any] | None = None
+        if self.found:
+            self._settle()  # a CRM the bridge polls (1C) brings them in at its next exchange
 
     def _tenant_as_the_scenario_says(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The scenario's roles, constants, surnames and per-person hours over the tenant's."""
@@ -150,9 +175,23 @@ class Player:
         }
         monkeypatch.setattr(tenant, "schedules", lambda: own_hours | hours)
 
+    def _channel_urls(self, tenant: Tenant) -> dict[str, str]:
+        """Each channel's URL variable -> its messenger here (``{to}`` where a rule names
+        the recipient)."""
+        channels = {name: c.url_env for name, c in tenant.config.channels.items()}
+        personal = {
+            spec.notify.channel
+            for rule in tenant.rules
+            for step in rule.steps()
+            for spec in step
+            if spec.notify is not None and spec.notify.to
+        }
+        return self.messengers.urls(channels, personal)
+
     def close(self) -> None:
-        """Stop the bridge's server and the sandboxes."""
+        """Stop the bridge's server, the messengers and the sandboxes."""
         self.server.stop()
+        self.messengers.stop()
         for stand in self.stands.values():
             stand.stop()
 
@@ -182,6 +221,71 @@ class Player:
         return stands
 
     # -- making the changes ----------------------------------------------------------------
+
+    def _seed_found(self) -> None:
+        """The records each step's look-ups find, made in the account with what the look-up
+        filters by (its ``where`` for the step's record) over their own fields."""
+        state = _normal(self.scenario.previous) if self.scenario.previous else None
+        # the scenario's own records: a look-up that counts the record itself finds it made
+        own = {_normal(r)["id"] for r in [self.scenario.previous, *self._step_records()] if r}
+        worlds: dict[tuple[str, str, str], tuple[int, set[str]]] = {}
+        for number, step in enumerate(self.scenario.steps, 1):
+            state = _state_after(state, step)
+            for rule_id, by_name in (step.facts.get("lookups") or {}).items():
+                for name, found in by_name.items():
+                    spec = self._lookup(rule_id, name)
+                    where = self._where(spec, state)
+                    ids = {str(r.get("id", "1")) for r in found}
+                    first, seen = worlds.setdefault((rule_id, name, repr(where)), (number, ids))
+                    if seen != ids:
+                        raise Unplayable(
+                            f"look-up {name} of {rule_id} finds {sorted(seen) or 'nothing'} in "
+                            f"step {first} and {sorted(ids) or 'nothing'} in step {number} for "
+                            "the same record: each step's facts are a world of their own, "
+                            "and an account holds one"
+                        )
+                    # a found record with no stage stands where the look-up looks
+                    stage = spec.in_stage[0] if spec.in_stage else (state or {}).get("stage")
+                    for data in map(_normal, found):
+                        if data["id"] not in own:
+                            self._make_found(data, where, stage)
+
+    def _step_records(self) -> list[dict[str, Any]]:
+        return [step.record for step in self.scenario.steps if step.record is not None]
+
+    def _make_found(self, data: dict[str, Any], where: dict[str, Any], stage: Any) -> None:
+        """One record a look-up finds, with the look-up's filters; once."""
+        if data["id"] in self.records:
+            return
+        if "responsible" in where:
+            data["responsible"] = where["responsible"]
+        if data.get("stage") is None and data["outcome"] == "open":
+            data["stage"] = stage
+        own = {k: v for k, v in where.items() if k not in NOT_WRITTEN}
+        self._create({**data, "fields": {**data["fields"], **own}})
+        self.found.add(data["id"])
+
+    def _lookup(self, rule_id: str, name: str) -> Any:
+        """A rule's look-up, as the pack declares it."""
+        rule = next((r for r in self.tenant.rules if r.id == rule_id), None)
+        spec = (rule.lookup or {}).get(name) if rule else None
+        if spec is None:
+            raise Unplayable(f"the facts name look-up {name} of {rule_id}, which has none")
+        return spec
+
+    def _where(self, spec: Any, state: dict[str, Any] | None) -> dict[str, Any]:
+        """What a look-up filters by, for the scenario's record ``state``, in canonical values
+        (a raw value of the look-up, such as SOURCE_ID's UC_EPITAF, mapped back)."""
+        if state is None:
+            raise Unplayable("look-up facts before the scenario has a record")
+        record = Vocabulary().record(state)
+        context = {"record": record, "constants": self.tenant.constants(), "now": self.now}
+        values = self.tenant.mapping.kind(spec.kind).values
+        out = {}
+        for key, template in spec.where.items():
+            value = render(template, context)
+            out[key] = values.get(key, {}).get(value, value)
+        return out
 
     def _seed_previous(self, data: dict[str, Any]) -> None:
         """The record as the bridge saw it last: made, and its events worked off."""
@@ -231,14 +335,19 @@ class Player:
         fields = dict(data["fields"])
         # a client for every record (the e-mails go to it), its own unless the scenario names it
         contact = fields.pop("contact_id", f"of-record-{data['id']}")
+        # the client's phone, where the record names it (a lead's own, 1C's buyer's)
+        phone = fields.get("phone") or fields.get("client_phone")
         if data.get("amount") is not None:
             fields["amount"] = data["amount"]
+        client = self._contact(contact, phone)
+        if "contact_id" in data["fields"] and not self.stand.leads_link_contact:
+            fields["contact_id"] = client  # a returning client's request names its contact
         record_id = self.stand.add_record(
             data["kind"],
             data.get("title") or "",
             self._stage(data),
             self._user(data.get("responsible") or "1"),
-            contact=self._contact(contact),
+            contact=client,
             fields=self._fields(data["kind"], fields),
         )
         self.records[data["id"]] = record_id
@@ -253,16 +362,19 @@ class Player:
         )
 
     def _call(self, step: Step) -> None:
+        """The step's activity logged on the record (a call, a meeting where the stand has
+        them)."""
         assert self.state is not None and step.activity is not None
-        if step.activity.type and set(step.activity.type) != {"call"}:
-            kinds = "/".join(step.activity.type)
-            raise Unplayable(f"an activity of type {kinds} (the stands log calls)")
+        kinds = step.activity.type or ["call"]
+        if len(kinds) != 1:
+            raise Unplayable(f"an activity of one of the types {'/'.join(kinds)}")
         incoming = step.activity.direction != "outgoing"
         completed = bool(step.activity.completed)
         try:
-            self.stand.add_call(
+            self.stand.add_activity(
                 self.state["kind"],
                 self.records[self.state["id"]],
+                kinds[0],
                 incoming=incoming,
                 completed=completed,
             )
@@ -310,11 +422,12 @@ class Player:
                 raise Unplayable(f"field {name!r} has no {self.crm} mapping")
         return fields
 
-    def _contact(self, contact: Any) -> str:
+    def _contact(self, contact: Any, phone: str | None = None) -> str:
         key = str(contact)
         if key not in self.contacts:
             email = f"client{key}@client.example"
-            self.contacts[key] = self.stand.add_contact(f"Клиент {key}", email, "+7 900 000-00-00")
+            phone = phone or "+7 900 000-00-00"
+            self.contacts[key] = self.stand.add_contact(f"Клиент {key}", email, phone)
         return self.contacts[key]
 
     def _user(self, user: Any) -> str:
@@ -347,6 +460,7 @@ class Player:
             "timers": self._timers(),
             "tasks": len(self._written("tasks")),
             "comments": len(self._written("comments")),
+            "messages": len(self.messengers.got),
         }
 
     def _written(self, what: str) -> list[Written]:
@@ -369,6 +483,7 @@ class Player:
             written = {
                 "tasks": self._written("tasks")[before["tasks"] :],
                 "comments": self._written("comments")[before["comments"] :],
+                "notify": self.messengers.got[before["messages"] :],
             }
             problems += self._compare_actions(expect.actions, list(rows), written)
         if expect.timers is not None:
@@ -390,7 +505,11 @@ class Player:
             done = "; ".join(f"{r.kind} [{r.status}] {r.summary}" for r in rows) or "none"
             return [f"expected {len(want)} action(s), the bridge did {len(rows)}: {done}"]
         problems = []
-        queues = {"create_task": list(written["tasks"]), "add_comment": list(written["comments"])}
+        queues = {
+            "create_task": list(written["tasks"]),
+            "add_comment": list(written["comments"]),
+            "notify": list(written["notify"]),
+        }
         for number, (spec, row) in enumerate(zip(want, rows, strict=True), 1):
             ((kind, params),) = spec.items()
             if kind != row.kind or row.status != "done":
@@ -398,7 +517,7 @@ class Player:
                 continue
             check = getattr(self, f"_check_{kind}", None)
             if check is None:
-                continue  # e-mail, notify, rows: done is what the journal can say here
+                continue  # e-mail, rows: done is what the journal can say here
             made = queues[kind].pop(0) if kind in queues and queues[kind] else None
             problems += [f"action {number} {kind}: {p}" for p in check(params or {}, row, made)]
         return problems
@@ -409,6 +528,8 @@ class Player:
         if task is None:
             return ["no task in the account"]
         problems = []
+        texts = ("title", "description")
+        want = {k: self._numbered(v) if k in texts else v for k, v in want.items()}
         if "title" in want and not _same_text(want["title"], task.text):
             problems.append(f"title {task.text!r}, expected {want['title']!r}")
         description = " ".join(task.description.split())
@@ -431,14 +552,44 @@ class Player:
         if comment is None:
             return ["no comment in the account"]
         text = comment.text
-        return [] if _same_text(want.get("text", text), text) else [f"text {text!r}"]
+        wanted = self._numbered(want.get("text", text))
+        return [] if _same_text(wanted, text) else [f"text {text!r}"]
+
+    def _check_notify(
+        self, want: dict[str, Any], row: ActionRow, message: Delivered | None
+    ) -> list[str]:
+        if message is None:
+            return ["no message reached the messenger"]
+        problems = []
+        if want.get("channel", message.channel) != message.channel:
+            problems.append(f"sent to channel {message.channel}")
+        if _digits(want.get("to") or message.to) != _digits(message.to):
+            problems.append(f"sent to {message.to!r}, expected {want['to']!r}")
+        if want.get("title", message.title) != message.title:
+            problems.append(f"title {message.title!r}")
+        # a signed message ends with the region's signature after the rule's text
+        text = message.text.split("\n\n")[0] if want.get("signed") else message.text
+        if not _same_text(self._numbered(want.get("text", text)), text):
+            problems.append(f"text {message.text!r}")
+        return problems
+
+    def _numbered(self, text: str) -> str:
+        """A scenario's text with its records' numbers («№ 951», «сделка 180», «лид 7») as
+        the CRM numbered them."""
+        return NUMBERED.sub(lambda m: m[1] + self.records.get(m[2], m[2]), text)
 
     def _check_update_fields(self, want: dict[str, Any], row: ActionRow, _: Any) -> list[str]:
         self._settle()  # 1C sends the order back, with the bridge's requisites, an exchange later
         record = self._fetch(row)
+        wanted = {
+            name: self.records[str(value)]
+            if str(value) in self.found
+            else (self._numbered(value) if isinstance(value, str) else value)
+            for name, value in (want.get("fields") or {}).items()
+        }
         return [
             f"{name} is {record.fields.get(name)!r}, expected {value!r}"
-            for name, value in (want.get("fields") or {}).items()
+            for name, value in wanted.items()
             if not _same_value(record.fields.get(name), value)
         ]
 
@@ -492,6 +643,21 @@ def _normal(data: dict[str, Any]) -> dict[str, Any]:
     out = {"kind": "deal", "responsible": "1", "title": "", "outcome": "open", **data}
     out["id"], out["fields"] = str(out.get("id", "1")), dict(out.get("fields") or {})
     return out
+
+
+def _state_after(state: dict[str, Any] | None, step: Step) -> dict[str, Any] | None:
+    """The scenario's record after a step's change (as the steps say, before any rule)."""
+    if step.record is not None:
+        return _normal(step.record)
+    if state is None or not step.change:
+        return state
+    change = dict(step.change)
+    fields = change.pop("fields", {}) or {}
+    return {**state, **change, "fields": {**state["fields"], **fields}}
+
+
+def _digits(text: str | None) -> str:
+    return "".join(c for c in text or "" if c.isdigit()) or str(text)
 
 
 def _same_text(want: str, got: str) -> bool:

@@ -6,6 +6,10 @@ The messenger is a local HTTP receiver behind apprise's ``json://`` target
 "message", "type"}``); Google Sheets is tested up to the request it would send
 (``spreadsheets.values.append``, https://developers.google.com/sheets/api/reference/rest/v4/
 spreadsheets.values/append), with ``responses`` standing in for Google.
+
+The fireworks pack's own messages (F11 to the team's chat, F4 and F22 to the client's WhatsApp)
+are played from their scenario files on the Bitrix24 stand (tests/pack_player.py), the
+messengers standing on loopback (tests/messengers.py).
 """
 
 from __future__ import annotations
@@ -22,13 +26,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, request
 from openpyxl import load_workbook
+from sqlalchemy import select
 
-from bridge import tables
+from bridge import notify, tables, yamlfile
 from bridge.actions import AppendRow, Notify
 from bridge.config import TableConfig, load
 from bridge.errors import PermanentError
+from bridge.journal import ActionRow, EventRow
 from bridge.sandbox.server import LoopbackServer
+from bridge.scenarios import Scenario
 from tests.bitrix24_env import ROOT, Bridge, deal
+from tests.messengers import Messengers
+from tests.pack_player import Player
 
 PACK = """
 version: 1
@@ -223,3 +232,106 @@ def test_a_message_to_the_client_masks_the_phone_in_the_journal() -> None:
     message = Notify("whatsapp", "Здравствуйте! Стоимость заказа 4 500 ₽", to="+79123456789")
     assert "+79123456789" not in message.describe()
     assert message.describe().startswith("message to channel whatsapp to +7")
+
+
+SCENARIOS = ROOT / "config" / "regulations" / "scenarios" / "fireworks"
+
+
+@pytest.fixture
+def play_fireworks(
+    redis_url: str, journal_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., tuple[Player, list[str]]]]:
+    """Play a fireworks scenario on the Bitrix24 stand; its messengers on loopback.
+    ``unset`` names channel variables to take away before it plays."""
+    players: list[Player] = []
+
+    def play(name: str, unset: tuple[str, ...] = ()) -> tuple[Player, list[str]]:
+        scenario = yamlfile.validate(Scenario, yamlfile.load(SCENARIOS / f"{name}.yaml"))
+        player = Player(
+            "fireworks", "bitrix24", scenario, (journal_url, redis_url), tmp_path, monkeypatch
+        )
+        players.append(player)
+        for variable in unset:
+            monkeypatch.delenv(variable)
+        return player, player.play()
+
+    yield play
+    for player in players:
+        player.close()
+
+
+def _journal(player: Player) -> tuple[list[ActionRow], list[EventRow]]:
+    with player.rt.journal.session() as s:
+        return list(s.scalars(select(ActionRow))), list(s.scalars(select(EventRow)))
+
+
+def test_a_claim_reaches_the_team_chat_in_the_crm_s_words(
+    play_fireworks: Callable[..., tuple[Player, list[str]]],
+) -> None:
+    player, problems = play_fireworks("claim-to-mentor")
+    assert problems == []
+    [message] = player.messengers.got
+    assert (message.channel, message.to, message.title) == ("team", None, "Претензия клиента")
+    # the mapping's labels, never canonical names; the comment as the operator wrote it
+    assert message.text.endswith(
+        "Сумма заказа: 8300 ₽. Комментарий: Брак: 2 из 5 батарей не сработали"
+    )
+    assert "comments" not in message.text
+    actions, _ = _journal(player)
+    notify = next(a for a in actions if a.kind == "notify")
+    assert (notify.status, notify.result) == ("done", {"channel": "team"})
+    assert player.messengers.server.url.split("//")[1] not in str(
+        [(a.summary, a.result, a.error) for a in actions]
+    )
+
+
+def test_the_client_s_whatsapp_gets_the_price_signed_for_their_region(
+    play_fireworks: Callable[..., tuple[Player, list[str]]],
+) -> None:
+    player, problems = play_fireworks("order-prices-messenger")
+    assert problems == []
+    [message] = player.messengers.got
+    assert (message.channel, message.to) == ("client_whatsapp", "+79160000951")
+    assert "8300 ₽" in message.text
+    # the shop's contacts for Moscow are read by the client: nothing of them masked
+    assert message.text.endswith(
+        "\n\nС уважением,\n«Петарда», Москва\n+7 495 000-00-01 · msk@petarda.example"
+    )
+    actions, events = _journal(player)
+    kept = str([(a.summary, a.result, a.error) for a in actions] + [e.payload for e in events])
+    for secret in ("916 000-09-51", "9160000951", player.messengers.server.url.split("//")[1]):
+        assert secret not in kept
+
+
+def test_with_no_url_set_the_message_fails_alone_saying_what_to_set(
+    play_fireworks: Callable[..., tuple[Player, list[str]]],
+) -> None:
+    player, problems = play_fireworks("claim-to-mentor", unset=("FIREWORKS_TEAM_CHAT_URL",))
+    assert problems == ["step 1: action 3: expected notify, got notify [failed]"]
+    assert player.messengers.got == []
+    actions, events = _journal(player)
+    assert {a.kind: a.status for a in actions} == {
+        "reassign": "done",
+        "add_comment": "done",
+        "notify": "failed",
+    }
+    notify = next(a for a in actions if a.kind == "notify")
+    assert notify.error == (
+        "channel team: secret FIREWORKS_TEAM_CHAT_URL is not set: export "
+        "FIREWORKS_TEAM_CHAT_URL=... or put it in BRIDGE_SECRETS_FILE"
+    )
+    assert events[-1].status == "processed"
+
+
+def test_a_phone_goes_in_the_messengers_form_and_a_chat_id_as_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenant = load(ROOT / "config" / "bridge.yaml").tenants["fireworks"]
+    messengers = Messengers().start()
+    monkeypatch.setenv("FIREWORKS_WHATSAPP_URL", messengers.url("client_whatsapp", to=True))
+    try:
+        for to in ("+7 916 000-09-51", "-1001234567890"):  # a phone; a Telegram group's id
+            notify.send(tenant, Notify("client_whatsapp", "Здравствуйте!", to=to))
+    finally:
+        messengers.stop()
+    assert [m.to for m in messengers.got] == ["+79160000951", "-1001234567890"]

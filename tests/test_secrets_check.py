@@ -20,13 +20,23 @@ B24 = [
 ]
 """(tenant, variable, setting) of the example configuration's Bitrix24 portals."""
 SECRETS = [*B24, ("fireworks-1c", "FIREWORKS_1C_PASSWORD", "password_env")]
+CHANNELS = [
+    ("fireworks", "team", "FIREWORKS_TEAM_CHAT_URL"),
+    ("fireworks", "client_whatsapp", "FIREWORKS_WHATSAPP_URL"),
+    ("fireworks-1c", "team", "FIREWORKS_TEAM_CHAT_URL"),  # the same chat
+]
+"""(tenant, channel, variable) of the example fireworks tenants' messengers."""
+VARIABLES = list(dict.fromkeys([v for _, v, _ in SECRETS] + [v for _, _, v in CHANNELS]))
+"""Every secret the example configuration names, once."""
+MISSING = len(SECRETS) + len(CHANNELS)
+"""How many settings name a secret: each is said when its variable is not set."""
 
 
 @pytest.fixture
 def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the example configuration, on a machine where no secret is set yet."""
     shutil.copytree(ROOT / "config", tmp_path / "config")
-    for _, variable, _ in SECRETS:
+    for variable in VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.delenv("BRIDGE_SECRETS_FILE", raising=False)
     return tmp_path / "config"
@@ -51,22 +61,30 @@ def test_each_missing_secret_names_file_line_setting_tenant_and_fix(config_dir: 
             f"{variable} is not set: tenant {tenant} cannot run without it; export {variable}=... "
             f"or add the line {variable}=... to BRIDGE_SECRETS_FILE"
         ) in out
+    for tenant, channel, variable in CHANNELS:  # the tenant runs; its messages fail alone
+        assert re.search(
+            rf"{re.escape(str(config))}:\d+: tenants\.{re.escape(tenant)}\.channels\.{channel}"
+            rf"\.url_env: the secret {variable} is not set: the messages \(notify\) of tenant "
+            rf"{re.escape(tenant)} to channel {channel} fail without it \(journaled with this "
+            rf"reason; `bridge replay` sends them once it is set\); export {variable}=\.\.\.",
+            out,
+        ), out
     assert out.strip().endswith(
-        f"configuration is valid, but {len(SECRETS)} secret(s) are not set (above): the bridge "
-        "cannot run what needs them until they are"
+        f"configuration is valid, but {MISSING} secret(s) are not set (above): the "
+        "bridge cannot run what needs them until they are"
     )
 
 
 def test_strict_fails_until_every_secret_is_set(config_dir: Path) -> None:
     code, out = validate(config_dir / "bridge.yaml", "--strict")
     assert code == 1
-    assert f"{len(SECRETS)} secret(s) are not set" in out
+    assert f"{MISSING} secret(s) are not set" in out
 
 
 def test_secrets_from_the_environment_and_the_secrets_file_count_and_never_show(
     config_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    values = {variable: f"s3cr3t-{i}-value" for i, (_, variable, _) in enumerate(SECRETS)}
+    values = {variable: f"s3cr3t-{i}-value" for i, variable in enumerate(VARIABLES)}
     names = list(values)
     for name in names[::2]:
         monkeypatch.setenv(name, values[name])
@@ -82,7 +100,7 @@ def test_secrets_from_the_environment_and_the_secrets_file_count_and_never_show(
 def test_one_missing_secret_is_the_only_line(
     config_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for _, variable, _ in SECRETS[1:]:
+    for variable in VARIABLES[1:]:
         monkeypatch.setenv(variable, "set")
     code, out = validate(config_dir / "bridge.yaml", "--strict")
     assert code == 1
@@ -94,7 +112,7 @@ def test_one_missing_secret_is_the_only_line(
 def test_a_secrets_file_that_does_not_exist_is_said(
     config_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for _, variable, _ in SECRETS:
+    for variable in VARIABLES:
         monkeypatch.setenv(variable, "set")
     monkeypatch.setenv("BRIDGE_SECRETS_FILE", str(tmp_path / "nowhere.env"))
     code, out = validate(config_dir / "bridge.yaml", "--strict")
@@ -108,7 +126,7 @@ def test_a_secrets_file_that_does_not_exist_is_said(
 def test_channels_tables_smtp_and_the_admin_pages_are_checked_too(
     config_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for _, variable, _ in SECRETS:
+    for variable in VARIABLES:
         monkeypatch.setenv(variable, "set")
     for name in ("TG_URL", "SHEET_KEY", "SMTP_PASSWORD", "ADMIN_KEY"):
         monkeypatch.delenv(name, raising=False)
@@ -134,7 +152,11 @@ def test_channels_tables_smtp_and_the_admin_pages_are_checked_too(
     code, out = validate(config, "--strict")
     assert code == 1, out
     expected = [
-        ("TG_URL", "tenants.remarka.channels.team.url_env", "tenant remarka"),
+        (
+            "TG_URL",
+            "tenants.remarka.channels.team.url_env",
+            "the messages (notify) of tenant remarka to channel team fail",
+        ),
         ("SHEET_KEY", "tenants.remarka.tables.calls.credentials_env", "tenant remarka"),
         ("SMTP_PASSWORD", "tenants.monuments.email.smtp.password_env", "tenant monuments"),
         ("ADMIN_KEY", "admin.secret_key_env", "the admin pages"),
@@ -143,7 +165,7 @@ def test_channels_tables_smtp_and_the_admin_pages_are_checked_too(
         line = line_of(config, variable)
         assert re.search(
             rf"{re.escape(str(config))}:{line}: {re.escape(key)}: the secret {variable} is not "
-            rf"set: {owner} cannot run without it",
+            rf"set: ({re.escape(owner)} without it|{owner} cannot run without it)",
             out,
         ), out
     assert "4 secret(s) are not set" in out

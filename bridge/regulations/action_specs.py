@@ -154,11 +154,18 @@ class Notify(Strict):
         description="a field holding the recipient (a phone, a chat id), for channels whose "
         "URL has {to}",
     )
+    region: str | None = Field(
+        default=None,
+        description="a field with the client's region: the message ends with the tenant's "
+        "signature for it (the e-mail signatures), as a template e-mail does",
+    )
 
     def render(self, r: Renderer) -> actions.Notify:
         """The message for one firing."""
         to = r.field(self.to) if self.to else None
-        return actions.Notify(self.channel, r.text(self.text), r.text(self.title), _text(to))
+        region = _text(r.field(self.region)) if self.region else None
+        text, title = r.text(self.text), r.text(self.title)
+        return actions.Notify(self.channel, text, title, _text(to), bool(self.region), region)
 
 
 class AppendRow(Strict):

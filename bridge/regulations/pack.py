@@ -417,8 +417,10 @@ def _notify_problems(body: Notify, at: tuple[Any, ...], fields: set[str], known:
             _unknown("channel", body.channel, known.channels)
             + (" (add it to the tenant's `channels:`)"),
         )
-    if body.to and body.to not in fields:
-        yield (*at, "to"), _unknown("field", body.to, fields)
+    for key in ("to", "region"):
+        name = getattr(body, key)
+        if name and name not in fields:
+            yield (*at, key), _unknown("field", name, fields)
 
 
 def _row_problems(body: AppendRow, at: tuple[Any, ...], known: Known) -> Problems:

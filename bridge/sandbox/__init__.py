@@ -84,6 +84,11 @@ class Stand(ABC):
     """The tenant of config/bridge.yaml whose story ``bridge demo`` plays on this stand (a CRM
     whose records are no deals plays another company's story)."""
 
+    leads_link_contact: ClassVar[bool] = True
+    """Does a lead made with ``contact=`` name that contact (amoCRM's main contact)? Where it
+    only copies the client's e-mail and phone (Bitrix24), a returning client's lead names its
+    contact by the ``contact_id`` field."""
+
     def __init__(self) -> None:
         self.contacts: list[Contact] = []
 
@@ -144,6 +149,19 @@ class Stand(ABC):
         Raises:
             ValueError: the CRM logs no calls on its records (the message says so).
         """
+
+    def add_activity(
+        self, kind: str, record_id: str, activity_type: str, *, incoming: bool, completed: bool
+    ) -> str:
+        """An activity of a canonical type (``call``, ``meeting``...) is logged on a record;
+        returns its id. A stand logs calls (:meth:`add_call`) unless it says more.
+
+        Raises:
+            NotImplementedError: the stand logs no activity of that type (the message says so).
+        """
+        if activity_type == "call":
+            return self.add_call(kind, record_id, incoming=incoming, completed=completed)
+        raise NotImplementedError(f"an activity of type {activity_type} (the stand logs calls)")
 
     @abstractmethod
     def set_clock(self, now: Callable[[], datetime]) -> None:

@@ -35,10 +35,13 @@ KINDS = {"deal": DEAL, "lead": LEAD}
 OWNER_TYPES = {"lead": 1, "deal": 2}  # D:api-reference/crm/data-types.md#object_type
 PREFIXES = {"L": "lead", "D": "deal"}
 CALL, INCOMING, OUTGOING = 2, 1, 2  # D:api-reference/crm/data-types.md (#activity-enums)
+ACTIVITY_TYPES = {"meeting": (1, "Встреча"), "call": (CALL, "Звонок")}  # TYPE_ID, SUBJECT
 
 
 class Bitrix24Stand(Stand):
     """A portal whose pipelines, fields and users are the ones a tenant's mapping names."""
+
+    leads_link_contact = False  # a lead carries its client's e-mail and phone itself
 
     def __init__(self) -> None:
         super().__init__()
@@ -138,9 +141,20 @@ class Bitrix24Stand(Stand):
 
     def add_call(self, kind: str, record_id: str, *, incoming: bool, completed: bool) -> str:
         """A call activity on the record (``ONCRMACTIVITYADD``)."""
+        return self.add_activity(kind, record_id, "call", incoming=incoming, completed=completed)
+
+    def add_activity(
+        self, kind: str, record_id: str, activity_type: str, *, incoming: bool, completed: bool
+    ) -> str:
+        """A call or a meeting on the record (``ONCRMACTIVITYADD``)."""
+        if activity_type not in ACTIVITY_TYPES:
+            return super().add_activity(
+                kind, record_id, activity_type, incoming=incoming, completed=completed
+            )
+        type_id, subject = ACTIVITY_TYPES[activity_type]
         activity = {
-            **{"OWNER_TYPE_ID": OWNER_TYPES[kind], "OWNER_ID": record_id, "TYPE_ID": CALL},
-            **{"DIRECTION": INCOMING if incoming else OUTGOING, "SUBJECT": "Звонок"},
+            **{"OWNER_TYPE_ID": OWNER_TYPES[kind], "OWNER_ID": record_id, "TYPE_ID": type_id},
+            **{"DIRECTION": INCOMING if incoming else OUTGOING, "SUBJECT": subject},
             "COMPLETED": "Y" if completed else "N",
         }
         return str(self.sandbox.add_activity(activity))
