@@ -209,7 +209,25 @@ def report(made: harness.Stack, seen: Seen, rate: float) -> bool:
     )
     met = not lost and not twice
     print(f"lost 0 and duplicated 0: {'met' if met else 'NOT met'}")
+    for deal_id in twice[:3]:
+        explain_twice(made, deal_id)
     return met
+
+
+def explain_twice(made: harness.Stack, deal_id: str) -> None:
+    """What the sandbox and the journal hold of a deal that got two tasks."""
+    print(f"-- deal {deal_id}")
+    for task in made.sandbox.tasks_for(f"D_{deal_id}"):
+        made_at = task.get("CREATED_DATE")
+        print(f"   task {task.get('ID')}: XML_ID {task.get('XML_ID')} at {made_at}")
+    query = text(
+        "SELECT a.key, a.status, a.attempts, a.error, a.created_at, a.updated_at, e.id, "
+        "e.source, e.status, e.attempts FROM actions a JOIN events e ON e.id = a.event_id "
+        "WHERE a.record_id = :deal ORDER BY a.id"
+    )
+    with made.runtime.journal.engine.connect() as conn:
+        for row in conn.execute(query, {"deal": deal_id}):
+            print("   action", " | ".join(str(v)[:80] for v in row))
 
 
 def soak(args, folder: Path, server: EmbeddedRedis) -> bool:  # noqa: ANN001 - argparse

@@ -141,7 +141,7 @@ def _still_to_do(
 
 
 SENDING = "bridge:sending:"
-"""Redis keys of writes sent and not yet answered, each living a timeout's length."""
+"""Redis keys of writes sent and not yet answered, each living twice the CRM's timeout."""
 LANDING = (
     "an earlier attempt's write may still be landing in the CRM; it is looked for once the "
     "CRM has had its time"
@@ -150,35 +150,30 @@ LANDING = (
 
 @dataclass(frozen=True)
 class Sending:
-    """Writes on their way to a CRM: marked before they are sent, for as long as the CRM is
-    given to answer, and again for as long when it did not answer in time. A CRM may still
-    carry out a write after the bridge stopped waiting for it (a worker killed mid-request, a
-    timeout while the CRM was slow): an attempt that looked for its trace at once would not
-    find it yet and write it a second time (bench/soak.py made 50 tasks twice so)."""
+    """Writes on their way to a CRM, marked before they are sent until the CRM answers them,
+    for at most twice the CRM's timeout: the time it is given to answer, and as long again to
+    finish what it started when the bridge stopped waiting (a worker killed mid-request, a
+    timeout while the CRM was slow). An attempt that looked for such a write's trace at once
+    would not find it yet and write it a second time (bench/soak.py made 50 tasks twice so)."""
 
     redis: Any
     timeout: float
 
     def start(self, keys: Sequence[str]) -> None:
         """Mark writes about to be sent."""
-        self._mark(keys)
-
-    def end(self, outcomes: dict[str, Outcome]) -> None:
-        """The CRM answered these, or did not (they may still land: marked again)."""
-        unanswered = [k for k, o in outcomes.items() if o.unanswered]
-        answered = [k for k, o in outcomes.items() if not o.unanswered]
-        self._mark(unanswered)
-        if answered:
-            self.redis.delete(*(SENDING + k for k in answered))
-
-    def _mark(self, keys: Sequence[str]) -> None:
         if not keys:
             return
-        ms = max(int(self.timeout * 1000), 1)
+        ms = max(int(self.timeout * 2000), 1)
         with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.set(SENDING + key, 1, px=ms)
             pipe.execute()
+
+    def end(self, outcomes: dict[str, Outcome]) -> None:
+        """The CRM answered these or not; those it did not answer may still land."""
+        answered = [k for k, o in outcomes.items() if not o.unanswered]
+        if answered:
+            self.redis.delete(*(SENDING + k for k in answered))
 
 
 def landing(rt: Runtime, keys: Sequence[str]) -> dict[str, Outcome]:

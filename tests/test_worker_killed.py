@@ -3,7 +3,7 @@
 The sandbox holds its answer to the batch that creates the task; the worker (a real process)
 is killed with SIGKILL while it waits. Its lease on the tenant runs out (2 s here, 20 s by
 default), the next worker takes the tenant and the entry the dead one never acknowledged, lets
-the write the dead one sent have the tenant's timeout to land, and must then see, through the
+the write the dead one sent have twice the tenant's timeout to land, and must then see, through the
 task's XML_ID, that the task exists.
 """
 
@@ -76,7 +76,8 @@ def test_worker_killed_mid_job_and_retried_makes_one_task(
     assert action.status == "pending"
 
     # the dead worker's lease runs out; this worker takes the tenant and its pending entry,
-    # gives the write the dead one sent the tenant's timeout (3 s) to land, then looks for it
+    # gives the write the dead one sent twice the tenant's timeout (3 s) to land, then looks
+    # for it
     started = time.monotonic()
     bridge.work()
     assert len(bridge.sandbox.tasks_for(f"D_{deal_id}")) == 1
