@@ -6,6 +6,7 @@ nesting is rebuilt here once for every receiver (ingress, sandboxes, batch comma
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -82,22 +83,31 @@ def parse_pairs(pairs: Iterable[tuple[str, str]], limits: FormLimits = LIMITS) -
     return root
 
 
-def _path(key: str, limits: FormLimits) -> list[str]:
+def _path(key: str, limits: FormLimits) -> tuple[str, ...]:
     if len(key) > limits.max_key_length:
         raise FormKeyError(
             f"form key {clip(key)!r} has {len(key)} characters; at most "
             f"{limits.max_key_length} are read"
         )
-    match = _KEY.match(key)
-    if not match:
+    path = _split(key)
+    if path is None:
         raise FormKeyError(f"malformed form key {clip(key)!r}")
-    parts = _PART.findall(match.group(2))
-    if len(parts) > limits.max_depth:
+    if len(path) - 1 > limits.max_depth:
         raise FormKeyError(
-            f"form key {clip(key)!r} nests {len(parts)} brackets deep; at most "
+            f"form key {clip(key)!r} nests {len(path) - 1} brackets deep; at most "
             f"{limits.max_depth} are read"
         )
-    return [match.group(1), *parts]
+    return path
+
+
+@functools.lru_cache(maxsize=4096)
+def _split(key: str) -> tuple[str, ...] | None:
+    # a CRM sends the same few keys in every call: each is split once per process (the
+    # length is checked before: the cache holds at most 4096 keys of max_key_length)
+    match = _KEY.match(key)
+    if not match:
+        return None
+    return (match.group(1), *_PART.findall(match.group(2)))
 
 
 def clip(text: str, length: int = 60) -> str:
@@ -110,7 +120,7 @@ def parse_query(query: str) -> dict[str, Any]:
     return parse_pairs(parse_qsl(query, keep_blank_values=True))
 
 
-def _put(node: dict[str, Any], path: list[str], value: str, key: str) -> None:
+def _put(node: dict[str, Any], path: tuple[str, ...], value: str, key: str) -> None:
     for i, part in enumerate(path[:-1]):
         if part == "":
             part = str(len(node))
