@@ -6,11 +6,12 @@ nesting is rebuilt here once for every receiver (ingress, sandboxes, batch comma
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote, unquote
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _PART = re.compile(r"\[([^\[\]]*)\]")
@@ -61,7 +62,30 @@ def decode(body: bytes, limits: FormLimits = LIMITS) -> dict[str, Any]:
     if keys > limits.max_keys:
         raise FormTooLarge(f"the body has {keys} form keys; at most {limits.max_keys} are read")
     text = body.decode("utf-8", errors="replace")
-    return parse_pairs(parse_qsl(text, keep_blank_values=True, errors="replace"), limits)
+    return parse_pairs(pairs_of(text, limits), limits)
+
+
+def pairs_of(text: str, limits: FormLimits = LIMITS) -> Iterator[tuple[str, str]]:
+    """The ``(key, value)`` pairs of a form or query, decoded as
+    ``urllib.parse.parse_qsl(text, keep_blank_values=True)`` decodes them.
+
+    A CRM sends the same few keys, percent-encoded, in every call: each is decoded once per
+    process (up to 4096 of them, none longer than a key ``limits`` would read), the values
+    every time.
+    """
+    longest = 3 * limits.max_key_length  # each character of a key as its %XX at most
+    for piece in text.split("&"):
+        if piece:
+            name, _, value = piece.partition("=")
+            key = _unquote_key(name) if len(name) <= longest else _unquote(name)
+            yield key, _unquote(value)
+
+
+def _unquote(text: str) -> str:
+    return unquote(text.replace("+", " "), errors="replace")
+
+
+_unquote_key = functools.lru_cache(maxsize=4096)(_unquote)
 
 
 def parse_pairs(pairs: Iterable[tuple[str, str]], limits: FormLimits = LIMITS) -> dict[str, Any]:
@@ -82,22 +106,31 @@ def parse_pairs(pairs: Iterable[tuple[str, str]], limits: FormLimits = LIMITS) -
     return root
 
 
-def _path(key: str, limits: FormLimits) -> list[str]:
+def _path(key: str, limits: FormLimits) -> tuple[str, ...]:
     if len(key) > limits.max_key_length:
         raise FormKeyError(
             f"form key {clip(key)!r} has {len(key)} characters; at most "
             f"{limits.max_key_length} are read"
         )
-    match = _KEY.match(key)
-    if not match:
+    path = _split(key)
+    if path is None:
         raise FormKeyError(f"malformed form key {clip(key)!r}")
-    parts = _PART.findall(match.group(2))
-    if len(parts) > limits.max_depth:
+    if len(path) - 1 > limits.max_depth:
         raise FormKeyError(
-            f"form key {clip(key)!r} nests {len(parts)} brackets deep; at most "
+            f"form key {clip(key)!r} nests {len(path) - 1} brackets deep; at most "
             f"{limits.max_depth} are read"
         )
-    return [match.group(1), *parts]
+    return path
+
+
+@functools.lru_cache(maxsize=4096)
+def _split(key: str) -> tuple[str, ...] | None:
+    # a CRM sends the same few keys in every call: each is split once per process (the
+    # length is checked before: the cache holds at most 4096 keys of max_key_length)
+    match = _KEY.match(key)
+    if not match:
+        return None
+    return (match.group(1), *_PART.findall(match.group(2)))
 
 
 def clip(text: str, length: int = 60) -> str:
@@ -107,10 +140,10 @@ def clip(text: str, length: int = 60) -> str:
 
 def parse_query(query: str) -> dict[str, Any]:
     """Parse a query string (``a[b]=1&c=2``) into nested dicts."""
-    return parse_pairs(parse_qsl(query, keep_blank_values=True))
+    return parse_pairs(pairs_of(query))
 
 
-def _put(node: dict[str, Any], path: list[str], value: str, key: str) -> None:
+def _put(node: dict[str, Any], path: tuple[str, ...], value: str, key: str) -> None:
     for i, part in enumerate(path[:-1]):
         if part == "":
             part = str(len(node))
