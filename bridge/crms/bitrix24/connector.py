@@ -23,6 +23,7 @@ from bridge.actions import ActionParams, AddComment, CreateTask, MoveStage, Reas
 from bridge.calendar import as_datetime
 from bridge.crms.base import CRM
 from bridge.crms.bitrix24 import Bitrix24, history
+from bridge.crms.bitrix24.records import bitrix_record, first_value
 from bridge.crms.bitrix24.transport import Rest, classify
 from bridge.crms.connector import (
     Connector,
@@ -30,7 +31,6 @@ from bridge.crms.connector import (
     Step,
     crm_value,
     to_crm_fields,
-    to_record,
 )
 from bridge.errors import PermanentError, TransientError
 from bridge.models import Action, Event, LookupQuery, Record, RecordRef
@@ -87,7 +87,7 @@ class Bitrix24Connector(Connector):
         return out
 
     def _record(self, ref: RecordRef, raw: dict[str, Any]) -> Record:
-        return to_record(ref.kind, raw, self.mapping, self.name, ref.id)
+        return bitrix_record(ref.kind, raw, self.mapping, self.name, ref.id)
 
     def read_batch(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
         """Read-only calls, 50 commands to a ``batch`` (D:settings/how-to-call-rest-api/
@@ -260,7 +260,7 @@ class Bitrix24Connector(Connector):
             filt["!ID"] = query.exclude.id
         # every page, not only the first 50: a rule may count hundreds of open records
         found = self.get_all(f"crm.{kind}.list", {"filter": filt, "select": _select(kind)})
-        return [to_record(kind, raw, self.mapping, self.name, raw["ID"]) for raw in found]
+        return [bitrix_record(kind, raw, self.mapping, self.name, raw["ID"]) for raw in found]
 
     def _stage_filter(self, kind: str, stages: tuple[str, ...]) -> dict[str, Any]:
         """``@STAGE_ID`` for canonical stages; won / lost / open as stage semantics."""
@@ -284,7 +284,7 @@ class Bitrix24Connector(Connector):
         semantic = self.mapping.field_code(kind, "outcome")
         params = {"filter": {semantic: "P"}, "select": _select(kind)}
         for raw in self.get_all(f"crm.{kind}.list", params):
-            yield to_record(kind, raw, self.mapping, self.name, raw["ID"])
+            yield bitrix_record(kind, raw, self.mapping, self.name, raw["ID"])
 
     def changed_since(self, kind: str, since: datetime) -> Iterator[Record]:
         """``crm.<kind>.list`` filtered by ``>DATE_MODIFY``, every page
@@ -293,20 +293,16 @@ class Bitrix24Connector(Connector):
         when = since.isoformat(timespec="seconds")
         params = {"filter": {f">{code}": when}, "select": _select(kind)}
         for raw in self.get_all(f"crm.{kind}.list", params):
-            yield to_record(kind, raw, self.mapping, self.name, raw["ID"])
+            yield bitrix_record(kind, raw, self.mapping, self.name, raw["ID"])
 
     def contact_email(self, record: Record) -> str | None:
         """The first e-mail of a lead, or of a deal's contact (D:.../contacts/crm-contact-get.md).
 
-        ``EMAIL`` is a multifield: a list of ``{"VALUE": ..., "VALUE_TYPE": ...}``.
+        A lead's record holds its first e-mail already (:func:`bitrix_record`).
         """
-        emails = record.fields.get("email")
         if record.kind == "deal":
-            emails = self._contact(record).get("EMAIL")
-        for item in emails or []:
-            if isinstance(item, dict) and item.get("VALUE"):
-                return str(item["VALUE"])
-        return None
+            return first_value(self._contact(record).get("EMAIL")) or None
+        return str(record.fields.get("email") or "") or None
 
     def contact_name(self, record: Record) -> str | None:
         """A lead's ``NAME`` and ``LAST_NAME``, or those of a deal's contact."""

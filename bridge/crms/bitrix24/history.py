@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bridge.crms.connector import Step, to_record
+from bridge.crms.bitrix24.records import bitrix_record
+from bridge.crms.connector import Step
 
 if TYPE_CHECKING:
     from bridge.crms.bitrix24.connector import Bitrix24Connector
@@ -46,7 +47,7 @@ def steps(conn: Bitrix24Connector, kind: str, since: datetime) -> Iterator[Step]
         if raw is None:
             continue  # deleted since: nothing to judge it by
         then = {**raw, stage: item.get(stage), semantic: item.get(semantic)}
-        record = to_record(kind, then, conn.mapping, conn.name, raw["ID"])
+        record = bitrix_record(kind, then, conn.mapping, conn.name, raw["ID"])
         at = datetime.fromisoformat(item["CREATED_TIME"])
         yield Step(at, record, str(item["TYPE_ID"]) == "1")
 
