@@ -127,9 +127,10 @@ def carry(
     conn = rt.connector(tenant)
     records = [w for w in todo if w.event.type != BATCH]
     try:
-        expand(rt, conn, [w for w in todo if w.event.type == BATCH])
-        read(conn, records)
-        decide(rt, tenant, conn, records)
+        with conn.reading_batch():
+            expand(rt, conn, [w for w in todo if w.event.type == BATCH])
+            read(conn, records)
+            decide(rt, tenant, conn, records)
         if owner is not None and not rt.queue.keep(tenant_name, owner):
             raise LeaseLost(tenant_name)
         act(rt, conn, tenant_name, records)

@@ -11,6 +11,7 @@ from collections import Counter
 
 import pytest
 
+from bridge.models import RecordRef
 from tests.bitrix24_env import ROOT, Bridge, deal
 
 PACK = """
@@ -149,3 +150,21 @@ def test_forty_calls_marked_done_cost_the_portal_four_requests(outcome_bridge: B
         "crm.timeline.comment.add": 40,
     }
     assert all(len(bridge.sandbox.comments_for("deal", d)) == 1 for d in deals)
+
+
+def test_what_a_batch_read_is_not_answered_again_after_it(outcome_bridge: Bridge) -> None:
+    # the connector is shared by a worker's threads (its drainer's batches, rq's sweeps): a
+    # sweep asking after the batch must see the portal as it is now, not as the batch read it
+    bridge = outcome_bridge
+    deal_id = bridge.sandbox.add_deal(deal("Ремонт кухни", "C1:MEETING"))
+    call = bridge.sandbox.add_activity({**activity(deal_id, "2", "2"), "COMPLETED": "N"})
+    bridge.work()
+    bridge.sandbox.update_activity(call, {"COMPLETED": "Y"})
+    bridge.work()  # the batch read the deal's open activities: none
+    later = {**activity(deal_id, "1", "2"), "COMPLETED": "N", "DEADLINE": "2030-01-10T10:00:00"}
+    bridge.sandbox.add_activity(later)  # a manager plans the next meeting
+
+    conn = bridge.runtime.connector(bridge.runtime.tenant("remarka"))
+    record = conn.fetch(RecordRef("deal", str(deal_id)))
+    planned = conn.planned_activity(record)
+    assert planned is not None and planned.year == 2030

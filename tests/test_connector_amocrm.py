@@ -627,8 +627,9 @@ def test_a_batchs_notes_and_tasks_are_listed_once_each_by_id(conn: AmoCRMConnect
         activity_event("26053794", "leads[note]", "42709842"),
         activity_event("167353", "task[update]", "4745251"),
     ]
-    assert conn.subject_owners(events) == [e.ref for e in events]  # the kind: fetch_many's
-    activities = [conn.activity_of(e) for e in events]
+    with conn.reading_batch():  # as the pipeline reads a batch
+        assert conn.subject_owners(events) == [e.ref for e in events]  # fetch_many's kind
+        activities = [conn.activity_of(e) for e in events]
     asked = {
         urlsplit(c.request.url).path: parse_qs(urlsplit(c.request.url).query)["filter[id][]"]
         for c in responses.calls

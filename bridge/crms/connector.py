@@ -7,6 +7,8 @@ declared once, in its package's ``__init__`` (:class:`bridge.crms.base.CRM`).
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -103,6 +105,7 @@ class Connector(ABC):
         self.limiter = limiter
         self.shared = shared
         self.interactive = interactive
+        self._batch = threading.local()
 
     @property
     def name(self) -> str:
@@ -120,6 +123,22 @@ class Connector(ABC):
         Its kind may be left blank where :meth:`fetch_many` gives the record its kind (an
         amoCRM hook that names a lead but not its pipeline).
         """
+
+    @contextlib.contextmanager
+    def reading_batch(self) -> Iterator[None]:
+        """Within it, what a batch read at once (:meth:`subject_owners`, :meth:`fetch_many`)
+        answers the questions asked about its events one by one afterwards: in this thread
+        and for this batch only. A connector is shared by a process's threads (a drainer's
+        batches, rq's sweeps), and an answer kept past its batch would be stale."""
+        self._batch.memo = {}
+        try:
+            yield
+        finally:
+            self._batch.memo = None
+
+    def memo(self) -> dict[str, Any] | None:
+        """The current batch's reads in this thread (None outside :meth:`reading_batch`)."""
+        return getattr(self._batch, "memo", None)
 
     def subject_owners(self, events: Sequence[Event]) -> list[RecordRef | PermanentError]:
         """:meth:`subject_owner` of each of a batch's events, in as few requests as the CRM

@@ -85,9 +85,6 @@ class AmoCRMConnector(Connector):
         self.api = Api(self.transport, self.tokens)
         self.zone = ZoneInfo(tenant.config.timezone)
         self._cache: dict[str, tuple[float | None, Any]] = {}
-        # the tasks and notes a batch listed at once (subject_owners), asked one by one after
-        self._activities: dict[tuple[str, str], dict[str, Any]] = {}
-        self._read: set[tuple[str, str]] = set()
 
     def _tokens(self, opts: AmoCRMSettings) -> TokenSource:
         pause = Pause(self.shared, opts.account_id, self.tenant.name)
@@ -179,13 +176,16 @@ class AmoCRMConnector(Connector):
             for e in events
             if e.type.startswith("activity.") and str(e.subject or "").isdigit()
         }
-        self._activities, self._read = {}, named
+        memo = self.memo()
+        if memo is None:
+            return super().subject_owners(events)
+        memo["asked"], found = named, memo.setdefault("activities", {})
         for kind, path in (("tasks", "/api/v4/tasks"), ("notes", LEAD_NOTES)):
             ids = sorted(int(i) for k, i in named if k == kind)
             for start in range(0, len(ids), ID_CHUNK):
                 params = {"filter[id][]": ids[start : start + ID_CHUNK], "limit": PAGE}
                 listed = self.api.pages(path, params, kind)
-                self._activities.update({(kind, str(item["id"])): item for item in listed})
+                found.update({(kind, str(item["id"])): item for item in listed})
         return super().subject_owners(events)
 
     def activity_of(self, event: Event) -> dict[str, Any] | None:
@@ -213,8 +213,9 @@ class AmoCRMConnector(Connector):
 
     def _activity(self, kind: str, path: str, item_id: str) -> dict[str, Any]:
         """A task or note as the batch listed it (none: it is gone), else read by id."""
-        if (kind, item_id) in self._read:
-            return self._activities.get((kind, item_id)) or {}
+        memo = self.memo() or {}
+        if (kind, item_id) in memo.get("asked", ()):
+            return memo.get("activities", {}).get((kind, item_id)) or {}
         return self.api.call("GET", f"{path}/{int(item_id)}") or {}
 
     def planned_activity(self, record: Record) -> datetime | None:

@@ -64,10 +64,6 @@ class Bitrix24Connector(Connector):
             self.options.timeout,
             patient=not self.interactive,
         )
-        # what a batch read at once, asked one by one afterwards (subject_owners)
-        self._activities: dict[str, dict[str, Any] | Exception] = {}
-        self._planned: dict[RecordRef, list[dict[str, Any]] | Exception] = {}
-        self._batch_refs: list[RecordRef] = []
 
     # -- reading ------------------------------------------------------------------------
 
@@ -77,7 +73,8 @@ class Bitrix24Connector(Connector):
         access) maps to its error, a transient error stops the whole read. The records are
         remembered for :meth:`planned_activity`."""
         unique = list(dict.fromkeys(refs))
-        self._batch_refs = unique
+        if (memo := self.memo()) is not None:
+            memo["refs"] = unique
         found = self.read_batch([(f"crm.{r.kind}.get", {"id": r.id}) for r in unique])
         out: dict[RecordRef, Record | PermanentError] = {}
         for ref, raw in zip(unique, found, strict=True):
@@ -125,10 +122,11 @@ class Bitrix24Connector(Connector):
         """The owners of a batch's events: every activity read with ``crm.activity.get``, 50
         to a ``batch``, and kept for :meth:`activity_of` until the next batch (read afresh for
         each batch, since an update may be the one that completed it)."""
-        self._activities, self._planned, self._batch_refs = {}, {}, []
+        memo = self.memo()
         asked = [e for e in events if e.type.startswith("activity.")]
-        found = self.read_batch([("crm.activity.get", {"id": str(e.subject)}) for e in asked])
-        self._activities = {_activity_key(e): raw for e, raw in zip(asked, found, strict=True)}
+        if memo is not None and asked:
+            found = self.read_batch([("crm.activity.get", {"id": str(e.subject)}) for e in asked])
+            memo["activities"] = {_activity_key(e): r for e, r in zip(asked, found, strict=True)}
         return super().subject_owners(events)
 
     def activity_of(self, event: Event) -> dict[str, Any] | None:
@@ -148,9 +146,10 @@ class Bitrix24Connector(Connector):
 
     def _activity(self, event: Event) -> dict[str, Any]:
         """The event's activity as its batch read it (:meth:`subject_owners`), else alone."""
-        found = self._activities.get(_activity_key(event))
+        read = (self.memo() or {}).setdefault("activities", {})
+        found = read.get(_activity_key(event))
         if found is None:
-            found = self._activities[_activity_key(event)] = self.call(
+            found = read[_activity_key(event)] = self.call(
                 "crm.activity.get", {"id": str(event.subject)}
             )
         if isinstance(found, Exception):
@@ -166,12 +165,14 @@ class Bitrix24Connector(Connector):
         :meth:`fetch_many`) asked about in the same ``batch`` request: a batch request costs
         the portal's limit the same whatever it holds, and the next events will ask too.
         """
-        if record.ref not in self._planned:
-            batch = [r for r in self._batch_refs if r.kind in ENTITY]
-            refs = [r for r in dict.fromkeys([record.ref, *batch]) if r not in self._planned]
+        memo = self.memo() or {}
+        planned = memo.setdefault("planned", {})
+        if record.ref not in planned:
+            batch = [r for r in memo.get("refs", []) if r.kind in ENTITY]
+            refs = [r for r in dict.fromkeys([record.ref, *batch]) if r not in planned]
             found = self.read_batch([("crm.activity.list", _open_activities(r)) for r in refs])
-            self._planned.update(zip(refs, found, strict=True))
-        listed = self._planned[record.ref]
+            planned.update(zip(refs, found, strict=True))
+        listed = planned[record.ref]
         if isinstance(listed, Exception):
             raise listed
         times = [as_datetime(a.get("DEADLINE"), "UTC") for a in listed or []]
