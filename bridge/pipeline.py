@@ -466,7 +466,7 @@ def finish(
     parked, and the tenant held back when its CRM seems down (or refuses us: ``attention``)."""
     waiting = [w for w in works if w.waiting]
     held = {(w.record.kind, w.record.id) for w in waiting if w.record}
-    snapshots, changes = _snapshots(works, held)
+    snapshots, changes = _snapshots(works, held | _parked_elsewhere(rt, tenant_name, works))
     timers.schedule(rt.redis, tenant_name, [t for w in works if w.open for t in w.plan.timers])
     finished = [(w.row.id, *_verdict(w)) for w in works if not w.waiting and not w.behind]
     gave_up, delays = _give_up(rt, tenant, waiting)
@@ -487,6 +487,17 @@ def finish(
     reason = waiting[0].waiting if waiting else ""
     hold = _hold(rt, tenant, tenant_name, works, attention)
     return Result(done, parked, hold, reason, counts)
+
+
+def _parked_elsewhere(rt: Runtime, tenant_name: str, works: list[Work]) -> set[tuple[str, str]]:
+    """The records of the batch with an event parked outside it (an activity event is keyed by
+    its activity, not its deal, so it is not parked behind the deal's own): their snapshot
+    stays as it is, so that the parked event's retry still sees the change it was about."""
+    refs = sorted({(w.record.kind, w.record.id) for w in works if w.open and w.record})
+    keys = [f"{kind}:{record_id}" for kind, record_id in refs]
+    counts = rt.queue.parked_counts(tenant_name, keys)
+    back = Counter(w.key for w in works if w.entry.kind == "retry")
+    return {ref for ref, key, n in zip(refs, keys, counts, strict=True) if n > back[key]}
 
 
 def _hold(

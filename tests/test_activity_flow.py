@@ -11,6 +11,7 @@ from collections import Counter
 
 import pytest
 
+from bridge import queue
 from bridge.models import RecordRef
 from tests.bitrix24_env import ROOT, Bridge, deal
 
@@ -168,3 +169,48 @@ def test_what_a_batch_read_is_not_answered_again_after_it(outcome_bridge: Bridge
     record = conn.fetch(RecordRef("deal", str(deal_id)))
     planned = conn.planned_activity(record)
     assert planned is not None and planned.year == 2030
+
+
+CHANGE_PACK = """
+version: 1
+pack: change-test
+rules:
+  - id: stage-changed
+    when:
+      kind: deal
+      event: record.updated
+      if: {changed: stage}
+    then:
+      - add_comment: {text: "Стадия сменилась"}
+"""
+
+
+def test_a_parked_deal_event_still_sees_its_change_after_an_activity_of_the_deal(
+    make_bridge, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an activity event is keyed by its activity, so it is not parked behind its deal's
+    # parked event; it must not take from that event the change it is about
+    (tmp_path / "pack.yaml").write_text(CHANGE_PACK, encoding="utf-8")
+    config = (ROOT / "tests" / "fixtures" / "bridge.yaml").read_text(encoding="utf-8")
+    config = config.replace("../../config/mappings/", f"{ROOT}/config/mappings/")
+    config = config.replace("      - ../../config/regulations/remarka.yaml", "      - pack.yaml")
+    config = config.replace("retry_intervals: [0, 0, 0]", "retry_intervals: [600, 600]")
+    (tmp_path / "bridge.yaml").write_text(config, encoding="utf-8")
+    bridge = make_bridge(tmp_path / "bridge.yaml")
+    for name in ("ONCRMACTIVITYADD", "ONCRMACTIVITYUPDATE"):
+        bridge.sandbox.subscribe(name, bridge.hook_url)
+    deal_id = bridge.sandbox.add_deal(deal("Ремонт кухни", "C1:MEETING"))
+    bridge.work()
+
+    bridge.sandbox.fail_next("crm.timeline.comment.add", status=500)
+    bridge.sandbox.update_deal(deal_id, {"STAGE_ID": "C1:LOSE"})
+    bridge.work()  # the comment failed: the deal's event is parked for ten minutes
+    assert bridge.sandbox.comments_for("deal", deal_id) == []
+    bridge.sandbox.add_activity({**activity(deal_id, "2", "2"), "COMPLETED": "Y"})
+    bridge.work()  # the call is heard meanwhile
+
+    now = queue.now_ms()
+    monkeypatch.setattr(queue, "now_ms", lambda: now + 601_000)
+    bridge.work()
+    comments = [c["COMMENT"] for c in bridge.sandbox.comments_for("deal", deal_id)]
+    assert comments == ["Стадия сменилась"]
