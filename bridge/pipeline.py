@@ -37,7 +37,7 @@ from bridge.ingress import Gate, Unavailable
 from bridge.journal import GAVE_UP, EventRow, History, Snapshot, client_key
 from bridge.masking import redact, unredacted_like
 from bridge.models import BATCH, STANDARD_FIELDS, Event, Plan, Record, RecordRef
-from bridge.queue import Entry, LeaseLost, Parked
+from bridge.queue import Entry, LeaseLost, Parked, record_key
 from bridge.regulations.engine import Context, Facts, evaluate, needed_lookups, needs_planned
 from bridge.runtime import Runtime
 
@@ -82,7 +82,7 @@ class Work:
     def key(self) -> str:
         """What keeps a record's events in order (a file of records has none: its own)."""
         ref = self.event.ref
-        return f"{ref.kind}:{ref.id}" if ref.id else f"event:{self.row.id}"
+        return record_key(ref.kind, ref.id) if ref.id else f"event:{self.row.id}"
 
 
 @dataclass(frozen=True)
@@ -208,11 +208,17 @@ def journal_entries(
 def go_behind(rt: Runtime, tenant_name: str, works: list[Work]) -> None:
     """Mark the events whose record has a parked event this batch did not take up again:
     they must not overtake it."""
-    keys = sorted({w.key for w in works})
-    parked = dict(zip(keys, rt.queue.parked_counts(tenant_name, keys), strict=True))
-    back = Counter(w.key for w in works if w.entry.kind == "retry")
+    elsewhere = _parked_outside(rt, tenant_name, works, {w.key for w in works})
     for work in works:
-        work.behind = parked[work.key] > back[work.key]
+        work.behind = work.key in elsewhere
+
+
+def _parked_outside(rt: Runtime, tenant_name: str, works: list[Work], keys: set[str]) -> set[str]:
+    """The record keys among ``keys`` with a parked event this batch did not take up again."""
+    ordered = sorted(keys)
+    counts = rt.queue.parked_counts(tenant_name, ordered)
+    back = Counter(w.key for w in works if w.entry.kind == "retry")
+    return {key for key, n in zip(ordered, counts, strict=True) if n > back[key]}
 
 
 def _values(entry: Entry, crm: str) -> dict[str, Any]:
@@ -493,11 +499,9 @@ def _parked_elsewhere(rt: Runtime, tenant_name: str, works: list[Work]) -> set[t
     """The records of the batch with an event parked outside it (an activity event is keyed by
     its activity, not its deal, so it is not parked behind the deal's own): their snapshot
     stays as it is, so that the parked event's retry still sees the change it was about."""
-    refs = sorted({(w.record.kind, w.record.id) for w in works if w.open and w.record})
-    keys = [f"{kind}:{record_id}" for kind, record_id in refs]
-    counts = rt.queue.parked_counts(tenant_name, keys)
-    back = Counter(w.key for w in works if w.entry.kind == "retry")
-    return {ref for ref, key, n in zip(refs, keys, counts, strict=True) if n > back[key]}
+    refs = {record_key(w.record.kind, w.record.id): w.record for w in works if w.open and w.record}
+    elsewhere = _parked_outside(rt, tenant_name, works, set(refs))
+    return {(refs[key].kind, refs[key].id) for key in elsewhere}
 
 
 def _hold(

@@ -216,6 +216,11 @@ def parked_keys(tenant: str) -> list[str]:
     return [f"{PREFIX}{name}:{tenant}" for name in ("parked", "parked-n", "parked-due")]
 
 
+def record_key(kind: str, record_id: str) -> str:
+    """What keeps a record's events in order among the parked ones: ``kind:id``."""
+    return f"{kind}:{record_id}"
+
+
 def dedup_key(tenant: str, key: str) -> str:
     """The Redis key that folds a repeated delivery while the first still waits."""
     return f"bridge:dedup:{tenant}:{key}"
@@ -278,7 +283,7 @@ class Parked:
 
     entry_id: str
     event_id: int
-    record: str  # "kind:id", the key that keeps a record's events in order
+    record: str  # record_key(kind, id): what keeps a record's events in order
     delay: float | None
 
 
@@ -356,7 +361,7 @@ class EventQueue:
     def renew(self, tenants: Iterable[str], owner: str) -> None:
         """Extend the leases ``owner`` still holds."""
         for tenant in tenants:
-            self._renew(keys=[f"{PREFIX}lease:{tenant}"], args=[owner, LEASE_MS])
+            self.keep(tenant, owner)
 
     def keep(self, tenant: str, owner: str) -> bool:
         """Extend ``owner``'s lease of the tenant; False when it is no longer ours (Redis was
@@ -468,10 +473,9 @@ class EventQueue:
             out.append((int(event_id), record, due / 1000))
         return out
 
-    def parked_records(self, tenant: str) -> dict[str, int]:
-        """The records with parked events, and how many each has."""
-        counts = self.redis.hgetall(parked_keys(tenant)[1])
-        return {k.decode(): int(v) for k, v in counts.items()}
+    def parked_records(self, tenant: str) -> set[str]:
+        """The record keys (:func:`record_key`) with parked events."""
+        return {k.decode() for k in self.redis.hkeys(parked_keys(tenant)[1])}
 
     def next_due(self, tenant: str) -> float | None:
         """Seconds until the tenant's first parked event comes due (None: none parked)."""
